@@ -1,0 +1,63 @@
+# One command per job; each works from a fresh clone with only python3, make and the
+# package registries.   make demo | make test | make generate | make check | make bench
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+
+PYTHON ?= python3
+UV_VERSION := 0.13.9
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+VENV := .venv
+BIN := $(VENV)/bin
+# uv must use this machine's Python and never download one.
+export UV_PYTHON_DOWNLOADS := never
+export UV_PYTHON := $(PYTHON)
+# The generator's ruff post-hooks must find the pinned ruff first.
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+
+GEN_PKG := tensorlake_api_client
+GEN_DIR := generated/$(GEN_PKG)
+
+.PHONY: help setup generate check test demo bench clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
+
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+setup: $(UV)  ## create .venv from uv.lock (exact versions)
+	$(UV) sync --locked --all-extras
+
+generate: $(UV)  ## regenerate generated/ from openapi.yaml (replaces the folder whole)
+	@# The project itself is installed after generation: it needs generated/ to build.
+	$(UV) sync --locked --all-extras --no-install-project
+	$(BIN)/openapi-spec-validator openapi.yaml
+	rm -rf .generate-tmp
+	$(BIN)/openapi-python-client generate --path openapi.yaml --config generator-config.yml \
+	    --meta none --fail-on-warning --output-path .generate-tmp/$(GEN_PKG)
+	rm -rf $(GEN_DIR)
+	mkdir -p generated
+	mv .generate-tmp/$(GEN_PKG) $(GEN_DIR)
+	rm -rf .generate-tmp
+	$(UV) sync --locked --all-extras
+
+check: setup  ## ruff format --check, ruff check, mypy --strict
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+test: setup check  ## the whole test suite (what CI runs)
+	$(BIN)/pytest
+
+demo: setup  ## the main job: write to a process's stdin in a local sandbox
+	$(BIN)/python -m tensorlake_sandbox.demo
+
+bench: setup  ## benchmarks; writes BENCHMARKS.md
+	$(UV) sync --locked --all-extras --group bench
+	$(BIN)/python -m bench
+
+clean:  ## remove the virtualenvs and caches
+	rm -rf $(VENV) $(TOOLS) .generate-tmp .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, TypeVar, cast
+
+from attrs import define as _attrs_define
+from attrs import field as _attrs_field
+
+T = TypeVar("T", bound="OutputResponse")
+
+
+@_attrs_define
+class OutputResponse:
+    """
+    Attributes:
+        pid (int):
+        lines (list[str]):
+        line_count (int):
+    """
+
+    pid: int
+    lines: list[str]
+    line_count: int
+    additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        pid = self.pid
+
+        lines = self.lines
+
+        line_count = self.line_count
+
+        field_dict: dict[str, Any] = {}
+        field_dict.update(self.additional_properties)
+        field_dict.update(
+            {
+                "pid": pid,
+                "lines": lines,
+                "line_count": line_count,
+            }
+        )
+
+        return field_dict
+
+    @classmethod
+    def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
+        d = dict(src_dict)
+        pid = d.pop("pid")
+
+        lines = cast(list[str], d.pop("lines"))
+
+        line_count = d.pop("line_count")
+
+        output_response = cls(
+            pid=pid,
+            lines=lines,
+            line_count=line_count,
+        )
+
+        output_response.additional_properties = d
+        return output_response
+
+    @property
+    def additional_keys(self) -> list[str]:
+        return list(self.additional_properties.keys())
+
+    def __getitem__(self, key: str) -> Any:
+        return self.additional_properties[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.additional_properties[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        del self.additional_properties[key]
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.additional_properties
