@@ -55,9 +55,9 @@ test: setup check  ## the whole test suite (what CI runs)
 demo: setup  ## the main job: write to a process's stdin in a local sandbox
 	$(BIN)/python -m tensorlake_sandbox.demo
 
-bench: setup  ## benchmarks; writes BENCHMARKS.md
-	$(UV) sync --locked --all-extras --group bench
-	$(BIN)/python -m bench
+bench: $(UV)  ## benchmarks in their own .venv-bench (adds the official SDK); writes BENCHMARKS.md
+	UV_PROJECT_ENVIRONMENT=.venv-bench $(UV) sync --locked --all-extras --group bench
+	.venv-bench/bin/python -m bench
 
 clean:  ## remove the virtualenvs and caches
-	rm -rf $(VENV) $(TOOLS) .generate-tmp .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) .venv-bench $(TOOLS) .generate-tmp .mypy_cache .ruff_cache .pytest_cache .hypothesis
