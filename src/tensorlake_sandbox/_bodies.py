@@ -1,0 +1,83 @@
+"""Request bodies from open files: streamed from the current position, on sync and async paths.
+
+httpx sends a file object only on a sync client, and takes its length from the whole
+file, ignoring the read position. The generated functions pass ``File.payload`` (a
+``BytesIO`` or an open binary file) straight to httpx, so the shim's httpx clients turn
+such a body into a stream of chunks with the right ``Content-Length``.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import AsyncIterator, Iterator
+from typing import Any, BinaryIO
+
+import anyio.to_thread
+
+__all__ = ["CHUNK", "aiter_file", "is_file_body", "iter_file", "remaining_length"]
+
+# Bytes read from a file per chunk while streaming a body.
+CHUNK = 64 * 1024
+
+
+def is_file_body(content: Any) -> bool:
+    """True for a binary file-like object (anything with ``read``), not bytes or an iterator."""
+    return hasattr(content, "read") and not isinstance(content, (bytes, bytearray, memoryview, str))
+
+
+def remaining_length(f: BinaryIO) -> int | None:
+    """Bytes from the current position to the end, or None when that cannot be known (a pipe)."""
+    if isinstance(f, io.BytesIO):
+        return max(0, len(f.getbuffer()) - f.tell())
+    try:
+        st = os.fstat(f.fileno())
+        pos = f.tell()
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+        pass
+    else:
+        import stat
+
+        if stat.S_ISREG(st.st_mode):
+            return max(0, st.st_size - pos)
+        return None
+    try:
+        if not f.seekable():
+            return None
+        pos = f.tell()
+        end = f.seek(0, io.SEEK_END)
+        f.seek(pos)
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+        return None
+    return max(0, end - pos)
+
+
+def iter_file(f: BinaryIO, length: int | None) -> Iterator[bytes]:
+    """Yield at most ``length`` bytes (all, when None) from ``f``'s current position."""
+    left = length
+    while left is None or left > 0:
+        chunk = f.read(CHUNK if left is None else min(CHUNK, left))
+        if not chunk:
+            break
+        if left is not None:
+            left -= len(chunk)
+        yield chunk
+
+
+def _blocks(f: BinaryIO) -> bool:
+    """Whether reading ``f`` may block (a real file or pipe), so it should leave the event loop."""
+    return not isinstance(f, io.BytesIO)
+
+
+async def aiter_file(f: BinaryIO, length: int | None) -> AsyncIterator[bytes]:
+    """Async twin of `iter_file`; blocking reads run in a worker thread."""
+    blocking = _blocks(f)
+    left = length
+    while left is None or left > 0:
+        n = CHUNK if left is None else min(CHUNK, left)
+        chunk = await anyio.to_thread.run_sync(f.read, n) if blocking else f.read(n)
+        if not chunk:
+            break
+        if left is not None:
+            left -= len(chunk)
+        yield chunk

@@ -1,0 +1,152 @@
+"""Typed errors, and the one rule that maps an HTTP status (and the server's `code`) to them."""
+
+from __future__ import annotations
+
+import json
+from http import HTTPStatus
+from typing import Any
+
+import httpx
+
+from tensorlake_api_client.types import Response
+
+__all__ = [
+    "AuthenticationError",
+    "BadRequestError",
+    "DeliveryUnknownError",
+    "PayloadTooLargeError",
+    "ProcessNotFoundError",
+    "SandboxError",
+    "SandboxUnavailableError",
+    "StdinNotWritableError",
+    "error_for_status",
+    "raise_for_response",
+]
+
+
+class SandboxError(Exception):
+    """An error from a sandbox's API, or from talking to it.
+
+    ``status_code`` is the HTTP status (None when no response arrived), ``code`` the
+    server's machine-readable code (e.g. ``NOT_FOUND``) when it sent one, and
+    ``message`` the server's (or our) explanation.
+    """
+
+    def __init__(self, message: str, *, status_code: int | None = None, code: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.status_code = status_code
+        self.code = code
+
+    def __str__(self) -> str:
+        prefix = f"HTTP {self.status_code}" if self.status_code is not None else ""
+        if self.code:
+            prefix = f"{prefix} {self.code}".strip()
+        return f"{prefix}: {self.message}" if prefix else self.message
+
+
+class BadRequestError(SandboxError):
+    """400: the sandbox refused the request as sent."""
+
+
+class StdinNotWritableError(BadRequestError):
+    """400 on a stdin write or close: the process's stdin is not an open pipe.
+
+    Start the process with ``stdin_mode="pipe"``; a pipe that was closed, or a process
+    that has exited, cannot be written to again.
+    """
+
+
+class AuthenticationError(SandboxError):
+    """401/403: the API key is missing, wrong, or not allowed to use this sandbox."""
+
+
+class ProcessNotFoundError(SandboxError):
+    """404: no process with this PID in this sandbox."""
+
+
+class PayloadTooLargeError(SandboxError):
+    """413: one request body was larger than the sandbox accepts. Nothing was written."""
+
+
+class SandboxUnavailableError(SandboxError):
+    """502/503/504: the sandbox proxy could not get an answer from the sandbox."""
+
+
+class DeliveryUnknownError(SandboxError):
+    """A write whose bytes may or may not have reached the process.
+
+    Raised instead of retrying when resending could deliver the same bytes twice (a
+    timeout or a dropped connection once the body may have left, a 502 or 504).
+    """
+
+
+_STDIN_NOT_WRITABLE = "STDIN_NOT_WRITABLE"
+
+
+def _is_stdin_path(path: str) -> bool:
+    return path.rstrip("/").endswith(("/stdin", "/stdin/close"))
+
+
+def _class_for(status: int, code: str | None, path: str | None) -> type[SandboxError]:
+    if status == 400:
+        if code == _STDIN_NOT_WRITABLE:
+            return StdinNotWritableError
+        if path is not None:
+            return StdinNotWritableError if _is_stdin_path(path) and code is None else BadRequestError
+        return StdinNotWritableError if code is None else BadRequestError
+    if status in (401, 403):
+        return AuthenticationError
+    if status == 404:
+        return ProcessNotFoundError
+    if status == 413:
+        return PayloadTooLargeError
+    if status in (502, 503, 504):
+        return SandboxUnavailableError
+    return SandboxError
+
+
+def _parse_body(content: bytes) -> tuple[str | None, str | None]:
+    """(message, code) from an error body, tolerating anything a proxy might send."""
+    try:
+        body: Any = json.loads(content)
+    except (ValueError, UnicodeDecodeError):
+        body = None
+    if isinstance(body, dict):
+        message = body.get("error", body.get("message"))
+        code = body.get("code")
+        return (
+            message if isinstance(message, str) and message else None,
+            code if isinstance(code, str) and code else None,
+        )
+    text = content[:300].decode("utf-8", "replace").strip()
+    return (" ".join(text.split()) or None), None
+
+
+def _reason(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "unexpected status"
+
+
+def error_for_status(status: int, content: bytes = b"", *, path: str | None = None) -> SandboxError:
+    """The typed error for one error response (the body may be anything, even empty)."""
+    message, code = _parse_body(content)
+    cls = _class_for(status, code, path)
+    return cls(message or _reason(status), status_code=status, code=code)
+
+
+def raise_for_response(response: Response[Any] | httpx.Response) -> None:
+    """Raise the typed `SandboxError` for an error response; return None for a 2xx.
+
+    Takes what the generated ``*_detailed`` functions return, or an ``httpx.Response``.
+    """
+    status = int(response.status_code)
+    if 200 <= status < 300:
+        return
+    if isinstance(response, httpx.Response):
+        response.read()
+        path = response.request.url.path if response._request is not None else None
+        raise error_for_status(status, response.content, path=path)
+    raise error_for_status(status, response.content)
