@@ -1,0 +1,145 @@
+"""Who may talk to a local sandbox: a bearer token on every request, and loopback Host names only.
+
+The Host check defeats DNS rebinding: a web page cannot make a browser send a request to
+``127.0.0.1`` under a name the page controls. The token check compares in constant time.
+Both run before routing, as plain ASGI middleware, so a rejected request reaches no handler.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import json
+import secrets
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+__all__ = ["SecurityMiddleware", "generate_token", "host_is_loopback", "split_host_header"]
+
+# A rejected request's body is read (and dropped) up to this many bytes before answering, so
+# that a client in the middle of an upload sees the answer rather than a reset connection.
+_DRAIN_LIMIT = 4 * 1024 * 1024
+
+
+def generate_token() -> str:
+    """A fresh random bearer token (256 bits, URL-safe)."""
+    return secrets.token_urlsafe(32)
+
+
+def split_host_header(value: str) -> str:
+    """The host name of a Host header value, without its port and brackets; "" when malformed."""
+    value = value.strip()
+    if value.startswith("["):
+        end = value.find("]")
+        if end < 0:
+            return ""
+        rest = value[end + 1 :]
+        if rest and not (rest.startswith(":") and rest[1:].isdigit()):
+            return ""
+        return value[1:end]
+    host, sep, port = value.rpartition(":")
+    if not sep:
+        return value
+    if not port.isdigit() or ":" in host:
+        return ""
+    return host
+
+
+def host_is_loopback(host: str) -> bool:
+    """True for ``localhost`` and loopback addresses (127.0.0.0/8, ::1): the names a local sandbox answers."""
+    host = host.lower().rstrip(".")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+async def _drain(receive: Receive) -> None:
+    seen = 0
+    while seen <= _DRAIN_LIMIT:
+        message = await receive()
+        if message["type"] != "http.request":
+            return
+        seen += len(message.get("body", b""))
+        if not message.get("more_body", False):
+            return
+
+
+async def _reject(
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    status: int,
+    code: str,
+    error: str,
+    extra: list[tuple[bytes, bytes]],
+) -> None:
+    if scope.get("method") not in ("GET", "HEAD", "DELETE"):
+        await _drain(receive)
+    body = json.dumps({"error": error, "code": code}).encode()
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        *extra,
+    ]
+    start: Message = {"type": "http.response.start", "status": status, "headers": headers}
+    await send(start)
+    await send({"type": "http.response.body", "body": body})
+
+
+class SecurityMiddleware:
+    """Rejects requests with a foreign Host (421) or without the right bearer token (401)."""
+
+    def __init__(self, app: ASGIApp, *, token: str, allowed_hosts: frozenset[str] | None = None) -> None:
+        """``allowed_hosts``: extra host names accepted besides loopback ones; None accepts any host."""
+        self.app = app
+        self._expected = f"Bearer {token}".encode()
+        self._allowed_hosts = allowed_hosts
+
+    def _host_ok(self, scope: Scope) -> bool:
+        values = [v for k, v in scope["headers"] if k == b"host"]
+        if len(values) != 1:
+            return False
+        host = split_host_header(values[0].decode("latin-1"))
+        if not host:
+            return False
+        if host_is_loopback(host):
+            return True
+        return self._allowed_hosts is None or host.lower() in self._allowed_hosts
+
+    def _token_ok(self, scope: Scope) -> bool:
+        values = [v for k, v in scope["headers"] if k == b"authorization"]
+        # Always compare once, in constant time, whatever was sent.
+        given = values[0] if len(values) == 1 else b""
+        return hmac.compare_digest(given, self._expected) and len(values) == 1
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            if scope["type"] == "lifespan":
+                await self.app(scope, receive, send)
+            return  # no websockets
+        if not self._host_ok(scope):
+            await _reject(
+                scope,
+                receive,
+                send,
+                421,
+                "MISDIRECTED_REQUEST",
+                "this local sandbox answers only to localhost, 127.0.0.1 or [::1] in the Host header",
+                [],
+            )
+            return
+        if not self._token_ok(scope):
+            await _reject(
+                scope,
+                receive,
+                send,
+                401,
+                "UNAUTHORIZED",
+                "missing or invalid bearer token: send 'Authorization: Bearer <token>'",
+                [(b"www-authenticate", b'Bearer realm="tensorlake-local-sandbox"')],
+            )
+            return
+        await self.app(scope, receive, send)
