@@ -125,23 +125,35 @@ class SandboxClient(AuthenticatedClient):
         return f"SandboxClient(base_url={self._base_url!r})"
 
     def get_httpx_client(self) -> httpx.Client:
-        if self._client is None:
+        if self._client is None or self._client.is_closed:
             self._client = _SyncHTTP(**_httpx_kwargs(self, [_raise_for_error]))
         return self._client
 
     def get_async_httpx_client(self) -> httpx.AsyncClient:
-        # An httpx.AsyncClient is bound to the event loop that first used it; a client used
-        # again under a new loop (a second asyncio.run) gets a fresh one.
+        # An httpx.AsyncClient is bound to the event loop that first used it: a client used
+        # under a new loop (a second asyncio.run), or after aclose(), gets a fresh one.
         try:
             loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
         except RuntimeError:
             loop = None
-        if self._async_client is None or (loop is not None and self._loop not in (None, loop)):
+        stale = self._async_client is None or self._async_client.is_closed
+        if stale or (loop is not None and self._loop not in (None, loop)):
             self._async_client = _AsyncHTTP(**_httpx_kwargs(self, [_araise_for_error]))
             self._loop = loop
         elif self._loop is None:
             self._loop = loop
+        assert self._async_client is not None
         return self._async_client
+
+    def close(self) -> None:
+        """Close the sync connections; the client can still be used afterwards."""
+        if self._client is not None:
+            self._client.close()
+
+    async def aclose(self) -> None:
+        """Close the async connections (call it in the event loop that used them)."""
+        if self._async_client is not None:
+            await self._async_client.aclose()
 
 
 def _check_key(api_key: str | None) -> str:
