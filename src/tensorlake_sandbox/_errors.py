@@ -30,7 +30,16 @@ class SandboxError(Exception):
     ``status_code`` is the HTTP status (None when no response arrived), ``code`` the
     server's machine-readable code (e.g. ``NOT_FOUND``) when it sent one, and
     ``message`` the server's (or our) explanation.
+
+    A failed stdin write (`write_stdin` and friends) also sets ``bytes_delivered``: the
+    bytes of that call confirmed written before the failing request, and
+    ``request_bytes``: the size of the failing request. Resume from ``bytes_delivered``
+    (after a `DeliveryUnknownError`, the next ``request_bytes`` may or may not have
+    arrived). Both are None on errors from other calls.
     """
+
+    bytes_delivered: int | None = None
+    request_bytes: int | None = None
 
     def __init__(self, message: str, *, status_code: int | None = None, code: str | None = None):
         super().__init__(message)
@@ -70,7 +79,11 @@ class PayloadTooLargeError(SandboxError):
 
 
 class SandboxUnavailableError(SandboxError):
-    """502/503/504: the sandbox proxy could not get an answer from the sandbox."""
+    """502/503/504: the sandbox proxy could not get an answer from the sandbox.
+
+    With ``status_code`` None: the sandbox could not be reached at all (the connection
+    failed before anything was sent).
+    """
 
 
 class DeliveryUnknownError(SandboxError):
