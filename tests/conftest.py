@@ -1,0 +1,97 @@
+"""Shared fixtures: one local sandbox per test session (real HTTP on 127.0.0.1, real processes)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from tensorlake_api_client.api.sandbox_processes import (
+    sandbox_process_get,
+    sandbox_process_kill,
+    sandbox_process_list,
+    sandbox_process_start,
+)
+from tensorlake_api_client.models import OutputMode, ProcessInfo, StartProcessRequest, StdinMode
+from tensorlake_api_client.models.start_process_request_env import StartProcessRequestEnv
+from tensorlake_sandbox import SandboxClient
+from tensorlake_sandbox.local import LocalSandbox
+
+
+@pytest.fixture(scope="session")
+def local_sandbox() -> Iterator[LocalSandbox]:
+    """A local sandbox on a free loopback port, started once per test session."""
+    with LocalSandbox(port=0) as sandbox:
+        yield sandbox
+
+
+@pytest.fixture(scope="session")
+def local_client(local_sandbox: LocalSandbox) -> Iterator[SandboxClient]:
+    """The shim client for `local_sandbox`, for the generated functions."""
+    client = local_sandbox.client()
+    yield client
+    client.get_httpx_client().close()
+
+
+StartFn = Callable[..., ProcessInfo]
+
+
+@pytest.fixture
+def start_process(local_client: SandboxClient) -> Iterator[StartFn]:
+    """Start a process through the generated function; every process started is killed after the test.
+
+    ``start_process("sh", "-c", "cat", stdin="pipe", env={...}, working_dir=..., stdout="discard")``
+    """
+    started: list[int] = []
+
+    def start(
+        command: str,
+        *args: str,
+        stdin: str | None = None,
+        stdout: str | None = None,
+        stderr: str | None = None,
+        env: dict[str, str] | None = None,
+        working_dir: str | None = None,
+    ) -> ProcessInfo:
+        kwargs: dict[str, Any] = {"command": command, "args": list(args)}
+        if stdin is not None:
+            kwargs["stdin_mode"] = StdinMode(stdin)
+        if stdout is not None:
+            kwargs["stdout_mode"] = OutputMode(stdout)
+        if stderr is not None:
+            kwargs["stderr_mode"] = OutputMode(stderr)
+        if env is not None:
+            kwargs["env"] = StartProcessRequestEnv.from_dict(env)
+        if working_dir is not None:
+            kwargs["working_dir"] = working_dir
+        info = sandbox_process_start.sync(client=local_client, body=StartProcessRequest(**kwargs))
+        assert isinstance(info, ProcessInfo)
+        started.append(info.pid)
+        return info
+
+    yield start
+    listed = sandbox_process_list.sync(client=local_client)
+    running = {p.pid for p in listed.processes if p.status == "running"} if listed else set()
+    for pid in started:
+        if pid in running:
+            sandbox_process_kill.sync_detailed(pid, client=local_client)
+
+
+@pytest.fixture
+def wait_finished(local_client: SandboxClient) -> Callable[[int], ProcessInfo]:
+    """Poll a process until its status is no longer ``running`` (at most 10 s)."""
+
+    def wait(pid: int, timeout: float = 10.0) -> ProcessInfo:
+        deadline = time.monotonic() + timeout
+        while True:
+            info = sandbox_process_get.sync(pid, client=local_client)
+            assert isinstance(info, ProcessInfo)
+            if info.status != "running":
+                return info
+            if time.monotonic() > deadline:
+                raise AssertionError(f"process {pid} still running after {timeout} s")
+            time.sleep(0.02)
+
+    return wait
