@@ -1,0 +1,102 @@
+"""The follow endpoints (Server-Sent Events) of the local sandbox, read with httpx-sse.
+
+Replay of captured lines, live lines as the process prints them, ``event: eof`` once it has
+exited and its output is drained, the ``stream`` field only on ``output/follow``, and 404.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from httpx_sse import connect_sse
+
+from tensorlake_api_client.api.sandbox_processes import sandbox_process_close_stdin, sandbox_process_stdin
+from tensorlake_api_client.types import File
+from tensorlake_sandbox import SandboxClient
+from tensorlake_sandbox.local import LocalSandbox
+
+from .conftest import StartFn
+
+
+@pytest.fixture
+def raw(local_sandbox: LocalSandbox) -> Iterator[httpx.Client]:
+    with httpx.Client(
+        base_url=local_sandbox.base_url,
+        headers={"Authorization": f"Bearer {local_sandbox.token}"},
+        timeout=httpx.Timeout(20),
+    ) as client:
+        yield client
+
+
+def read_events(client: httpx.Client, path: str) -> list[tuple[str, dict[str, Any]]]:
+    with connect_sse(client, "GET", path) as source:
+        assert source.response.status_code == 200
+        assert source.response.headers["content-type"].startswith("text/event-stream")
+        return [(event.event, json.loads(event.data)) for event in source.iter_sse()]
+
+
+def test_follow_replays_then_streams_live_then_eof(
+    raw: httpx.Client, local_client: SandboxClient, start_process: StartFn
+) -> None:
+    info = start_process("cat", stdin="pipe")
+    sandbox_process_stdin.sync_detailed(
+        info.pid, client=local_client, body=File(payload=io.BytesIO(b"early\n"))
+    )
+    time.sleep(0.2)  # "early" is captured before anyone follows: it must be replayed
+    before = time.time() * 1000
+    events: list[tuple[str, dict[str, Any]]] = []
+    with connect_sse(raw, "GET", f"/api/v1/processes/{info.pid}/stdout/follow") as source:
+        iterator = source.iter_sse()
+        first = next(iterator)
+        events.append((first.event, json.loads(first.data)))
+        # Live: written only after the stream is open.
+        sandbox_process_stdin.sync_detailed(
+            info.pid, client=local_client, body=File(payload=io.BytesIO(b"late\n"))
+        )
+        second = next(iterator)
+        events.append((second.event, json.loads(second.data)))
+        sandbox_process_close_stdin.sync_detailed(info.pid, client=local_client)
+        events.extend((event.event, json.loads(event.data)) for event in iterator)
+    assert [(name, data.get("line")) for name, data in events] == [
+        ("output", "early"),
+        ("output", "late"),
+        ("eof", None),
+    ]
+    assert events[-1][1] == {}
+    assert "stream" not in events[0][1]
+    assert events[0][1]["timestamp"] <= before <= events[1][1]["timestamp"] <= time.time() * 1000
+
+
+def test_output_follow_tags_streams_and_stderr_follow(raw: httpx.Client, start_process: StartFn) -> None:
+    info = start_process("sh", "-c", "echo one; sleep 0.05; echo two >&2; sleep 0.05; echo three")
+    combined = read_events(raw, f"/api/v1/processes/{info.pid}/output/follow")
+    assert [(d.get("stream"), d.get("line")) for _, d in combined] == [
+        ("stdout", "one"),
+        ("stderr", "two"),
+        ("stdout", "three"),
+        (None, None),
+    ]
+    assert combined[-1] == ("eof", {})
+    # After exit: a follow replays everything and ends at once.
+    errors = read_events(raw, f"/api/v1/processes/{info.pid}/stderr/follow")
+    assert errors == [("output", {"line": "two", "timestamp": combined[1][1]["timestamp"]}), ("eof", {})]
+    out = read_events(raw, f"/api/v1/processes/{info.pid}/stdout/follow")
+    assert [d.get("line") for _, d in out] == ["one", "three", None]
+
+
+def test_follow_with_discarded_output_ends_with_eof(raw: httpx.Client, start_process: StartFn) -> None:
+    info = start_process("sh", "-c", "echo hidden; sleep 0.2", stdout="discard")
+    assert read_events(raw, f"/api/v1/processes/{info.pid}/stdout/follow") == [("eof", {})]
+
+
+def test_follow_unknown_pid_is_404_json(raw: httpx.Client) -> None:
+    for stream in ("stdout", "stderr", "output"):
+        response = raw.get(f"/api/v1/processes/2000000000/{stream}/follow")
+        assert response.status_code == 404
+        assert response.json()["code"] == "NOT_FOUND"

@@ -1,0 +1,152 @@
+"""Who may use a local sandbox: bearer token on every request, loopback Host names only (no DNS
+rebinding), loopback bind unless --allow-remote, and nothing served beyond the process API.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+import tensorlake_sandbox.local as local
+from tensorlake_api_client.api.sandbox_processes import sandbox_process_list
+from tensorlake_sandbox import AuthenticationError, sandbox_client
+from tensorlake_sandbox.local import LocalSandbox
+from tensorlake_sandbox.local._security import host_is_loopback, split_host_header
+
+
+@pytest.fixture
+def anon(local_sandbox: LocalSandbox) -> Iterator[httpx.Client]:
+    """httpx to the local sandbox with no credentials."""
+    with httpx.Client(base_url=local_sandbox.base_url, timeout=10) as client:
+        yield client
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_public_names_are_exported_sorted() -> None:
+    assert local.__all__ == sorted(local.__all__)
+    for name in local.__all__:
+        assert hasattr(local, name)
+    assert {"LocalSandbox", "main"} <= set(local.__all__)
+
+
+def test_no_or_wrong_token_is_401(local_sandbox: LocalSandbox, anon: httpx.Client) -> None:
+    token = local_sandbox.token
+    for headers in (
+        {},
+        bearer("wrong"),
+        bearer(token + "x"),
+        bearer(token[:-1]),
+        {"Authorization": token},
+        {"Authorization": f"Basic {token}"},
+        {"Authorization": f"bearer  {token}"},
+    ):
+        response = anon.get("/api/v1/processes", headers=headers)
+        assert response.status_code == 401, headers
+        assert response.json()["code"] == "UNAUTHORIZED"
+        assert response.headers["www-authenticate"].startswith("Bearer")
+    # Every route, every method: even a stdin write with a body.
+    assert anon.post("/api/v1/processes/1/stdin", content=b"x" * 100_000).status_code == 401
+    assert anon.post("/api/v1/processes", json={"command": "true"}).status_code == 401
+    assert anon.get("/api/v1/processes", headers=bearer(token)).status_code == 200
+
+
+def test_wrong_key_through_the_shim_raises_authentication_error(local_sandbox: LocalSandbox) -> None:
+    client = sandbox_client(base_url=local_sandbox.base_url, api_key="not-the-token")
+    try:
+        with pytest.raises(AuthenticationError) as caught:
+            sandbox_process_list.sync_detailed(client=client)
+    finally:
+        client.get_httpx_client().close()
+    assert caught.value.status_code == 401 and caught.value.code == "UNAUTHORIZED"
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "evil.example",
+        "evil.example:8500",
+        "localhost.evil.example",
+        "127.0.0.1.nip.io",
+        "10.0.0.1",
+        "[::2]",
+        "",
+    ],
+)
+def test_foreign_host_header_is_rejected_even_with_the_token(
+    local_sandbox: LocalSandbox, anon: httpx.Client, host: str
+) -> None:
+    response = anon.get("/api/v1/processes", headers={**bearer(local_sandbox.token), "Host": host})
+    assert response.status_code == 421
+    assert response.json()["code"] == "MISDIRECTED_REQUEST"
+
+
+@pytest.mark.parametrize(
+    "host", ["localhost", "LOCALHOST:1234", "127.0.0.1", "127.1.2.3:80", "[::1]", "[::1]:9"]
+)
+def test_loopback_host_headers_are_accepted(
+    local_sandbox: LocalSandbox, anon: httpx.Client, host: str
+) -> None:
+    response = anon.get("/api/v1/processes", headers={**bearer(local_sandbox.token), "Host": host})
+    assert response.status_code == 200
+
+
+def test_host_header_parsing() -> None:
+    assert split_host_header("localhost:8500") == "localhost"
+    assert split_host_header("[::1]:8500") == "::1"
+    assert split_host_header("[::1]") == "::1"
+    assert split_host_header("127.0.0.1") == "127.0.0.1"
+    for bad in ("[::1", "[::1]x", "host:port", "::1", "a:1:2"):
+        assert split_host_header(bad) == "", bad
+    assert host_is_loopback("127.200.0.1") and host_is_loopback("::1") and host_is_loopback("localhost.")
+    assert not host_is_loopback("0.0.0.0") and not host_is_loopback("example.com")
+
+
+def test_nothing_beyond_the_process_api(local_sandbox: LocalSandbox, anon: httpx.Client) -> None:
+    auth = bearer(local_sandbox.token)
+    for path in ("/", "/docs", "/openapi.json", "/api/v1/files", "/api/v1/health", "/api/v1/processes/run"):
+        response = anon.get(path, headers=auth)
+        assert response.status_code in (404, 405), path
+        assert response.json()["code"] in ("NOT_FOUND", "METHOD_NOT_ALLOWED")
+    patch = anon.patch("/api/v1/processes", headers=auth)
+    assert patch.status_code == 405 and set(patch.headers["allow"].split(", ")) == {"GET", "HEAD", "POST"}
+
+
+def test_binds_loopback_only(local_sandbox: LocalSandbox) -> None:
+    host, port = httpx.URL(local_sandbox.base_url).host, httpx.URL(local_sandbox.base_url).port
+    assert host == "127.0.0.1" and port is not None
+    # Reachable on loopback, not on any other address of this machine.
+    with socket.create_connection(("127.0.0.1", port), timeout=5):
+        pass
+    others = {
+        info[4][0]
+        for info in socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET)
+        if not str(info[4][0]).startswith("127.")
+    }
+    for address in others:
+        with pytest.raises(OSError), socket.create_connection((str(address), port), timeout=2):
+            pass
+
+
+def test_non_loopback_host_needs_allow_remote(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(ValueError, match="allow-remote"):
+        LocalSandbox(host="0.0.0.0")
+    with pytest.raises(SystemExit) as caught:
+        local.main(["--host", "0.0.0.0", "--port", "0"])
+    assert caught.value.code == 2
+    assert "--allow-remote" in capsys.readouterr().err
+
+
+def test_help_says_processes_run_as_the_server_user(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as caught:
+        local.main(["--help"])
+    assert caught.value.code == 0
+    text = capsys.readouterr().out
+    for flag in ("--host", "--port", "--token", "--max-body-bytes", "--allow-remote"):
+        assert flag in text
+    assert "run as YOUR user" in " ".join(text.split())
