@@ -1,0 +1,33 @@
+"""The ``tensorlake-sandbox`` command (also ``python -m tensorlake_sandbox``).
+
+Only argparse is imported up front; each command imports what it needs, so ``--help`` is fast.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+from ._parser import build_parser
+
+__all__ = ["main"]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["local"]:
+        from tensorlake_sandbox.local import main as local_main
+
+        return local_main(argv[1:])
+    args = build_parser().parse_args(argv)
+    from . import _commands, _exec
+    from ._run import run_guarded
+
+    commands = {
+        "stdin": _commands.cmd_stdin,
+        "close-stdin": _commands.cmd_close_stdin,
+        "ps": _commands.cmd_ps,
+        "kill": _commands.cmd_kill,
+        "exec": _exec.cmd_exec,
+    }
+    return run_guarded(commands[args.command], args)

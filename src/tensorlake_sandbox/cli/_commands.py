@@ -1,0 +1,141 @@
+"""The simple commands: stdin, close-stdin, ps, kill."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+from typing import Any, BinaryIO
+
+from ._run import EXIT_USAGE, fail, make_client
+
+__all__ = ["cmd_close_stdin", "cmd_kill", "cmd_ps", "cmd_stdin"]
+
+
+def _known_size(f: BinaryIO) -> int | None:
+    """Bytes left in a regular file, None for a pipe or terminal."""
+    import stat
+
+    try:
+        st = os.fstat(f.fileno())
+    except (OSError, ValueError):
+        return None
+    if not stat.S_ISREG(st.st_mode):
+        return None
+    return max(0, st.st_size - f.tell())
+
+
+def _progress_bar(f: BinaryIO, no_progress: bool) -> Any | None:
+    """A byte progress bar on stderr, only when stderr is a terminal and the size is known."""
+    if no_progress or not sys.stderr.isatty():
+        return None
+    size = _known_size(f)
+    if size is None:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=size, unit="B", unit_scale=True, unit_divisor=1024, file=sys.stderr, desc="stdin")
+
+
+def cmd_stdin(args: argparse.Namespace) -> int:
+    from tensorlake_sandbox import close_stdin, write_stdin
+
+    if args.chunk_size is not None and args.chunk_size <= 0:
+        fail("--chunk-size must be a positive number of bytes", EXIT_USAGE)
+    client = make_client(args)
+    if args.file == "-":
+        source: BinaryIO = sys.stdin.buffer
+    else:
+        try:
+            source = open(args.file, "rb")  # noqa: SIM115 - closed below
+        except OSError as exc:
+            fail(f"cannot open {args.file!r}: {exc.strerror or exc}", EXIT_USAGE)
+    bar = _progress_bar(source, args.no_progress)
+    kwargs: dict[str, Any] = {}
+    if args.chunk_size is not None:
+        kwargs["chunk_size"] = args.chunk_size
+    if bar is not None:
+        kwargs["on_progress"] = bar.update
+    try:
+        write_stdin(client, args.pid, source, **kwargs)
+        if args.close:
+            close_stdin(client, args.pid)
+    finally:
+        if bar is not None:
+            bar.close()
+        if source is not sys.stdin.buffer:
+            source.close()
+        client.close()
+    return 0
+
+
+def cmd_close_stdin(args: argparse.Namespace) -> int:
+    from tensorlake_sandbox import close_stdin
+
+    client = make_client(args)
+    try:
+        close_stdin(client, args.pid)
+    finally:
+        client.close()
+    return 0
+
+
+def _row(p: Any) -> tuple[str, ...]:
+    from tensorlake_api_client.types import Unset
+
+    def shown(value: object) -> str:
+        return "" if value is None or isinstance(value, Unset) else str(value)
+
+    exit_ = shown(p.exit_code)
+    if not exit_ and shown(p.signal):
+        exit_ = f"sig {p.signal}"
+    command = " ".join([p.command, *p.args])
+    return (str(p.pid), p.status, exit_, "pipe" if p.stdin_writable else "-", command)
+
+
+def cmd_ps(args: argparse.Namespace) -> int:
+    from tensorlake_api_client.api.sandbox_processes import sandbox_process_list
+    from tensorlake_api_client.models import ListProcessesResponse
+
+    client = make_client(args)
+    try:
+        listing = sandbox_process_list.sync(client=client)
+    finally:
+        client.close()
+    assert isinstance(listing, ListProcessesResponse)
+    rows = [("PID", "STATUS", "EXIT", "STDIN", "COMMAND"), *(_row(p) for p in listing.processes)]
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    for r in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(r[:4], widths, strict=True)) + "  " + r[4])
+    return 0
+
+
+def parse_signal(text: str) -> int:
+    """A signal number from ``9``, ``KILL`` or ``SIGKILL`` (any case)."""
+    if text.isdigit():
+        return int(text)
+    name = text.upper()
+    name = name if name.startswith("SIG") else f"SIG{name}"
+    try:
+        return int(signal.Signals[name])
+    except KeyError:
+        fail(f"unknown signal {text!r}; use a number or a name such as TERM, INT or KILL", EXIT_USAGE)
+
+
+def cmd_kill(args: argparse.Namespace) -> int:
+    from tensorlake_api_client.api.sandbox_processes import sandbox_process_kill, sandbox_process_signal
+    from tensorlake_api_client.models import SendSignalRequest
+
+    number = parse_signal(args.signal) if args.signal is not None else None
+    client = make_client(args)
+    try:
+        if number is None:
+            sandbox_process_kill.sync_detailed(args.pid, client=client)
+        else:
+            sandbox_process_signal.sync_detailed(
+                args.pid, client=client, body=SendSignalRequest(signal=number)
+            )
+    finally:
+        client.close()
+    return 0
