@@ -1,0 +1,136 @@
+"""What every benchmark shares: running a measurement in a child process, rows, medians."""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "ROOT",
+    "Child",
+    "Row",
+    "Section",
+    "fmt_range",
+    "median",
+    "run_child",
+    "run_worker",
+]
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@dataclass
+class Row:
+    """One line of a table: a label, one cell per column, and an optional note."""
+
+    label: str
+    cells: list[str]
+    note: str = ""
+
+
+@dataclass
+class Section:
+    """One benchmark's table, with what it measured, its goal and what limits its figures."""
+
+    title: str
+    what: str
+    columns: list[str]
+    rows: list[Row] = field(default_factory=list)
+    verdicts: list[str] = field(default_factory=list)
+    limits: list[str] = field(default_factory=list)
+
+    def unavailable(self, label: str, why: str) -> None:
+        self.rows.append(Row(label, ["not available"] + ["-"] * (len(self.columns) - 1), why))
+
+
+@dataclass
+class Child:
+    """A finished child process: its output, exit status, wall time and peak RSS (from wait4)."""
+
+    stdout: str
+    stderr: str
+    returncode: int
+    secs: float
+    maxrss_kib: int
+
+
+def run_child(
+    argv: Sequence[str],
+    *,
+    stdin: Any = subprocess.DEVNULL,
+    env: dict[str, str] | None = None,
+    timeout: float = 600,
+) -> Child:
+    """Run ``argv`` to completion; its peak RSS is ``wait4``'s ``ru_maxrss`` for that child alone."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(list(argv), stdin=stdin, stdout=out, stderr=err, env=env, cwd=ROOT)
+        timer = threading.Timer(timeout, proc.kill)
+        timer.start()
+        try:
+            _, status, usage = os.wait4(proc.pid, 0)
+        finally:
+            timer.cancel()
+        secs = time.perf_counter() - t0
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if secs >= timeout:
+            raise RuntimeError(f"{argv[0]} timed out after {timeout:.0f} s")
+        out.seek(0)
+        err.seek(0)
+        return Child(
+            out.read().decode(errors="replace"),
+            err.read().decode(errors="replace"),
+            proc.returncode,
+            secs,
+            usage.ru_maxrss,
+        )
+
+
+def run_worker(
+    spec: dict[str, Any], *, stdin: Any = subprocess.DEVNULL, timeout: float = 600
+) -> dict[str, Any]:
+    """Run one `bench._worker` measurement in a fresh interpreter and return its JSON result.
+
+    A worker that fails (not merely "unavailable") comes back as ``{"ok": False, "why": ...}``
+    with the end of its stderr, so that one broken client never stops the run.
+    """
+    try:
+        child = run_child(
+            [sys.executable, "-m", "bench._worker", json.dumps(spec)], stdin=stdin, timeout=timeout
+        )
+    except RuntimeError as e:
+        return {"ok": False, "why": str(e)}
+    lines = child.stdout.strip().splitlines()
+    if child.returncode == 0 and lines:
+        try:
+            result: dict[str, Any] = json.loads(lines[-1])
+        except json.JSONDecodeError:
+            pass
+        else:
+            result["child_secs"] = child.secs
+            result["maxrss_kib"] = child.maxrss_kib
+            return result
+    tail = " | ".join(child.stderr.strip().splitlines()[-2:]) or f"exit {child.returncode}"
+    return {"ok": False, "why": f"failed: {tail[-300:]}"}
+
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values)
+
+
+def fmt_range(values: Sequence[float], fmt: str = "{:.0f}") -> str:
+    """``median (min-max)``; just the value when there is one."""
+    if not values:
+        return "-"
+    if len(values) == 1:
+        return fmt.format(values[0])
+    return f"{fmt.format(median(values))} ({fmt.format(min(values))}-{fmt.format(max(values))})"

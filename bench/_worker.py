@@ -1,0 +1,363 @@
+"""One client, one measurement, in its own process: ``python -m bench._worker '<json spec>'``.
+
+Every client is measured in a fresh interpreter so that one client's imports, threads,
+caches and heap never weigh on another's figures, and so that the peak RSS read at the end
+(``VmHWM``) is that client's alone. The worker prints one JSON object on its last line:
+``{"ok": true, ...figures}`` or ``{"ok": false, "why": "..."}`` when a piece it needs is
+missing (the caller turns that into a "not available" row).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+__all__ = ["CLIENTS", "Unavailable", "main"]
+
+PATH = "/api/v1/processes/{pid}/stdin"
+
+
+class Unavailable(Exception):
+    """A piece the measurement needs is missing; the message says which."""
+
+
+def peak_rss_kib() -> int:
+    """This process's peak resident set size (``VmHWM``), in KiB."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return 0
+
+
+# --- clients: each builder returns a one-argument write function (bytes -> None) -----------------
+
+
+def _shim_client(spec: dict[str, Any], transport: str | None = None) -> Any:
+    from tensorlake_sandbox import sandbox_client
+
+    args: dict[str, Any] = {}
+    if transport == "pyreqwest":
+        args["transport"] = _pyreqwest_sync()
+    elif transport == "pyreqwest-async":
+        args["transport"] = _pyreqwest_async()
+    elif transport == "aiohttp":
+        args["transport"] = _aiohttp_async()
+    return sandbox_client(base_url=spec["url"], api_key=spec["token"], httpx_args=args)
+
+
+def _pyreqwest_sync() -> Any:
+    try:
+        from pyreqwest.compatibility.httpx import SyncHttpxTransport
+    except ImportError as e:
+        raise Unavailable("pyreqwest is not installed") from e
+    return SyncHttpxTransport()
+
+
+def _pyreqwest_async() -> Any:
+    try:
+        from pyreqwest.compatibility.httpx import HttpxTransport
+    except ImportError as e:
+        raise Unavailable("pyreqwest is not installed") from e
+    return HttpxTransport()
+
+
+def _aiohttp_async() -> Any:
+    try:
+        from httpx_aiohttp import AiohttpTransport
+    except ImportError as e:
+        raise Unavailable("httpx-aiohttp is not installed") from e
+    return AiohttpTransport()
+
+
+def _generated_writer(client: Any, pid: int) -> Callable[[bytes], None]:
+    from tensorlake_api_client.api.sandbox_processes import sandbox_process_stdin
+    from tensorlake_api_client.types import File
+
+    def write(b: bytes) -> None:
+        r = sandbox_process_stdin.sync_detailed(pid, client=client, body=File(payload=io.BytesIO(b)))
+        if r.status_code != 204:
+            raise RuntimeError(f"HTTP {r.status_code}")
+
+    return write
+
+
+def w_generated(spec: dict[str, Any]) -> Callable[[bytes], None]:
+    """(a) generated ``sync_detailed`` with the shim's client."""
+    return _generated_writer(_shim_client(spec), spec["pid"])
+
+
+def w_generated_pyreqwest(spec: dict[str, Any]) -> Callable[[bytes], None]:
+    """(a) with pyreqwest's httpx transport."""
+    return _generated_writer(_shim_client(spec, "pyreqwest"), spec["pid"])
+
+
+def w_generated_plain(spec: dict[str, Any]) -> Callable[[bytes], None]:
+    """Generated ``sync_detailed`` with the generated ``AuthenticatedClient`` (no shim): diagnosis."""
+    from tensorlake_api_client.client import AuthenticatedClient
+
+    return _generated_writer(AuthenticatedClient(base_url=spec["url"], token=spec["token"]), spec["pid"])
+
+
+def _httpx_writer(transport: Any = None, *, spec: dict[str, Any]) -> Callable[[bytes], None]:
+    import httpx
+
+    kwargs: dict[str, Any] = {"transport": transport} if transport is not None else {}
+    client = httpx.Client(
+        base_url=spec["url"], headers={"Authorization": f"Bearer {spec['token']}"}, **kwargs
+    )
+    url = PATH.format(pid=spec["pid"])
+    headers = {"Content-Type": "application/octet-stream"}
+
+    def write(b: bytes) -> None:
+        r = client.post(url, content=b, headers=headers)
+        if r.status_code != 204:
+            raise RuntimeError(f"HTTP {r.status_code}")
+
+    return write
+
+
+def w_httpx(spec: dict[str, Any]) -> Callable[[bytes], None]:
+    """(b) a bare ``httpx.Client.post``."""
+    return _httpx_writer(spec=spec)
+
+
+def w_httpx_pyreqwest(spec: dict[str, Any]) -> Callable[[bytes], None]:
+    """(b) with pyreqwest's httpx transport."""
+    return _httpx_writer(_pyreqwest_sync(), spec=spec)
+
+
+def w_sdk(spec: dict[str, Any]) -> Callable[[bytes], None]:
+    """(c) Tensorlake's official SDK, ``Sandbox.write_stdin``, unchanged."""
+    try:
+        from tensorlake.sandbox import Sandbox  # type: ignore[import-untyped,import-not-found,unused-ignore]
+    except ImportError as e:
+        raise Unavailable(f"the official SDK is not importable: {e}") from e
+    sb = Sandbox(spec.get("sandbox_id", "bench"), proxy_url=spec["url"], api_key=spec["token"])
+    pid = spec["pid"]
+
+    def write(b: bytes) -> None:
+        sb.write_stdin(pid, b)
+
+    return write
+
+
+def _our_write_stdin() -> Any:
+    try:
+        import tensorlake_sandbox
+    except ImportError as e:
+        raise Unavailable(f"tensorlake_sandbox is not importable: {e}") from e
+    fn = getattr(tensorlake_sandbox, "write_stdin", None)
+    if fn is None:
+        raise Unavailable("tensorlake_sandbox.write_stdin does not exist yet (issue 4)")
+    return fn
+
+
+def w_write_stdin(spec: dict[str, Any]) -> Callable[[bytes], None]:
+    """(d) ``tensorlake_sandbox.write_stdin``."""
+    fn = _our_write_stdin()
+    client = _shim_client(spec)
+    pid = spec["pid"]
+
+    def write(b: bytes) -> None:
+        fn(client, pid, b)
+
+    return write
+
+
+CLIENTS: dict[str, Callable[[dict[str, Any]], Callable[[bytes], None]]] = {
+    "generated": w_generated,
+    "httpx": w_httpx,
+    "sdk": w_sdk,
+    "write_stdin": w_write_stdin,
+    "generated-plain": w_generated_plain,
+    "generated+pyreqwest": w_generated_pyreqwest,
+    "httpx+pyreqwest": w_httpx_pyreqwest,
+}
+
+
+# --- measurements --------------------------------------------------------------------------------
+
+
+def small(spec: dict[str, Any]) -> dict[str, Any]:
+    """``n`` writes of ``size`` bytes after ``warmup`` untimed ones: wall and CPU time per call."""
+    write = CLIENTS[spec["client"]](spec)
+    payload = b"x" * spec["size"]
+    for _ in range(spec["warmup"]):
+        write(payload)
+    n = spec["n"]
+    t0, c0 = time.perf_counter(), time.process_time()
+    for _ in range(n):
+        write(payload)
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    return {"wall_us": wall / n * 1e6, "cpu_us": cpu / n * 1e6, "calls": _calls_per_write(write, payload)}
+
+
+def _calls_per_write(write: Callable[[bytes], None], payload: bytes, n: int = 100) -> float:
+    """Python and C function calls per write, counted with ``sys.setprofile``: a figure that
+    machine load cannot disturb (it says how much work, not how long it took)."""
+    count = 0
+
+    def prof(frame: Any, event: str, arg: Any) -> None:
+        nonlocal count
+        if event in ("call", "c_call"):
+            count += 1
+
+    sys.setprofile(prof)
+    try:
+        for _ in range(n):
+            write(payload)
+    finally:
+        sys.setprofile(None)
+    return count / n
+
+
+def bulk(spec: dict[str, Any]) -> dict[str, Any]:
+    """Send the file at ``path`` to one process: seconds, bytes, requests and peak RSS."""
+    path, pid, chunk = spec["path"], spec["pid"], spec["chunk"]
+    client_name = spec["client"]
+    size = os.path.getsize(path)
+    requests = 0
+    if client_name == "write_stdin":
+        fn = _our_write_stdin()
+        client = _shim_client(spec)
+        t0 = time.perf_counter()
+        with open(path, "rb") as f:
+            sent = fn(client, pid, f, chunk_size=chunk)
+        secs = time.perf_counter() - t0
+        if isinstance(sent, int) and sent != size:
+            raise RuntimeError(f"write_stdin reported {sent} bytes, expected {size}")
+    elif client_name in ("sdk", "generated"):
+        write = CLIENTS[client_name](spec)
+        t0 = time.perf_counter()
+        with open(path, "rb") as f:
+            while block := f.read(chunk):
+                write(block)
+                requests += 1
+        secs = time.perf_counter() - t0
+    else:
+        raise Unavailable(f"no bulk client {client_name!r}")
+    return {"secs": secs, "bytes": size, "requests": requests or None, "rss_kib": peak_rss_kib()}
+
+
+def lines(spec: dict[str, Any]) -> dict[str, Any]:
+    """One request per line read from stdin (how the official SDK is used): seconds and requests."""
+    write = CLIENTS[spec["client"]](spec)
+    t0 = time.perf_counter()
+    n = 0
+    for line in sys.stdin.buffer:
+        write(line)
+        n += 1
+    return {"secs": time.perf_counter() - t0, "requests": n}
+
+
+def lines_write_stdin(spec: dict[str, Any]) -> dict[str, Any]:
+    """The whole of stdin (a pipe) through ``write_stdin``: seconds."""
+    fn = _our_write_stdin()
+    client = _shim_client(spec)
+    t0 = time.perf_counter()
+    fn(client, spec["pid"], sys.stdin.buffer)
+    return {"secs": time.perf_counter() - t0}
+
+
+def fanout(spec: dict[str, Any]) -> dict[str, Any]:
+    """``writes`` writes to each of ``pids``: sequential sync, or one task per process."""
+    pids: list[int] = spec["pids"]
+    writes, payload, mode = spec["writes"], b"x" * spec["size"], spec["mode"]
+    total = len(pids) * writes
+
+    if mode == "sync-generated":
+        from tensorlake_api_client.api.sandbox_processes import sandbox_process_stdin
+        from tensorlake_api_client.types import File
+
+        client = _shim_client(spec)
+        t0 = time.perf_counter()
+        for _ in range(writes):
+            for pid in pids:
+                sandbox_process_stdin.sync_detailed(
+                    pid, client=client, body=File(payload=io.BytesIO(payload))
+                )
+        return {"secs": time.perf_counter() - t0, "writes": total}
+
+    async def run(make: Callable[[int], Coroutine[Any, Any, Any]]) -> float:
+        async def one(pid: int) -> None:
+            for _ in range(writes):
+                await make(pid)
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(one(p) for p in pids))
+        return time.perf_counter() - t0
+
+    if mode.startswith("async-generated"):
+        from tensorlake_api_client.api.sandbox_processes import sandbox_process_stdin
+        from tensorlake_api_client.types import File
+
+        transport = {"async-generated": None, "async-generated+aiohttp": "aiohttp"}.get(
+            mode, "pyreqwest-async"
+        )
+        client = _shim_client(spec, transport)
+
+        async def gen(pid: int) -> None:
+            r = await sandbox_process_stdin.asyncio_detailed(
+                pid, client=client, body=File(payload=io.BytesIO(payload))
+            )
+            if r.status_code != 204:
+                raise RuntimeError(f"HTTP {r.status_code}")
+
+        return {"secs": asyncio.run(run(gen)), "writes": total}
+    if mode == "awrite_stdin":
+        import tensorlake_sandbox
+
+        afn = getattr(tensorlake_sandbox, "awrite_stdin", None)
+        if afn is None:
+            raise Unavailable("tensorlake_sandbox.awrite_stdin does not exist yet (issue 4)")
+        client = _shim_client(spec)
+
+        async def ours(pid: int) -> None:
+            await afn(client, pid, payload)
+
+        return {"secs": asyncio.run(run(ours)), "writes": total}
+    if mode == "sdk-async":
+        try:
+            from tensorlake.sandbox import AsyncSandbox  # type: ignore[import-untyped,import-not-found,unused-ignore]
+        except ImportError as e:
+            raise Unavailable(f"the official SDK is not importable: {e}") from e
+
+        async def main() -> float:
+            sb = AsyncSandbox(spec.get("sandbox_id", "bench"), proxy_url=spec["url"], api_key=spec["token"])
+
+            async def sdk(pid: int) -> None:
+                await sb.write_stdin(pid, payload)
+
+            return await run(sdk)
+
+        return {"secs": asyncio.run(main()), "writes": total}
+    raise Unavailable(f"no fan-out mode {mode!r}")
+
+
+KINDS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    "small": small,
+    "bulk": bulk,
+    "lines": lines,
+    "lines_write_stdin": lines_write_stdin,
+    "fanout": fanout,
+}
+
+
+def main() -> None:
+    spec = json.loads(sys.argv[1])
+    try:
+        out = {"ok": True, **KINDS[spec["kind"]](spec)}
+    except Unavailable as e:
+        out = {"ok": False, "why": str(e)}
+    print(json.dumps(out), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,82 @@
+"""5. Fan-out: small writes to many processes at once, async vs sequential sync.
+
+Every process gets the same number of 16-byte writes; the async variants run one task per
+process (writes to one process stay in order), the sync one loops over the processes.
+"""
+
+from __future__ import annotations
+
+from ._common import Row, Section, fmt_range, median, run_worker
+from ._config import Config
+from ._target import Target
+
+__all__ = ["run"]
+
+MODES = [
+    ("sync-generated", "sequential sync `sync_detailed`"),
+    ("async-generated", "`asyncio_detailed`, one task per process"),
+    ("awrite_stdin", "`awrite_stdin`, one task per process"),
+    ("async-generated+aiohttp", "`asyncio_detailed` with httpx-aiohttp `AiohttpTransport`"),
+    ("async-generated+pyreqwest", "`asyncio_detailed` with pyreqwest `HttpxTransport`"),
+    ("sdk-async", "official SDK `AsyncSandbox.write_stdin`, one task per process"),
+]
+
+
+def run(cfg: Config, target: Target) -> Section:
+    procs, writes = cfg.fanout_procs, cfg.fanout_writes
+    sec = Section(
+        title=f"5. Fan-out: {procs} processes at once",
+        what=(
+            f"{writes} writes of 16 bytes to each of {procs} `cat` processes ({procs * writes} writes) on "
+            f"the {target.kind}; {cfg.fanout_rounds} rounds, modes interleaved, each in its own process; "
+            "median (min-max)."
+        ),
+        columns=["seconds", "writes/s", "x sequential sync"],
+    )
+    secs: dict[str, list[float]] = {k: [] for k, _ in MODES}
+    why: dict[str, str] = {}
+    pids = [target.start_cat() for _ in range(procs)]
+    try:
+        for _ in range(cfg.fanout_rounds):
+            for key, _label in MODES:
+                if key in why:
+                    continue
+                spec = {
+                    "kind": "fanout",
+                    "mode": key,
+                    **target.spec(),
+                    "pids": pids,
+                    "writes": writes,
+                    "size": 16,
+                }
+                r = run_worker(spec, timeout=600)
+                if not r["ok"]:
+                    why[key] = r["why"]
+                    continue
+                secs[key].append(r["secs"])
+    finally:
+        target.kill_all()
+    total = procs * writes
+    base = median(secs["sync-generated"]) if secs["sync-generated"] else None
+    for key, label in MODES:
+        if key in why:
+            sec.unavailable(label, why[key])
+            continue
+        s = median(secs[key])
+        sec.rows.append(
+            Row(
+                label,
+                [fmt_range(secs[key], "{:.2f}"), f"{total / s:,.0f}", f"{base / s:.2f}x" if base else "-"],
+            )
+        )
+    if base and secs["async-generated"]:
+        sec.verdicts.append(
+            f"`asyncio_detailed` fan-out is {base / median(secs['async-generated']):.2f}x the speed of "
+            "sequential sync writes."
+        )
+    sec.limits += [
+        f"Server and client share 2 cores: concurrency can only overlap waiting, not add CPU; the "
+        f"{target.kind} serves from one event loop.",
+        "httpx's default pool (100 connections) and the SDK's own pool are used as they come.",
+    ]
+    return sec
