@@ -243,9 +243,9 @@ class ManagedProcess:
 
 
 def _mode(spec: Mapping[str, Any], key: str, allowed: tuple[str, str]) -> str:
-    value = spec.get(key)
-    if value is None:
+    if key not in spec:
         return allowed[0]
+    value = spec[key]
     if value not in allowed:
         raise ValueError(f"{key} must be one of {', '.join(allowed)}")
     return str(value)
@@ -272,13 +272,9 @@ class StartSpec:
         if not isinstance(command, str):
             raise ValueError("command is required and must be a string")
         args = body.get("args", [])
-        if args is None:
-            args = []
         if not isinstance(args, list) or not all(isinstance(a, str) for a in args):
             raise ValueError("args must be an array of strings")
         env = body.get("env", {})
-        if env is None:
-            env = {}
         if not isinstance(env, dict) or not all(isinstance(v, str) for v in env.values()):
             raise ValueError("env must be an object of strings")
         for key, value in env.items():

@@ -1,0 +1,108 @@
+"""Contract test: schemathesis runs every operation of openapi.yaml against the local sandbox.
+
+Real HTTP to the session's local sandbox on 127.0.0.1, with its bearer token; every
+schemathesis check (status codes and bodies as documented, auth enforced, invalid input
+rejected, valid input accepted, 405 with Allow for undocumented methods) must pass.
+
+Safety: the server runs whatever a start request names. Every start body is rewritten
+just before it is sent, so that ``command`` is one of a few harmless programs, ``args``
+are theirs, ``env`` is fixed and ``working_dir`` is a temporary directory; values of the
+wrong type are left alone, so invalid bodies stay invalid (and the server refuses them
+without running anything). Every process still running afterwards is killed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import schemathesis
+from schemathesis.hooks import GLOBAL_HOOK_DISPATCHER, HookContext
+
+from tensorlake_api_client.api.sandbox_processes import sandbox_process_kill, sandbox_process_list
+from tensorlake_sandbox import SandboxClient
+from tensorlake_sandbox.local import LocalSandbox
+
+SPEC = Path(__file__).resolve().parent.parent / "openapi.yaml"
+START = ("POST", "/api/v1/processes")
+# The only programs a generated start request may run, with their arguments.
+SAFE_COMMANDS: dict[str, list[str]] = {"true": [], "echo": ["contract"], "cat": [], "sleep": ["0"]}
+MAX_EXAMPLES = 30
+
+_workdir = tempfile.mkdtemp(prefix="tl-contract-")
+
+
+def make_start_body_safe(body: dict[str, Any]) -> None:
+    """Rewrite a generated start body in place so that it can only run a harmless program."""
+    command = body.get("command")
+    if isinstance(command, str):
+        names = sorted(SAFE_COMMANDS)
+        safe = names[int(hashlib.sha256(command.encode("utf-8", "replace")).hexdigest(), 16) % len(names)]
+        body["command"] = safe
+        args = body.get("args")
+        if isinstance(args, list) and all(isinstance(a, str) for a in args):
+            body["args"] = list(SAFE_COMMANDS[safe])
+    env = body.get("env")
+    if isinstance(env, dict) and all(isinstance(v, str) for v in env.values()):
+        body["env"] = {"TL_CONTRACT": "1"} if env else {}
+    if isinstance(body.get("working_dir"), str):
+        body["working_dir"] = _workdir
+
+
+def before_call(context: HookContext, case: Any, kwargs: dict[str, Any]) -> None:
+    """Applied to every request schemathesis sends (every phase), right before it leaves."""
+    if (case.method.upper(), case.path) == START and isinstance(case.body, dict):
+        make_start_body_safe(case.body)
+
+
+schema = schemathesis.openapi.from_path(SPEC)
+schema.config.generation.update(max_examples=MAX_EXAMPLES)
+
+
+@pytest.fixture(scope="module")
+def contract_target(local_sandbox: LocalSandbox, local_client: SandboxClient) -> Iterator[dict[str, Any]]:
+    """Where schemathesis sends requests (the session's local sandbox), with the hook that keeps them safe."""
+    GLOBAL_HOOK_DISPATCHER.register_hook_with_name(before_call, "before_call")
+    try:
+        yield {
+            "base_url": local_sandbox.base_url,
+            "headers": {"Authorization": f"Bearer {local_sandbox.token}"},
+            "timeout": 10,
+        }
+    finally:
+        GLOBAL_HOOK_DISPATCHER.unregister(before_call)
+        listed = sandbox_process_list.sync(client=local_client)
+        for process in getattr(listed, "processes", []):
+            if process.status == "running":
+                sandbox_process_kill.sync_detailed(process.pid, client=local_client)
+
+
+@schema.parametrize()
+def test_openapi_contract(case: Any, contract_target: dict[str, Any]) -> None:
+    case.call_and_validate(**contract_target)
+
+
+def test_start_bodies_are_made_safe() -> None:
+    body: dict[str, Any] = {
+        "command": "rm",
+        "args": ["-rf", "/"],
+        "env": {"LD_PRELOAD": "/tmp/x.so"},
+        "working_dir": "/",
+        "stdin_mode": "pipe",
+    }
+    make_start_body_safe(body)
+    assert body["command"] in SAFE_COMMANDS
+    assert body["args"] == SAFE_COMMANDS[body["command"]]
+    assert body["env"] == {"TL_CONTRACT": "1"}
+    assert body["working_dir"] == _workdir and body["stdin_mode"] == "pipe"
+    invalid: dict[str, Any] = {"command": "rm", "args": "-rf /", "env": {"A": 1}, "working_dir": 5}
+    make_start_body_safe(invalid)
+    assert invalid["command"] in SAFE_COMMANDS
+    assert json.dumps({k: invalid[k] for k in ("args", "env", "working_dir")}) == json.dumps(
+        {"args": "-rf /", "env": {"A": 1}, "working_dir": 5}
+    )
