@@ -14,7 +14,13 @@ from tensorlake_api_client.api.sandbox_processes import (
     sandbox_process_list,
     sandbox_process_start,
 )
-from tensorlake_api_client.models import OutputMode, ProcessInfo, StartProcessRequest, StdinMode
+from tensorlake_api_client.models import (
+    ListProcessesResponse,
+    OutputMode,
+    ProcessInfo,
+    StartProcessRequest,
+    StdinMode,
+)
 from tensorlake_api_client.models.start_process_request_env import StartProcessRequestEnv
 from tensorlake_sandbox import SandboxClient
 from tensorlake_sandbox.local import LocalSandbox
@@ -73,7 +79,8 @@ def start_process(local_client: SandboxClient) -> Iterator[StartFn]:
 
     yield start
     listed = sandbox_process_list.sync(client=local_client)
-    running = {p.pid for p in listed.processes if p.status == "running"} if listed else set()
+    assert isinstance(listed, ListProcessesResponse)
+    running = {p.pid for p in listed.processes if p.status == "running"}
     for pid in started:
         if pid in running:
             sandbox_process_kill.sync_detailed(pid, client=local_client)

@@ -20,6 +20,7 @@ from tensorlake_api_client.api.sandbox_processes import sandbox_process_close_st
 from tensorlake_api_client.types import File
 from tensorlake_sandbox import SandboxClient
 from tensorlake_sandbox.local import LocalSandbox
+from tensorlake_sandbox.local._processes import CapturedLines, OutputLine
 
 from .conftest import StartFn
 
@@ -100,3 +101,15 @@ def test_follow_unknown_pid_is_404_json(raw: httpx.Client) -> None:
         response = raw.get(f"/api/v1/processes/2000000000/{stream}/follow")
         assert response.status_code == 404
         assert response.json()["code"] == "NOT_FOUND"
+
+
+def test_captured_lines_keep_a_byte_budget_and_absolute_indexes() -> None:
+    lines = CapturedLines(budget=10 * 74)  # each 10-character line counts 10 + 64
+    for n in range(25):
+        lines.append(OutputLine("stdout", f"line-{n:05d}", n))
+    assert len(lines) == 25  # absolute: one past the newest line
+    assert lines.first > 0 and lines.entries[-1].line == "line-00024"
+    assert sum(74 for _ in lines.entries) <= 10 * 74
+    start, tail = lines.since(0)  # a follower that fell behind resumes at the oldest line kept
+    assert start == lines.first and [e.line for e in tail] == [f"line-{n:05d}" for n in range(start, 25)]
+    assert lines.since(24)[1][0].line == "line-00024" and lines.since(25) == (25, [])

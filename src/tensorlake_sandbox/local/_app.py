@@ -218,7 +218,7 @@ def _output(stream: StreamName) -> Callable[[Request], Awaitable[Response]]:
         pid, proc = _lookup(request)
         if proc is None:
             return _not_found(pid)
-        lines = [entry.line for entry in proc.lines[stream]]
+        lines = [entry.line for entry in proc.lines[stream].entries]
         return JSONResponse({"pid": pid, "lines": lines, "line_count": len(lines)})
 
     return endpoint

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 __all__ = [
+    "CapturedLines",
     "ManagedProcess",
     "OutputLine",
     "ProcessTable",
@@ -31,6 +32,8 @@ StreamName = Literal["stdout", "stderr", "output"]
 # Bytes read from a pipe at a time, and the longest line kept whole (a longer one is split).
 _READ_CHUNK = 64 * 1024
 _MAX_LINE = 1024 * 1024
+# Captured output kept per stream (roughly, in characters); older lines are dropped beyond it.
+_CAPTURE_BUDGET = 32 * 1024 * 1024
 # How long a finished process waits for its output pipes to reach end of file. Something
 # it started in the background may hold them open; its status must not wait for that forever.
 _DRAIN_GRACE = 2.0
@@ -59,6 +62,40 @@ class OutputLine:
     timestamp: int
 
 
+class CapturedLines:
+    """The captured lines of one stream, oldest first, kept within a byte budget.
+
+    When the budget is exceeded the oldest lines are dropped; `first` is the absolute index
+    of the oldest line kept, so a follower can tell how far it is.
+    """
+
+    def __init__(self, budget: int = _CAPTURE_BUDGET) -> None:
+        self.entries: list[OutputLine] = []
+        self.first = 0
+        self._bytes = 0
+        self._budget = budget
+
+    def __len__(self) -> int:
+        """The absolute index one past the newest line."""
+        return self.first + len(self.entries)
+
+    def append(self, entry: OutputLine) -> None:
+        self.entries.append(entry)
+        self._bytes += len(entry.line) + 64
+        if self._bytes > self._budget:
+            drop = 0
+            while self._bytes > self._budget * 3 // 4 and drop < len(self.entries):
+                self._bytes -= len(self.entries[drop].line) + 64
+                drop += 1
+            del self.entries[:drop]
+            self.first += drop
+
+    def since(self, index: int) -> tuple[int, list[OutputLine]]:
+        """Lines from absolute ``index`` on (from the oldest kept, if those were dropped)."""
+        start = max(index, self.first)
+        return start, self.entries[start - self.first :]
+
+
 class ManagedProcess:
     """One process started by the local sandbox."""
 
@@ -85,7 +122,11 @@ class ManagedProcess:
         # Serializes stdin writes and closes: requests are applied in arrival order.
         self.stdin_lock = asyncio.Lock()
         self._stdin_closed = not stdin_pipe
-        self.lines: dict[StreamName, list[OutputLine]] = {"stdout": [], "stderr": [], "output": []}
+        self.lines: dict[StreamName, CapturedLines] = {
+            "stdout": CapturedLines(),
+            "stderr": CapturedLines(),
+            "output": CapturedLines(2 * _CAPTURE_BUDGET),
+        }
         self._changed = asyncio.Event()
         self._finished = asyncio.Event()
         self._readers_done = asyncio.Event()
@@ -181,10 +222,12 @@ class ManagedProcess:
         """Captured lines of ``stream``, then live ones, until the process finished and is drained."""
         i = 0
         while True:
-            lines = self.lines[stream]
-            while i < len(lines):
-                yield lines[i]
+            i, new = self.lines[stream].since(i)
+            for entry in new:
+                yield entry
                 i += 1
+            if i < len(self.lines[stream]):
+                continue
             if self.finished:
                 return
             await self._changed.wait()
