@@ -1,0 +1,306 @@
+"""write_stdin against a real server that misbehaves on purpose (tests/servers/fault.py).
+
+Each test asserts how many requests the server received and exactly which bytes it
+accepted: a request is resent only when the server certainly did not get it; otherwise the
+writer raises DeliveryUnknownError with the exact count of bytes confirmed before it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable, Iterator
+
+import httpx
+import pytest
+
+from tensorlake_sandbox import (
+    DeliveryUnknownError,
+    PayloadTooLargeError,
+    ProcessNotFoundError,
+    RetryPolicy,
+    SandboxClient,
+    SandboxUnavailableError,
+    StdinNotWritableError,
+    awrite_stdin,
+    close_stdin,
+    sandbox_client,
+    stdin_writer,
+    write_stdin,
+)
+from tests.servers.fault import OK, Close, FaultServer, Reply, Slow
+
+PID = 42
+FAST_RETRY = RetryPolicy(attempts=6, base_delay=0.01, max_delay=0.05)
+
+
+_clients: list[SandboxClient] = []
+
+
+@pytest.fixture
+def make_server() -> Iterator[Callable[..., FaultServer]]:
+    servers: list[FaultServer] = []
+
+    def make(**kwargs: object) -> FaultServer:
+        server = FaultServer(**kwargs).start()  # type: ignore[arg-type]
+        servers.append(server)
+        return server
+
+    yield make
+    while _clients:
+        close_client(_clients.pop())
+    for s in servers:
+        s.stop()
+
+
+def close_client(client: SandboxClient) -> None:
+    client.get_httpx_client().close()
+
+
+def client_for(server: FaultServer, timeout: float = 10.0) -> SandboxClient:
+    """A client for ``server``; closed (sync and async connections) at the test's end."""
+    client = sandbox_client(base_url=server.base_url, api_key="test-key", timeout=timeout)
+    _clients.append(client)
+    return client
+
+
+def sizes(server: FaultServer) -> list[tuple[int, int | None]]:
+    return [(r.size, r.status) for r in server.stdin_requests]
+
+
+def test_happy_path_chunks_in_order(make_server):
+    server = make_server()
+    data = os.urandom(10_000)
+    assert write_stdin(client_for(server), PID, data, chunk_size=3000) == 10_000
+    assert sizes(server) == [(3000, 204), (3000, 204), (3000, 204), (1000, 204)]
+    assert bytes(server.accepted) == data
+    assert all(r.path == f"/api/v1/processes/{PID}/stdin" for r in server.stdin_requests)
+
+
+def test_connection_closed_after_body_is_delivery_unknown(make_server):
+    server = make_server(plan=[OK, OK, Close()])
+    data = os.urandom(5000)
+    with pytest.raises(DeliveryUnknownError) as info:
+        write_stdin(client_for(server), PID, data, chunk_size=1000, retry=FAST_RETRY)
+    err = info.value
+    assert err.bytes_delivered == 2000
+    assert err.request_bytes == 1000
+    assert err.status_code is None
+    assert isinstance(err.__cause__, httpx.TransportError)
+    # Never resent: three requests, exactly the first two accepted.
+    assert sizes(server) == [(1000, 204), (1000, 204), (1000, None)]
+    assert bytes(server.accepted) == data[:2000]
+
+
+@pytest.mark.parametrize("status", [502, 504, 500])
+def test_gateway_errors_after_body_are_delivery_unknown(make_server, status):
+    server = make_server(plan=[OK, Reply(status, "UPSTREAM_ERROR")])
+    data = os.urandom(3000)
+    with pytest.raises(DeliveryUnknownError) as info:
+        write_stdin(client_for(server), PID, data, chunk_size=1000, retry=FAST_RETRY)
+    assert info.value.status_code == status
+    assert (info.value.bytes_delivered, info.value.request_bytes) == (1000, 1000)
+    assert sizes(server) == [(1000, 204), (1000, status)]
+    assert bytes(server.accepted) == data[:1000]
+
+
+def test_503_without_not_forwarded_code_is_delivery_unknown(make_server):
+    server = make_server(plan=[Reply(503, "SOMETHING_ELSE")])
+    with pytest.raises(DeliveryUnknownError) as info:
+        write_stdin(client_for(server), PID, b"abc", retry=FAST_RETRY)
+    assert info.value.status_code == 503
+    assert len(server.stdin_requests) == 1
+
+
+@pytest.mark.parametrize("code", ["SANDBOX_NOT_READY", "SANDBOX_UNREACHABLE", "AUTH_SERVICE_UNAVAILABLE"])
+def test_503_not_forwarded_is_retried_once_and_delivered_once(make_server, code):
+    server = make_server(plan=[OK, Reply(503, code), Reply(503, code), OK])
+    data = os.urandom(2500)
+    assert write_stdin(client_for(server), PID, data, chunk_size=1000, retry=FAST_RETRY) == 2500
+    assert sizes(server) == [(1000, 204), (1000, 503), (1000, 503), (1000, 204), (500, 204)]
+    assert bytes(server.accepted) == data
+
+
+def test_503_not_forwarded_gives_up_after_the_policy_attempts(make_server):
+    server = make_server(plan=[OK] + [Reply(503, "SANDBOX_NOT_READY")] * 10)
+    data = os.urandom(2000)
+    policy = RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.01)
+    with pytest.raises(SandboxUnavailableError) as info:
+        write_stdin(client_for(server), PID, data, chunk_size=1000, retry=policy)
+    assert not isinstance(info.value, DeliveryUnknownError)
+    assert (info.value.bytes_delivered, info.value.request_bytes) == (1000, 1000)
+    assert sizes(server) == [(1000, 204)] + [(1000, 503)] * 3
+    assert bytes(server.accepted) == data[:1000]
+
+
+def test_connection_refused_then_up_is_retried(make_server):
+    server = make_server(listen_after=0.3)
+    data = os.urandom(4000)
+    # Many short attempts, so that the retries certainly span the delay whatever the jitter.
+    policy = RetryPolicy(attempts=200, base_delay=0.05, max_delay=0.05)
+    assert write_stdin(client_for(server), PID, data, chunk_size=1500, retry=policy) == 4000
+    assert sizes(server) == [(1500, 204), (1500, 204), (1000, 204)]
+    assert bytes(server.accepted) == data
+
+
+def test_connection_refused_for_good_raises_unavailable_with_nothing_sent():
+    import socket
+
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    client = sandbox_client(base_url=f"http://127.0.0.1:{port}", api_key="k")
+    _clients.append(client)
+    policy = RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.01)
+    with pytest.raises(SandboxUnavailableError) as info:
+        write_stdin(client, PID, b"hello", retry=policy)
+    assert info.value.status_code is None
+    assert (info.value.bytes_delivered, info.value.request_bytes) == (0, 5)
+    assert isinstance(info.value.__cause__, httpx.ConnectError)
+
+
+def test_reply_slower_than_timeout_is_delivery_unknown(make_server):
+    server = make_server(plan=[OK, Slow(30)])
+    data = os.urandom(2000)
+    with pytest.raises(DeliveryUnknownError) as info:
+        write_stdin(client_for(server, timeout=0.5), PID, data, chunk_size=1000, retry=FAST_RETRY)
+    assert isinstance(info.value.__cause__, httpx.ReadTimeout)
+    assert (info.value.bytes_delivered, info.value.request_bytes) == (1000, 1000)
+    # The server did take the second request's bytes: that is why it must not be resent.
+    assert sizes(server) == [(1000, 204), (1000, 204)]
+    assert bytes(server.accepted) == data
+
+
+def test_timeout_override_per_call(make_server):
+    server = make_server(plan=[Slow(30)])
+    client = client_for(server, timeout=60)
+    with pytest.raises(DeliveryUnknownError) as info:
+        write_stdin(client, PID, b"x", timeout=0.3)
+    assert isinstance(info.value.__cause__, httpx.ReadTimeout)
+    # The override was for that call only: the client's own timeout applies again.
+    assert write_stdin(client, PID, b"y") == 1
+    assert client.get_httpx_client().timeout.read == 60
+
+
+def test_413_halves_and_keeps_the_smaller_size(make_server):
+    server = make_server(max_body=3000)
+    data = os.urandom(10_000)
+    assert write_stdin(client_for(server), PID, data, chunk_size=8192) == 10_000
+    assert sizes(server) == [
+        (8192, 413),
+        (4096, 413),
+        (2048, 204),
+        (2048, 204),
+        (2048, 204),
+        (2048, 204),
+        (1808, 204),
+    ]
+    assert bytes(server.accepted) == data
+
+
+def test_413_on_one_byte_raises_payload_too_large(make_server):
+    server = make_server(max_body=0)
+    with pytest.raises(PayloadTooLargeError) as info:
+        write_stdin(client_for(server), PID, b"abcd")
+    assert (info.value.bytes_delivered, info.value.request_bytes) == (0, 1)
+    assert sizes(server) == [(4, 413), (2, 413), (1, 413)]
+    assert server.accepted == b""
+
+
+def test_process_exits_mid_stream_400(make_server):
+    server = make_server(plan=[OK, OK, Reply(400, "STDIN_NOT_WRITABLE")])
+    data = os.urandom(5000)
+    with pytest.raises(StdinNotWritableError) as info:
+        write_stdin(client_for(server), PID, data, chunk_size=1000, retry=FAST_RETRY)
+    assert (info.value.bytes_delivered, info.value.request_bytes) == (2000, 1000)
+    assert any("2000 bytes" in note for note in info.value.__notes__)
+    assert sizes(server) == [(1000, 204), (1000, 204), (1000, 400)]
+    assert bytes(server.accepted) == data[:2000]
+
+
+def test_404(make_server):
+    server = make_server(plan=[Reply(404, "NOT_FOUND", "Process 42 not found")])
+    with pytest.raises(ProcessNotFoundError) as info:
+        write_stdin(client_for(server), PID, b"hello", retry=FAST_RETRY)
+    assert (info.value.bytes_delivered, info.value.request_bytes) == (0, 5)
+    assert len(server.stdin_requests) == 1
+    assert server.accepted == b""
+
+
+def test_async_faults_match_sync(make_server):
+    server = make_server(plan=[OK, Reply(503, "SANDBOX_NOT_READY"), OK, Close()])
+    data = os.urandom(4000)
+
+    async def main() -> None:
+        client = client_for(server)
+        with pytest.raises(DeliveryUnknownError) as info:
+            await awrite_stdin(client, PID, data, chunk_size=1000, retry=FAST_RETRY)
+        await client.aclose()
+        assert (info.value.bytes_delivered, info.value.request_bytes) == (2000, 1000)
+
+    asyncio.run(main())
+    assert sizes(server) == [(1000, 204), (1000, 503), (1000, 204), (1000, None)]
+    assert bytes(server.accepted) == data[:2000]
+
+
+def test_async_413_and_timeout(make_server):
+    server = make_server(max_body=1000, plan=[OK, OK, Slow(30)])
+    data = os.urandom(3000)
+
+    async def main() -> None:
+        client = client_for(server)
+        with pytest.raises(DeliveryUnknownError) as info:
+            await awrite_stdin(client, PID, data, chunk_size=2000, timeout=0.5)
+        await client.aclose()
+        assert isinstance(info.value.__cause__, httpx.ReadTimeout)
+        assert (info.value.bytes_delivered, info.value.request_bytes) == (2000, 1000)
+
+    asyncio.run(main())
+    assert sizes(server) == [(2000, 413), (1000, 204), (1000, 204), (1000, 204)]
+    assert bytes(server.accepted) == data
+
+
+def test_close_stdin_is_retried_after_a_dropped_connection(make_server):
+    server = make_server(close_plan=[Close(), Reply(502), OK])
+    close_stdin(client_for(server), PID, retry=FAST_RETRY)
+    assert [r.status for r in server.requests] == [None, 502, 204]
+    assert server.closes == 1
+
+
+def test_close_stdin_404_is_not_retried(make_server):
+    server = make_server(close_plan=[Reply(404, "NOT_FOUND")])
+    with pytest.raises(ProcessNotFoundError):
+        close_stdin(client_for(server), PID, retry=FAST_RETRY)
+    assert len(server.requests) == 1
+
+
+def test_writer_sends_eof_on_normal_exit_and_counts(make_server):
+    server = make_server()
+    with stdin_writer(client_for(server), PID) as w:
+        assert w.write(b"abc") == 3
+        assert w.write(iter([b"de", b"f"])) == 3
+        assert w.bytes_delivered == 6
+    assert w.closed
+    assert server.closes == 1
+    assert bytes(server.accepted) == b"abcdef"
+    with pytest.raises(ValueError, match="closed"):
+        w.write(b"more")
+
+
+def test_writer_sends_eof_on_a_user_exception(make_server):
+    server = make_server()
+    with pytest.raises(RuntimeError, match="boom"), stdin_writer(client_for(server), PID) as w:
+        w.write(b"abc")
+        raise RuntimeError("boom")
+    assert server.closes == 1
+
+
+def test_writer_leaves_stdin_open_when_delivery_is_unknown(make_server):
+    server = make_server(plan=[OK, Close()])
+    with pytest.raises(DeliveryUnknownError) as info, stdin_writer(client_for(server), PID) as w:
+        w.write(b"abc")
+        w.write(b"def")
+    assert server.closes == 0
+    assert w.bytes_delivered == 3
+    assert any("left open" in note for note in info.value.__notes__)
