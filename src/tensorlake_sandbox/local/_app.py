@@ -166,8 +166,12 @@ async def stdin(request: Request) -> Response:
         await body.discard()
         return _not_found(pid)
     limit: int = request.app.state.max_body_bytes
-    declared = request.headers.get("content-length")
-    if declared is not None and int(declared) > limit:
+    header = request.headers.get("content-length")
+    declared = int(header) if header is not None and header.isdigit() else None
+    if header is not None and declared is None:
+        await body.discard()
+        return _error(400, "BAD_REQUEST", "invalid Content-Length")
+    if declared is not None and declared > limit:
         await body.discard()
         return _error(413, "PAYLOAD_TOO_LARGE", f"the body is larger than {limit} bytes; nothing was written")
     too_large = not_writable = False
