@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -113,3 +114,19 @@ def test_captured_lines_keep_a_byte_budget_and_absolute_indexes() -> None:
     start, tail = lines.since(0)  # a follower that fell behind resumes at the oldest line kept
     assert start == lines.first and [e.line for e in tail] == [f"line-{n:05d}" for n in range(start, 25)]
     assert lines.since(24)[1][0].line == "line-00024" and lines.since(25) == (25, [])
+
+
+def test_stopping_with_an_open_follow_stream_is_prompt_and_kills_processes() -> None:
+    sandbox = LocalSandbox().start()
+    headers = {"Authorization": f"Bearer {sandbox.token}"}
+    with httpx.Client(base_url=sandbox.base_url, headers=headers, timeout=20) as client:
+        pid = client.post("/api/v1/processes", json={"command": "sleep", "args": ["60"]}).json()["pid"]
+        with client.stream("GET", f"/api/v1/processes/{pid}/output/follow") as follow:
+            assert follow.status_code == 200
+            began = time.monotonic()
+            sandbox.stop()
+            assert time.monotonic() - began < 10
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)  # killed, and reaped by the server
+    with pytest.raises(RuntimeError):
+        _ = sandbox.base_url
