@@ -110,7 +110,7 @@ def run_worker(
     except RuntimeError as e:
         return {"ok": False, "why": str(e)}
     lines = child.stdout.strip().splitlines()
-    if child.returncode == 0 and lines:
+    if lines:
         try:
             result: dict[str, Any] = json.loads(lines[-1])
         except json.JSONDecodeError:
@@ -118,6 +118,11 @@ def run_worker(
         else:
             result["child_secs"] = child.secs
             result["maxrss_kib"] = child.maxrss_kib
+            if child.returncode != 0:
+                # The measurement finished and was printed; the process died on its way out
+                # (seen once with the official SDK's async client at interpreter exit).
+                first = next((x for x in child.stderr.splitlines() if x.strip()), "")
+                result["exit_note"] = f"crashed after measuring (exit {child.returncode}): {first[:120]}"
             return result
     tail = " | ".join(child.stderr.strip().splitlines()[-2:]) or f"exit {child.returncode}"
     return {"ok": False, "why": f"failed: {tail[-300:]}"}

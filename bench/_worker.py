@@ -266,41 +266,78 @@ def lines_write_stdin(spec: dict[str, Any]) -> dict[str, Any]:
     return {"secs": time.perf_counter() - t0}
 
 
+def _stub_sniffio() -> None:
+    """Make ``import sniffio`` succeed, as installing the ``sniffio`` package would.
+
+    httpcore 1.0.9 runs ``import sniffio`` each time it creates an async lock (several times per
+    request); anyio >= 4.11 no longer installs sniffio, so each of those imports fails after
+    searching all of sys.path (encode/httpcore#1103). The stub answers what sniffio answers
+    under asyncio.
+    """
+    import types
+
+    if "sniffio" in sys.modules:
+        return
+    try:
+        import sniffio  # type: ignore[import-not-found,unused-ignore]  # noqa: F401
+    except ImportError:
+        stub = types.ModuleType("sniffio")
+        stub.current_async_library = lambda: "asyncio"  # type: ignore[attr-defined]
+        sys.modules["sniffio"] = stub
+
+
 def fanout(spec: dict[str, Any]) -> dict[str, Any]:
-    """``writes`` writes to each of ``pids``: sequential sync, or one task per process."""
+    """``writes`` writes to each of ``pids``: sequential sync, or one task per process.
+
+    One untimed write to every process first, so that client creation and connection set-up
+    are not timed (the async modes open one connection per concurrent task).
+    """
     pids: list[int] = spec["pids"]
     writes, payload, mode = spec["writes"], b"x" * spec["size"], spec["mode"]
     total = len(pids) * writes
+    if mode.endswith("+sniffio"):
+        _stub_sniffio()
 
     if mode == "sync-generated":
         from tensorlake_api_client.api.sandbox_processes import sandbox_process_stdin
         from tensorlake_api_client.types import File
 
         client = _shim_client(spec)
+
+        def one_write(pid: int) -> None:
+            r = sandbox_process_stdin.sync_detailed(
+                pid, client=client, body=File(payload=io.BytesIO(payload))
+            )
+            if r.status_code != 204:
+                raise RuntimeError(f"HTTP {r.status_code}")
+
+        for pid in pids:
+            one_write(pid)
         t0 = time.perf_counter()
         for _ in range(writes):
             for pid in pids:
-                sandbox_process_stdin.sync_detailed(
-                    pid, client=client, body=File(payload=io.BytesIO(payload))
-                )
+                one_write(pid)
         return {"secs": time.perf_counter() - t0, "writes": total}
 
     async def run(make: Callable[[int], Coroutine[Any, Any, Any]]) -> float:
-        async def one(pid: int) -> None:
-            for _ in range(writes):
+        async def one(pid: int, n: int) -> None:
+            for _ in range(n):
                 await make(pid)
 
+        await asyncio.gather(*(one(p, 1) for p in pids))
         t0 = time.perf_counter()
-        await asyncio.gather(*(one(p) for p in pids))
+        await asyncio.gather(*(one(p, writes) for p in pids))
         return time.perf_counter() - t0
 
     if mode.startswith("async-generated"):
         from tensorlake_api_client.api.sandbox_processes import sandbox_process_stdin
         from tensorlake_api_client.types import File
 
-        transport = {"async-generated": None, "async-generated+aiohttp": "aiohttp"}.get(
-            mode, "pyreqwest-async"
-        )
+        transport = None
+        if "+aiohttp" in mode:
+            transport = "aiohttp"
+        elif "+pyreqwest" in mode:
+            transport = "pyreqwest-async"
         client = _shim_client(spec, transport)
 
         async def gen(pid: int) -> None:
@@ -311,7 +348,7 @@ def fanout(spec: dict[str, Any]) -> dict[str, Any]:
                 raise RuntimeError(f"HTTP {r.status_code}")
 
         return {"secs": asyncio.run(run(gen)), "writes": total}
-    if mode == "awrite_stdin":
+    if mode.startswith("awrite_stdin"):
         import tensorlake_sandbox
 
         afn = getattr(tensorlake_sandbox, "awrite_stdin", None)
@@ -335,7 +372,10 @@ def fanout(spec: dict[str, Any]) -> dict[str, Any]:
             async def sdk(pid: int) -> None:
                 await sb.write_stdin(pid, payload)
 
-            return await run(sdk)
+            try:
+                return await run(sdk)
+            finally:
+                sb.close()
 
         return {"secs": asyncio.run(main()), "writes": total}
     raise Unavailable(f"no fan-out mode {mode!r}")

@@ -96,6 +96,7 @@ def run(cfg: Config, target: Target) -> Section:
     secs: dict[str, list[float]] = {k: [] for k, _ in CLIENTS}
     rss: dict[str, list[float]] = {k: [] for k, _ in CLIENTS}
     why: dict[str, str] = {}
+    notes: dict[str, str] = {}
     with tempfile.TemporaryDirectory(prefix="bench-bulk-") as d:
         path = _make_file(d, size)
         parts = _split(path, chunk, d)
@@ -120,6 +121,8 @@ def run(cfg: Config, target: Target) -> Section:
                 if not r["ok"]:
                     why[key] = str(r["why"])
                     continue
+                if "exit_note" in r:
+                    notes[key] = str(r["exit_note"])
                 s = float(r["secs"])  # type: ignore[arg-type]
                 secs[key].append(s)
                 tput[key].append(size / MiB / s)
@@ -139,6 +142,7 @@ def run(cfg: Config, target: Target) -> Section:
                     fmt_range(rss[key]),
                     f"{median(tput[key]) / sdk:.2f}x" if sdk else "-",
                 ],
+                notes.get(key, ""),
             )
         )
     if tput["write_stdin"] and sdk:

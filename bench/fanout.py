@@ -16,6 +16,11 @@ MODES = [
     ("sync-generated", "sequential sync `sync_detailed`"),
     ("async-generated", "`asyncio_detailed`, one task per process"),
     ("awrite_stdin", "`awrite_stdin`, one task per process"),
+    (
+        "async-generated+sniffio",
+        "`asyncio_detailed`, with `sniffio` importable (stub module in the worker)",
+    ),
+    ("awrite_stdin+sniffio", "`awrite_stdin`, with `sniffio` importable (stub module in the worker)"),
     ("async-generated+aiohttp", "`asyncio_detailed` with httpx-aiohttp `AiohttpTransport`"),
     ("async-generated+pyreqwest", "`asyncio_detailed` with pyreqwest `HttpxTransport`"),
     ("sdk-async", "official SDK `AsyncSandbox.write_stdin`, one task per process"),
@@ -35,6 +40,7 @@ def run(cfg: Config, target: Target) -> Section:
     )
     secs: dict[str, list[float]] = {k: [] for k, _ in MODES}
     why: dict[str, str] = {}
+    notes: dict[str, str] = {}
     pids = [target.start_cat() for _ in range(procs)]
     try:
         for _ in range(cfg.fanout_rounds):
@@ -53,6 +59,8 @@ def run(cfg: Config, target: Target) -> Section:
                 if not r["ok"]:
                     why[key] = r["why"]
                     continue
+                if "exit_note" in r:
+                    notes[key] = str(r["exit_note"])
                 secs[key].append(r["secs"])
     finally:
         target.kill_all()
@@ -67,6 +75,7 @@ def run(cfg: Config, target: Target) -> Section:
             Row(
                 label,
                 [fmt_range(secs[key], "{:.2f}"), f"{total / s:,.0f}", f"{base / s:.2f}x" if base else "-"],
+                notes.get(key, ""),
             )
         )
     if base and secs["async-generated"]:
@@ -74,7 +83,15 @@ def run(cfg: Config, target: Target) -> Section:
             f"`asyncio_detailed` fan-out is {base / median(secs['async-generated']):.2f}x the speed of "
             "sequential sync writes."
         )
+    if secs["async-generated"] and secs["async-generated+sniffio"]:
+        sec.verdicts.append(
+            "With `sniffio` importable the same `asyncio_detailed` fan-out takes "
+            f"{median(secs['async-generated+sniffio']) / median(secs['async-generated']):.2f}x the time: "
+            "httpcore 1.0.9 retries a failing `import sniffio` for every async lock it creates "
+            "(encode/httpcore#1103); anyio >= 4.11 no longer installs sniffio."
+        )
     sec.limits += [
+        "One untimed write to every process first: client creation and connection set-up are not timed.",
         f"Server and client share 2 cores: concurrency can only overlap waiting, not add CPU; the "
         f"{target.kind} serves from one event loop.",
         "httpx's default pool (100 connections) and the SDK's own pool are used as they come.",

@@ -44,6 +44,7 @@ def run(cfg: Config) -> Section:
     cpus: dict[str, list[float]] = {k: [] for k, _ in CLIENTS}
     calls: dict[str, float] = {}
     why: dict[str, str] = {}
+    notes: dict[str, str] = {}
     with LoopbackServer() as srv:
         for _ in range(rounds):
             for key, _label in CLIENTS:
@@ -64,6 +65,8 @@ def run(cfg: Config) -> Section:
                 if not r["ok"]:
                     why[key] = r["why"]
                     continue
+                if "exit_note" in r:
+                    notes[key] = str(r["exit_note"])
                 walls[key].append(r["wall_us"])
                 cpus[key].append(r["cpu_us"])
                 calls[key] = r["calls"]
@@ -85,6 +88,7 @@ def run(cfg: Config) -> Section:
                     f"{c / sdk_cpu:.1f}x" if sdk_cpu else "-",
                     f"{calls[key]:,.0f}",
                 ],
+                notes.get(key, ""),
             )
         )
 
