@@ -32,8 +32,8 @@ from typing import Any, Protocol
 __all__ = ["ACCEPTED", "AsyncSource", "Source", "aopen_source", "open_source"]
 
 ACCEPTED = (
-    "bytes, bytearray, memoryview, str (sent as UTF-8), a binary file object (opened 'rb', "
-    "or sys.stdin.buffer), or an iterable of bytes-like pieces"
+    "bytes, bytearray, memoryview (or another bytes-like object), str (sent as UTF-8), a "
+    "binary file object (opened 'rb', or sys.stdin.buffer), or an iterable of bytes-like pieces"
 )
 _ACCEPTED_ASYNC = f"{ACCEPTED}, or an async iterable of bytes-like pieces"
 
@@ -407,6 +407,12 @@ def _open_sync_kind(data: object, capacity: int) -> _SliceSource | _StrSource | 
         return _SliceSource(data)
     if isinstance(data, str):
         return _StrSource(data)
+    if not hasattr(data, "read") and not isinstance(data, Iterator):
+        # Any other object with the buffer protocol (array.array, a NumPy array, ...).
+        try:
+            return _SliceSource(memoryview(data))  # type: ignore[arg-type]
+        except TypeError:
+            pass
     if hasattr(data, "read"):
         _check_file(data)
         return _ThreadSource(_pull_file(_file_reader(data), data), capacity)
