@@ -158,7 +158,7 @@ def test_source_error_propagates_after_the_bytes_before_it(server, client):
     with pytest.raises(ValueError, match="source broke") as info:
         write_stdin(client, PID, failing())
     assert bytes(server.accepted) == b"abcdef"
-    assert any("6 bytes read before were delivered" in n for n in info.value.__notes__)
+    assert any("all 6 bytes it gave before were delivered" in n for n in info.value.__notes__)
     assert wait_until(lambda: not reader_threads(), 5)
 
 

@@ -234,9 +234,11 @@ def test_async_faults_match_sync(make_server):
 
     async def main() -> None:
         client = client_for(server)
-        with pytest.raises(DeliveryUnknownError) as info:
-            await awrite_stdin(client, PID, data, chunk_size=1000, retry=FAST_RETRY)
-        await client.aclose()
+        try:
+            with pytest.raises(DeliveryUnknownError) as info:
+                await awrite_stdin(client, PID, data, chunk_size=1000, retry=FAST_RETRY)
+        finally:
+            await client.aclose()
         assert (info.value.bytes_delivered, info.value.request_bytes) == (2000, 1000)
 
     asyncio.run(main())
@@ -250,9 +252,11 @@ def test_async_413_and_timeout(make_server):
 
     async def main() -> None:
         client = client_for(server)
-        with pytest.raises(DeliveryUnknownError) as info:
-            await awrite_stdin(client, PID, data, chunk_size=2000, timeout=0.5)
-        await client.aclose()
+        try:
+            with pytest.raises(DeliveryUnknownError) as info:
+                await awrite_stdin(client, PID, data, chunk_size=2000, timeout=0.5)
+        finally:
+            await client.aclose()
         assert isinstance(info.value.__cause__, httpx.ReadTimeout)
         assert (info.value.bytes_delivered, info.value.request_bytes) == (2000, 1000)
 

@@ -201,6 +201,14 @@ class _Delivery:
         raise error
 
 
+def _source_note(state: _Delivery) -> str:
+    # take() waits only while everything read so far has been sent: nothing is in flight.
+    return (
+        f"stdin of process {state.pid}: stopped while reading the source; all {state.delivered} "
+        "bytes it gave before were delivered, and no request was in flight"
+    )
+
+
 def _pieces(chunk: bytes, state: _Delivery) -> Iterator[bytes]:
     """The chunk as requests no larger than ``state.limit`` (which may shrink on the way)."""
     pos = 0
@@ -242,10 +250,7 @@ def _pump(client: SandboxClient, source: Source, state: _Delivery) -> int:
         try:
             chunk = source.take(state.limit)
         except BaseException as error:
-            error.add_note(
-                f"stdin of process {state.pid}: reading the source failed; the {state.delivered} "
-                "bytes read before were delivered"
-            )
+            error.add_note(_source_note(state))
             raise
         if not chunk:
             return state.delivered
@@ -359,10 +364,7 @@ async def _apump(client: SandboxClient, source: AsyncSource, state: _Delivery) -
             chunk = await source.atake(state.limit)
         except BaseException as error:
             if not isinstance(error, asyncio.CancelledError):
-                error.add_note(
-                    f"stdin of process {state.pid}: reading the source failed; the "
-                    f"{state.delivered} bytes read before were delivered"
-                )
+                error.add_note(_source_note(state))
             raise
         if not chunk:
             return state.delivered
