@@ -8,7 +8,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -54,13 +53,25 @@ class Section:
 
 @dataclass
 class Child:
-    """A finished child process: its output, exit status, wall time and peak RSS (from wait4)."""
+    """A finished child process: its output, exit status, wall time, peak RSS (sampled) and CPU."""
 
     stdout: str
     stderr: str
     returncode: int
     secs: float
-    maxrss_kib: int
+    hwm_kib: int
+    cpu_secs: float = 0.0
+
+
+def _vm_hwm_kib(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return None
 
 
 def run_child(
@@ -70,20 +81,30 @@ def run_child(
     env: dict[str, str] | None = None,
     timeout: float = 600,
 ) -> Child:
-    """Run ``argv`` to completion; its peak RSS is ``wait4``'s ``ru_maxrss`` for that child alone."""
+    """Run ``argv`` to completion, measuring its peak RSS and CPU time.
+
+    Peak RSS is the child's ``VmHWM``, sampled every 10 ms while it runs (``ru_maxrss`` from
+    wait4 would not do: it counts the memory of this process that the child had between fork
+    and exec). CPU time is ``wait4``'s user + system time of the child alone.
+    """
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         t0 = time.perf_counter()
         proc = subprocess.Popen(list(argv), stdin=stdin, stdout=out, stderr=err, env=env, cwd=ROOT)
-        timer = threading.Timer(timeout, proc.kill)
-        timer.start()
-        try:
-            _, status, usage = os.wait4(proc.pid, 0)
-        finally:
-            timer.cancel()
+        hwm = 0
+        while True:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.perf_counter() - t0 > timeout:
+                proc.kill()
+                os.wait4(proc.pid, 0)
+                raise RuntimeError(f"{argv[0]} timed out after {timeout:.0f} s")
+            sample = _vm_hwm_kib(proc.pid)
+            if sample is not None:
+                hwm = max(hwm, sample)
+            time.sleep(0.01)
         secs = time.perf_counter() - t0
         proc.returncode = os.waitstatus_to_exitcode(status)
-        if secs >= timeout:
-            raise RuntimeError(f"{argv[0]} timed out after {timeout:.0f} s")
         out.seek(0)
         err.seek(0)
         return Child(
@@ -91,7 +112,8 @@ def run_child(
             err.read().decode(errors="replace"),
             proc.returncode,
             secs,
-            usage.ru_maxrss,
+            hwm,
+            usage.ru_utime + usage.ru_stime,
         )
 
 
@@ -117,7 +139,8 @@ def run_worker(
             pass
         else:
             result["child_secs"] = child.secs
-            result["maxrss_kib"] = child.maxrss_kib
+            result["hwm_kib"] = child.hwm_kib
+            result["child_cpu_secs"] = child.cpu_secs
             if child.returncode != 0:
                 # The measurement finished and was printed; the process died on its way out
                 # (seen once with the official SDK's async client at interpreter exit).

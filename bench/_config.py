@@ -16,6 +16,9 @@ class Config:
     small_n: int = 2000
     small_rounds: int = 5
     small_warmup: int = 100
+    pair_rounds: int = 3
+    pair_block: int = 100
+    pair_blocks: int = 20
     # 2. bulk
     bulk_bytes: int = 256 * MiB
     bulk_chunk: int = 2 * MiB
@@ -41,6 +44,8 @@ class Config:
             small_n=200,
             small_rounds=2,
             small_warmup=20,
+            pair_rounds=1,
+            pair_blocks=2,
             bulk_bytes=16 * MiB,
             bulk_rounds=1,
             lines=2_000,

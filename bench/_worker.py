@@ -54,7 +54,7 @@ def _shim_client(spec: dict[str, Any], transport: str | None = None) -> Any:
 
 def _pyreqwest_sync() -> Any:
     try:
-        from pyreqwest.compatibility.httpx import SyncHttpxTransport
+        from pyreqwest.compatibility.httpx import SyncHttpxTransport  # type: ignore[import-not-found,unused-ignore]
     except ImportError as e:
         raise Unavailable("pyreqwest is not installed") from e
     return SyncHttpxTransport()
@@ -62,7 +62,7 @@ def _pyreqwest_sync() -> Any:
 
 def _pyreqwest_async() -> Any:
     try:
-        from pyreqwest.compatibility.httpx import HttpxTransport
+        from pyreqwest.compatibility.httpx import HttpxTransport  # type: ignore[import-not-found,unused-ignore]
     except ImportError as e:
         raise Unavailable("pyreqwest is not installed") from e
     return HttpxTransport()
@@ -70,7 +70,7 @@ def _pyreqwest_async() -> Any:
 
 def _aiohttp_async() -> Any:
     try:
-        from httpx_aiohttp import AiohttpTransport
+        from httpx_aiohttp import AiohttpTransport  # type: ignore[import-not-found,unused-ignore]
     except ImportError as e:
         raise Unavailable("httpx-aiohttp is not installed") from e
     return AiohttpTransport()
@@ -218,6 +218,29 @@ def _calls_per_write(write: Callable[[bytes], None], payload: bytes, n: int = 10
     return count / n
 
 
+def pair(spec: dict[str, Any]) -> dict[str, Any]:
+    """Several clients in one process, alternating blocks of ``block`` writes: CPU per call each.
+
+    Interleaving at a fine grain puts every client under the same machine load, so their
+    ratio is far steadier than figures taken in separate processes at separate moments.
+    """
+    keys: list[str] = spec["clients"]
+    writers = {k: CLIENTS[k]({**spec, "client": k}) for k in keys}
+    payload = b"x" * spec["size"]
+    for w in writers.values():
+        for _ in range(spec["warmup"]):
+            w(payload)
+    cpu = dict.fromkeys(keys, 0.0)
+    block, blocks = spec["block"], spec["blocks"]
+    for _ in range(blocks):
+        for k, w in writers.items():
+            c0 = time.process_time()
+            for _ in range(block):
+                w(payload)
+            cpu[k] += time.process_time() - c0
+    return {"cpu_us": {k: v / (block * blocks) * 1e6 for k, v in cpu.items()}}
+
+
 def bulk(spec: dict[str, Any]) -> dict[str, Any]:
     """Send the file at ``path`` to one process: seconds, bytes, requests and peak RSS."""
     path, pid, chunk = spec["path"], spec["pid"], spec["chunk"]
@@ -227,23 +250,29 @@ def bulk(spec: dict[str, Any]) -> dict[str, Any]:
     if client_name == "write_stdin":
         fn = _our_write_stdin()
         client = _shim_client(spec)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         with open(path, "rb") as f:
             sent = fn(client, pid, f, chunk_size=chunk)
-        secs = time.perf_counter() - t0
+        secs, cpu = time.perf_counter() - t0, time.process_time() - c0
         if isinstance(sent, int) and sent != size:
             raise RuntimeError(f"write_stdin reported {sent} bytes, expected {size}")
     elif client_name in ("sdk", "generated"):
         write = CLIENTS[client_name](spec)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         with open(path, "rb") as f:
             while block := f.read(chunk):
                 write(block)
                 requests += 1
-        secs = time.perf_counter() - t0
+        secs, cpu = time.perf_counter() - t0, time.process_time() - c0
     else:
         raise Unavailable(f"no bulk client {client_name!r}")
-    return {"secs": secs, "bytes": size, "requests": requests or None, "rss_kib": peak_rss_kib()}
+    return {
+        "secs": secs,
+        "cpu_secs": cpu,
+        "bytes": size,
+        "requests": requests or None,
+        "rss_kib": peak_rss_kib(),
+    }
 
 
 def lines(spec: dict[str, Any]) -> dict[str, Any]:
@@ -383,6 +412,7 @@ def fanout(spec: dict[str, Any]) -> dict[str, Any]:
 
 KINDS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "small": small,
+    "pair": pair,
     "bulk": bulk,
     "lines": lines,
     "lines_write_stdin": lines_write_stdin,

@@ -71,6 +71,28 @@ def run(cfg: Config) -> Section:
                 cpus[key].append(r["cpu_us"])
                 calls[key] = r["calls"]
 
+        # (a) vs (b) interleaved in one process: the steadiest measure of the shim's overhead.
+        pair_keys = ["generated", "httpx", "generated-plain"]
+        pairs: list[dict[str, float]] = []
+        for _ in range(cfg.pair_rounds):
+            r = run_worker(
+                {
+                    "kind": "pair",
+                    "clients": pair_keys,
+                    "url": srv.base_url,
+                    "token": "bench-token",
+                    "sandbox_id": "bench",
+                    "pid": 1,
+                    "size": size,
+                    "warmup": cfg.small_warmup,
+                    "block": cfg.pair_block,
+                    "blocks": cfg.pair_blocks,
+                },
+                timeout=300,
+            )
+            if r["ok"]:
+                pairs.append(r["cpu_us"])
+
     sdk_wall = median(walls["sdk"]) if walls["sdk"] else None
     sdk_cpu = median(cpus["sdk"]) if cpus["sdk"] else None
     for key, label in CLIENTS:
@@ -96,16 +118,19 @@ def run(cfg: Config) -> Section:
         rw = median(walls["generated"]) / median(walls["httpx"])
         rc = median(cpus["generated"]) / median(cpus["httpx"])
         rn = calls["generated"] / calls["httpx"]
-        ok = "met" if rc <= 1.10 else "NOT met"
         sec.verdicts.append(
-            f"(a)/(b) = {rw:.2f} wall, {rc:.2f} client CPU, {rn:.3f} in function calls per write — "
-            f"goal ≤ 1.10: **{ok}** (judged on client CPU; the call count is the load-independent check)."
+            f"Separate processes (table above): (a)/(b) = {rw:.2f} wall, {rc:.2f} client CPU; "
+            f"function calls per write {rn:.3f} (a count, unaffected by machine load)."
         )
-    if walls["generated-plain"] and walls["httpx"]:
+    if pairs:
+        ab = [p["generated"] / p["httpx"] for p in pairs]
+        plain = [p["generated-plain"] / p["httpx"] for p in pairs]
+        ok = "met" if median(ab) <= 1.10 else "NOT met"
         sec.verdicts.append(
-            "generated client without the shim / bare httpx = "
-            f"{median(cpus['generated-plain']) / median(cpus['httpx']):.2f} client CPU: the part of the "
-            "gap that the generated code itself adds."
+            f"Interleaved in one process ({cfg.pair_blocks} alternating blocks of {cfg.pair_block} writes "
+            f"per client, {len(pairs)} processes): (a)/(b) client CPU = {fmt_range(ab, '{:.2f}')}; the "
+            f"generated client without the shim / (b) = {fmt_range(plain, '{:.2f}')}. "
+            f"Goal (a)/(b) ≤ 1.10, judged on this measure: **{ok}**."
         )
     if walls["generated+pyreqwest"] and walls["generated"]:
         sec.verdicts.append(
