@@ -119,6 +119,11 @@ def main(argv: list[str] | None = None) -> int:
     footer = [
         "Medians are over repeated runs (rounds); (min-max) shows their spread. Ratios are of medians.",
     ]
+    goals = [
+        f"- {sec.title.split(':')[0]}: {v}" for sec in sections for v in sec.verdicts if "goal" in v.lower()
+    ]
+    if goals:
+        header += ["", "## Goals at a glance", "", *goals]
     text = _render(sections, header, footer)
     with open(output, "w") as f:
         f.write(text)
