@@ -308,3 +308,40 @@ def test_writer_leaves_stdin_open_when_delivery_is_unknown(make_server):
     assert server.closes == 0
     assert w.bytes_delivered == 3
     assert any("left open" in note for note in info.value.__notes__)
+
+
+@pytest.mark.parametrize("failure", [Reply(400, "STDIN_NOT_WRITABLE"), Close()], ids=["400", "dropped"])
+def test_seekable_file_is_left_after_the_delivered_bytes_for_an_exact_resume(make_server, tmp_path, failure):
+    data = os.urandom(50_000)
+    path = tmp_path / "data.bin"
+    path.write_bytes(data)
+    first = make_server(plan=[OK, OK, failure])
+    with open(path, "rb") as f:
+        f.seek(100)
+        with pytest.raises((StdinNotWritableError, DeliveryUnknownError)) as info:
+            write_stdin(client_for(first), PID, f, chunk_size=4000, retry=FAST_RETRY)
+        assert info.value.bytes_delivered == 8000
+        assert f.tell() == 100 + 8000
+        second = make_server()
+        assert write_stdin(client_for(second), PID, f, chunk_size=4000) == len(data) - 8100
+    assert bytes(first.accepted) + bytes(second.accepted) == data[100:]
+
+
+def test_async_rewinds_a_seekable_file_too(make_server):
+    import io
+
+    data = os.urandom(10_000)
+    server = make_server(plan=[OK, Reply(404, "NOT_FOUND")])
+    f = io.BytesIO(data)
+
+    async def main() -> None:
+        client = client_for(server)
+        try:
+            with pytest.raises(ProcessNotFoundError):
+                await awrite_stdin(client, PID, f, chunk_size=3000)
+        finally:
+            await client.aclose()
+
+    asyncio.run(main())
+    assert f.tell() == 3000
+    assert bytes(server.accepted) == data[:3000]

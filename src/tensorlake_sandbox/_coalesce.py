@@ -51,6 +51,10 @@ class Source(Protocol):
         """Stop reading; idempotent."""
         ...
 
+    def rewind(self, delivered: int) -> None:
+        """After a failure: stop, and leave a seekable file just after the delivered bytes."""
+        ...
+
 
 class AsyncSource(Protocol):
     """An async source of stdin bytes."""
@@ -61,6 +65,10 @@ class AsyncSource(Protocol):
 
     async def aclose(self) -> None:
         """Stop reading; idempotent."""
+        ...
+
+    async def arewind(self, delivered: int) -> None:
+        """Async `Source.rewind`."""
         ...
 
 
@@ -129,6 +137,12 @@ class _SliceSource:
     async def aclose(self) -> None:
         self.close()
 
+    def rewind(self, delivered: int) -> None:
+        pass
+
+    async def arewind(self, delivered: int) -> None:
+        pass
+
 
 class _StrSource:
     """A str, encoded to UTF-8 a slice at a time so that memory stays bounded."""
@@ -159,6 +173,12 @@ class _StrSource:
 
     async def aclose(self) -> None:
         self.close()
+
+    def rewind(self, delivered: int) -> None:
+        pass
+
+    async def arewind(self, delivered: int) -> None:
+        pass
 
 
 class _Buffer:
@@ -218,7 +238,14 @@ class _ThreadSource:
     with nothing to read) exits as soon as the source returns.
     """
 
-    def __init__(self, pull: Callable[[_ThreadSource], None], capacity: int, close_iter: Any = None):
+    def __init__(
+        self,
+        pull: Callable[[_ThreadSource], None],
+        capacity: int,
+        close_iter: Any = None,
+        seekable_file: tuple[Any, int] | None = None,
+    ):
+        self._seekable_file = seekable_file
         self._buf = _Buffer(capacity)
         self._lock = threading.Lock()
         self._has_data = threading.Condition(self._lock)
@@ -332,6 +359,22 @@ class _ThreadSource:
             self._buf.size = 0
             self._has_room.notify_all()
 
+    def rewind(self, delivered: int) -> None:
+        if self._seekable_file is None:
+            return
+        self.close()
+        # A seekable file is a regular file or in memory: its reads never block for long.
+        self._thread.join(timeout=5.0)
+        if self._thread.is_alive():
+            return
+        f, start = self._seekable_file
+        with contextlib.suppress(OSError, ValueError):
+            f.seek(start + delivered)
+
+    async def arewind(self, delivered: int) -> None:
+        if self._seekable_file is not None:
+            await asyncio.to_thread(self.rewind, delivered)
+
     @property
     def thread(self) -> threading.Thread:
         return self._thread
@@ -390,6 +433,16 @@ def _file_reader(f: Any) -> Callable[[int], Any]:
     return read1 if callable(read1) else f.read  # type: ignore[no-any-return]
 
 
+def _position(f: Any) -> int | None:
+    """The read position of a seekable file, else None (a pipe, a socket, a tty)."""
+    try:
+        if f.seekable():
+            return int(f.tell())
+    except (AttributeError, OSError, ValueError):
+        pass
+    return None
+
+
 def _check_file(f: Any) -> None:
     if _is_text_file(f):
         raise _text_file_error(f)
@@ -415,7 +468,9 @@ def _open_sync_kind(data: object, capacity: int) -> _SliceSource | _StrSource | 
             pass
     if hasattr(data, "read"):
         _check_file(data)
-        return _ThreadSource(_pull_file(_file_reader(data), data), capacity)
+        start = _position(data)
+        seekable = None if start is None else (data, start)
+        return _ThreadSource(_pull_file(_file_reader(data), data), capacity, seekable_file=seekable)
     if isinstance(data, AsyncIterable):
         raise TypeError(f"write_stdin cannot take an async iterable ({_describe(data)}); use awrite_stdin")
     if isinstance(data, Iterable):
@@ -497,6 +552,9 @@ class _TaskSource:
             self._task.cancel()
         # asyncio.wait never raises the reader's outcome, and lets our own cancellation through.
         await asyncio.wait([self._task])
+
+    async def arewind(self, delivered: int) -> None:
+        pass
 
 
 def aopen_source(data: object, capacity: int) -> AsyncSource:

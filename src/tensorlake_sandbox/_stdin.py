@@ -269,17 +269,23 @@ def write_stdin(
 ) -> int:
     """Write ``data`` to the stdin of process ``pid``; return the number of bytes delivered.
 
-    ``data``: bytes, bytearray, memoryview, str (sent as UTF-8), a binary file object
-    (``open(path, 'rb')``, a pipe, ``sys.stdin.buffer``: read from its current position
-    until EOF), or an iterable of bytes-like pieces. Anything else is a `TypeError`, raised
-    before any request is sent.
+    ``data``: bytes, bytearray, memoryview (or another bytes-like object), str (sent as
+    UTF-8), a binary file object (``open(path, 'rb')``, a pipe, ``sys.stdin.buffer``: read
+    from its current position until EOF), or an iterable of bytes-like pieces. Anything
+    else is a `TypeError`, raised before any request is sent where it can be (a piece of
+    the wrong type is found only when the iterable yields it; the pieces before it are
+    delivered first).
 
     Bytes go in order, in requests of at most ``chunk_size`` bytes, one at a time; pieces
     are coalesced while a request is in flight, and what is available is sent at once (an
     interactive producer is never held back). Memory stays bounded by about three times
-    ``chunk_size`` whatever the input size. Empty input sends nothing and returns 0. A
-    file or iterable is read ahead by a helper thread, so after an error it may have been
-    read past ``bytes_delivered``.
+    ``chunk_size`` whatever the input size. Empty input sends nothing and returns 0.
+
+    A file or iterable is read by a helper thread (so an iterable must tolerate being
+    consumed from another thread), up to ``2 * chunk_size`` bytes ahead. After an error, a
+    seekable file is left positioned just after the delivered bytes, so passing it again
+    resumes exactly; a pipe or an iterable may have been read further than
+    ``bytes_delivered``.
 
     ``timeout`` overrides the client's timeout for this call (seconds or `httpx.Timeout`):
     a process that stops reading makes the write fail with `DeliveryUnknownError` once it
@@ -298,6 +304,9 @@ def write_stdin(
     try:
         with _timeout(client, timeout, is_async=False):
             return _pump(client, source, state)
+    except BaseException:
+        source.rewind(state.delivered)
+        raise
     finally:
         source.close()
 
@@ -394,6 +403,9 @@ async def awrite_stdin(
     try:
         with _timeout(client, timeout, is_async=True):
             return await _apump(client, source, state)
+    except BaseException:
+        await source.arewind(state.delivered)
+        raise
     finally:
         await source.aclose()
 
