@@ -345,3 +345,14 @@ def test_async_rewinds_a_seekable_file_too(make_server):
     asyncio.run(main())
     assert f.tell() == 3000
     assert bytes(server.accepted) == data[:3000]
+
+
+def test_on_progress_reports_each_confirmed_request_only(make_server):
+    server = make_server(max_body=3000, plan=[OK, Reply(503, "SANDBOX_NOT_READY"), OK, Close()])
+    seen: list[int] = []
+    with pytest.raises(DeliveryUnknownError):
+        write_stdin(client_for(server), PID, os.urandom(20_000), chunk_size=4000, on_progress=seen.append)
+    # 4000 -> 413, then 2000-byte requests: OK, 503 (retried), OK, dropped.
+    assert seen == [2000, 2000]
+    with pytest.raises(TypeError, match="on_progress"):
+        write_stdin(client_for(server), PID, b"x", on_progress=42)  # type: ignore[arg-type]

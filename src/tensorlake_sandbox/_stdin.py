@@ -128,6 +128,13 @@ def _check_timeout(timeout: object) -> None:
         raise ValueError(f"timeout must be a positive number of seconds or an httpx.Timeout, not {timeout!r}")
 
 
+def _check_progress(on_progress: object) -> None:
+    if on_progress is not None and not callable(on_progress):
+        raise TypeError(
+            f"on_progress must be callable (it gets each request's byte count), not {on_progress!r}"
+        )
+
+
 def _check_response(response: Response[Any]) -> None:
     # A SandboxClient raises for non-2xx in its response hook; this is belt and braces.
     raise_for_response(response)
@@ -139,11 +146,23 @@ def _check_response(response: Response[Any]) -> None:
 class _Delivery:
     """The state of one write call: bytes confirmed so far, and the current request size."""
 
-    def __init__(self, pid: int, chunk_size: int, policy: RetryPolicy):
+    def __init__(
+        self,
+        pid: int,
+        chunk_size: int,
+        policy: RetryPolicy,
+        on_progress: Callable[[int], object] | None = None,
+    ):
         self.pid = pid
         self.limit = chunk_size
         self.policy = policy
+        self.on_progress = on_progress
         self.delivered = 0
+
+    def confirmed(self, size: int) -> None:
+        self.delivered += size
+        if self.on_progress is not None:
+            self.on_progress(size)
 
     def annotate(self, error: BaseException, size: int) -> None:
         if isinstance(error, SandboxError):
@@ -234,7 +253,7 @@ def _send(client: SandboxClient, piece: bytes, state: _Delivery) -> None:
         except BaseException as error:
             delay = state.after_failure(error, len(piece), attempt)
         else:
-            state.delivered += len(piece)
+            state.confirmed(len(piece))
             return
         finally:
             # httpx keeps each request in reference cycles until the collector runs; free the
@@ -266,6 +285,7 @@ def write_stdin(
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     timeout: TimeoutArg = None,
     retry: RetryPolicy | None = None,
+    on_progress: Callable[[int], object] | None = None,
 ) -> int:
     """Write ``data`` to the stdin of process ``pid``; return the number of bytes delivered.
 
@@ -291,6 +311,8 @@ def write_stdin(
     a process that stops reading makes the write fail with `DeliveryUnknownError` once it
     expires, instead of hanging. ``retry`` sets the retry policy (see the module docs:
     only requests the sandbox certainly did not receive are sent again).
+    ``on_progress(n)`` is called after each request the sandbox confirmed, with its size
+    in bytes (e.g. a progress bar's ``update``).
 
     Raises `DeliveryUnknownError`, `StdinNotWritableError`, `ProcessNotFoundError`,
     `PayloadTooLargeError` (a 1-byte request refused), `SandboxUnavailableError` (retries
@@ -299,7 +321,8 @@ def write_stdin(
     """
     _check_call(client, pid, chunk_size)
     _check_timeout(timeout)
-    state = _Delivery(pid, chunk_size, retry or _DEFAULT_RETRY)
+    _check_progress(on_progress)
+    state = _Delivery(pid, chunk_size, retry or _DEFAULT_RETRY, on_progress)
     source = open_source(data, 2 * chunk_size)
     try:
         with _timeout(client, timeout, is_async=False):
@@ -358,7 +381,7 @@ async def _asend(client: SandboxClient, piece: bytes, state: _Delivery) -> None:
         except BaseException as error:
             delay = state.after_failure(error, len(piece), attempt)
         else:
-            state.delivered += len(piece)
+            state.confirmed(len(piece))
             return
         finally:
             payload.close()
@@ -389,6 +412,7 @@ async def awrite_stdin(
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     timeout: TimeoutArg = None,
     retry: RetryPolicy | None = None,
+    on_progress: Callable[[int], object] | None = None,
 ) -> int:
     """Async `write_stdin`: the same rules, and ``data`` may also be an async iterable.
 
@@ -398,7 +422,8 @@ async def awrite_stdin(
     """
     _check_call(client, pid, chunk_size)
     _check_timeout(timeout)
-    state = _Delivery(pid, chunk_size, retry or _DEFAULT_RETRY)
+    _check_progress(on_progress)
+    state = _Delivery(pid, chunk_size, retry or _DEFAULT_RETRY, on_progress)
     source = aopen_source(data, 2 * chunk_size)
     try:
         with _timeout(client, timeout, is_async=True):
