@@ -158,9 +158,17 @@ def run(cfg: Config, target: Target) -> Section:
         )
     if tput["write_stdin"] and sdk:
         ours, peak = median(tput["write_stdin"]), max(rss["write_stdin"])
+        a, b = tput["write_stdin"], tput["sdk"]
+        overlap = min(a) <= max(b) and min(b) <= max(a)
         sec.verdicts.append(
             f"write_stdin throughput {ours:.0f} MiB/s vs official SDK {sdk:.0f} MiB/s — goal ≥ SDK: "
-            f"**{'met' if ours >= sdk else 'NOT met'}**."
+            f"**{'met' if ours >= sdk else 'NOT met'}**"
+            + (
+                " (their rounds' ranges overlap: the server, not the client, sets the pace here, "
+                "and the ranking is within this machine's noise; compare client CPU)."
+                if overlap
+                else "."
+            )
         )
         sec.verdicts.append(
             f"Client CPU, whole transfer: write_stdin {median(cpu['write_stdin']):.2f} s, official SDK "

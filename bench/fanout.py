@@ -90,6 +90,16 @@ def run(cfg: Config, target: Target) -> Section:
             "httpcore 1.0.9 retries a failing `import sniffio` for every async lock it creates "
             "(encode/httpcore#1103); anyio >= 4.11 no longer installs sniffio."
         )
+    if secs["async-generated"] and secs["async-generated+aiohttp"]:
+        aio = median(secs["async-generated+aiohttp"])
+        line = (
+            f"httpx-aiohttp transport behind `asyncio_detailed`: {median(secs['async-generated']) / aio:.1f}x "
+            "faster than httpx's default async transport (httpcore's pool re-checks every connection "
+            "for every queued request: encode/httpx#3215)"
+        )
+        if secs["sdk-async"]:
+            line += f"; {aio / median(secs['sdk-async']):.1f}x the official SDK's time"
+        sec.verdicts.append(line + ".")
     sec.limits += [
         "One untimed write to every process first: client creation and connection set-up are not timed.",
         f"Server and client share 2 cores: concurrency can only overlap waiting, not add CPU; the "
