@@ -93,7 +93,7 @@ def run(cfg: Config, target: Target) -> Section:
     if secs["async-generated"] and secs["async-generated+aiohttp"]:
         aio = median(secs["async-generated+aiohttp"])
         line = (
-            f"httpx-aiohttp transport behind `asyncio_detailed`: {median(secs['async-generated']) / aio:.1f}x "
+            f"httpx-aiohttp behind `asyncio_detailed`: {median(secs['async-generated']) / aio:.1f}x "
             "faster than httpx's default async transport (httpcore's pool re-checks every connection "
             "for every queued request: encode/httpx#3215)"
         )
