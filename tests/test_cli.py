@@ -8,6 +8,7 @@ import fcntl
 import os
 import pty
 import select
+import struct
 import subprocess
 import sys
 import termios
@@ -190,8 +191,10 @@ def test_python_dash_m_entry_point():
 class Terminal:
     """The CLI with a pseudo-terminal as its controlling terminal, stdin and stderr."""
 
-    def __init__(self, args, env, stdout=subprocess.PIPE):
+    def __init__(self, args, env):
         self.master, slave = pty.openpty()
+        # A real terminal has a size; at 0x0 tqdm draws nothing.
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
 
         def controlling_tty():
             fcntl.ioctl(0, termios.TIOCSCTTY, 0)
@@ -199,7 +202,7 @@ class Terminal:
         self.proc = subprocess.Popen(
             [CLI, *args],
             stdin=slave,
-            stdout=stdout,
+            stdout=slave,
             stderr=slave,
             env=env,
             start_new_session=True,
@@ -236,8 +239,6 @@ class Terminal:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
-        if self.proc.stdout:
-            self.proc.stdout.close()
         os.close(self.master)
 
 
@@ -257,15 +258,27 @@ def test_progress_bar_on_a_terminal(local_sandbox, start_process, wait_finished,
 
 def test_ctrl_c_interrupts_then_kills_the_remote_process(local_sandbox, env):
     script = "trap 'echo got INT' INT; echo ready; while :; do sleep 0.1; done"
-    term = Terminal(["exec", local_sandbox.base_url, "--", "sh", "-c", script], env, stdout=None)
-    # stdout=None: stdout is the test's own, so read the interrupt message from stderr (the terminal)
+    term = Terminal(["exec", local_sandbox.base_url, "--", "sh", "-c", script], env)
     try:
-        time.sleep(0.5)
+        term.read_until(b"ready")  # the remote process runs and its output is live
         os.write(term.master, b"\x03")  # Ctrl-C: SIGINT to the CLI, which sends SIGINT on
         term.read_until(b"sent SIGINT")
-        time.sleep(0.5)
+        term.read_until(b"got INT")  # the remote trap ran: the signal reached the process
         os.write(term.master, b"\x03")  # again: kill
         term.read_until(b"killing it")
         assert term.wait() == 128 + 9
     finally:
         term.close()
+
+
+def test_endless_producer_into_unknown_pid_fails_fast_and_cleanly(local_sandbox, env):
+    """The reader thread is still blocked on stdin when the command exits: no abort, no hang."""
+    result = subprocess.run(
+        f"yes | {CLI} stdin {local_sandbox.base_url} 999999",
+        shell=True,
+        env=env,
+        capture_output=True,
+        timeout=60,
+    )
+    assert result.returncode == 3, result.stderr
+    assert b"not found" in result.stderr and b"Fatal" not in result.stderr

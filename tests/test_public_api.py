@@ -1,5 +1,7 @@
 """The package's public surface: explicit, sorted __all__, every name importable, py.typed shipped."""
 
+import subprocess
+import sys
 from pathlib import Path
 
 import tensorlake_sandbox
@@ -33,3 +35,24 @@ def test_generated_import_path_for_users():
 
     for fn in ("sync", "sync_detailed", "asyncio", "asyncio_detailed"):
         assert callable(getattr(sandbox_process_stdin, fn))
+
+
+def test_every_public_name_is_lazily_importable():
+    assert set(tensorlake_sandbox._LAZY) == set(tensorlake_sandbox.__all__)
+
+
+def test_help_does_not_import_httpx():
+    """`tensorlake-sandbox --help` answers without importing httpx or the generated client."""
+    code = (
+        "import sys, contextlib, io\n"
+        "from tensorlake_sandbox.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    try:\n"
+        "        main(['--help'])\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "heavy = [m for m in ('httpx', 'tensorlake_api_client', 'attrs') if m in sys.modules]\n"
+        "print(','.join(heavy))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert out.stdout.strip() == ""

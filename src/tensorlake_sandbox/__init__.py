@@ -6,32 +6,70 @@ source to a process's stdin without losing or duplicating a byte; ``close_stdin`
 EOF; ``stdin_writer`` wraps both in a context manager.
 """
 
-from ._client import API_KEY_ENV, DEFAULT_TIMEOUT, SandboxClient, sandbox_client
-from ._errors import (
-    AuthenticationError,
-    BadRequestError,
-    DeliveryUnknownError,
-    PayloadTooLargeError,
-    ProcessNotFoundError,
-    SandboxError,
-    SandboxUnavailableError,
-    StdinNotWritableError,
-    error_for_status,
-    raise_for_response,
-)
-from ._retry import RetryPolicy
-from ._stdin import (
-    DEFAULT_CHUNK_SIZE,
-    AsyncStdinWriter,
-    StdinWriter,
-    aclose_stdin,
-    astdin_writer,
-    awrite_stdin,
-    close_stdin,
-    stdin_writer,
-    write_stdin,
-)
-from ._urls import DEFAULT_PROXY_HOST, is_loopback_host, sandbox_url
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._client import API_KEY_ENV, DEFAULT_TIMEOUT, SandboxClient, sandbox_client
+    from ._errors import (
+        AuthenticationError,
+        BadRequestError,
+        DeliveryUnknownError,
+        PayloadTooLargeError,
+        ProcessNotFoundError,
+        SandboxError,
+        SandboxUnavailableError,
+        StdinNotWritableError,
+        error_for_status,
+        raise_for_response,
+    )
+    from ._retry import RetryPolicy
+    from ._stdin import (
+        DEFAULT_CHUNK_SIZE,
+        AsyncStdinWriter,
+        StdinWriter,
+        aclose_stdin,
+        astdin_writer,
+        awrite_stdin,
+        close_stdin,
+        stdin_writer,
+        write_stdin,
+    )
+    from ._urls import DEFAULT_PROXY_HOST, is_loopback_host, sandbox_url
+
+# Names are imported on first use, so that `tensorlake-sandbox --help` does not pay for
+# httpx and the generated client.
+_LAZY: dict[str, str] = {
+    "API_KEY_ENV": "._client",
+    "AsyncStdinWriter": "._stdin",
+    "AuthenticationError": "._errors",
+    "BadRequestError": "._errors",
+    "DEFAULT_CHUNK_SIZE": "._stdin",
+    "DEFAULT_PROXY_HOST": "._urls",
+    "DEFAULT_TIMEOUT": "._client",
+    "DeliveryUnknownError": "._errors",
+    "PayloadTooLargeError": "._errors",
+    "ProcessNotFoundError": "._errors",
+    "RetryPolicy": "._retry",
+    "SandboxClient": "._client",
+    "SandboxError": "._errors",
+    "SandboxUnavailableError": "._errors",
+    "StdinNotWritableError": "._errors",
+    "StdinWriter": "._stdin",
+    "aclose_stdin": "._stdin",
+    "astdin_writer": "._stdin",
+    "awrite_stdin": "._stdin",
+    "close_stdin": "._stdin",
+    "error_for_status": "._errors",
+    "is_loopback_host": "._urls",
+    "raise_for_response": "._errors",
+    "sandbox_client": "._client",
+    "sandbox_url": "._urls",
+    "stdin_writer": "._stdin",
+    "write_stdin": "._stdin",
+}
 
 __all__ = [
     "API_KEY_ENV",
@@ -62,3 +100,16 @@ __all__ = [
     "stdin_writer",
     "write_stdin",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

@@ -8,7 +8,7 @@ import signal
 import sys
 from typing import Any, BinaryIO
 
-from ._run import EXIT_USAGE, fail, make_client
+from ._run import EXIT_USAGE, fail, make_client, unbuffered_stdin
 
 __all__ = ["cmd_close_stdin", "cmd_kill", "cmd_ps", "cmd_stdin"]
 
@@ -45,7 +45,7 @@ def cmd_stdin(args: argparse.Namespace) -> int:
         fail("--chunk-size must be a positive number of bytes", EXIT_USAGE)
     client = make_client(args)
     if args.file == "-":
-        source: BinaryIO = sys.stdin.buffer
+        source: BinaryIO = unbuffered_stdin()
     else:
         try:
             source = open(args.file, "rb")  # noqa: SIM115 - closed below
@@ -64,8 +64,7 @@ def cmd_stdin(args: argparse.Namespace) -> int:
     finally:
         if bar is not None:
             bar.close()
-        if source is not sys.stdin.buffer:
-            source.close()
+        source.close()
         client.close()
     return 0
 

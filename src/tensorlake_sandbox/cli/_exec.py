@@ -18,7 +18,7 @@ import time
 from types import FrameType
 from typing import TYPE_CHECKING
 
-from ._run import EXIT_INTERRUPTED, EXIT_USAGE, fail, make_client
+from ._run import EXIT_INTERRUPTED, EXIT_USAGE, fail, make_client, unbuffered_stdin
 
 if TYPE_CHECKING:
     from tensorlake_sandbox import SandboxClient
@@ -47,7 +47,7 @@ def _forward_stdin(client: SandboxClient, pid: int) -> None:
     )
 
     try:
-        write_stdin(client, pid, sys.stdin.buffer)
+        write_stdin(client, pid, unbuffered_stdin())
         close_stdin(client, pid)
     except (StdinNotWritableError, ProcessNotFoundError):
         pass  # the process exited or closed its stdin first: like docker exec, not an error

@@ -10,12 +10,12 @@ import argparse
 import os
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, BinaryIO, NoReturn
 
 if TYPE_CHECKING:
     from tensorlake_sandbox import SandboxClient
 
-__all__ = ["EXIT_AUTH", "EXIT_NOT_FOUND", "CliError", "fail", "make_client", "run_guarded"]
+__all__ = ["CliError", "fail", "make_client", "run_guarded", "unbuffered_stdin"]
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -37,6 +37,16 @@ class CliError(Exception):
 
 def fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
     raise CliError(message, code)
+
+
+def unbuffered_stdin() -> BinaryIO:
+    """This process's stdin as an unbuffered binary file (closing it leaves fd 0 open).
+
+    ``sys.stdin.buffer`` holds a lock while it reads: a reader thread still blocked in it
+    when the command exits makes the interpreter abort at shutdown. An unbuffered file
+    has no such lock, and its ``read`` returns whatever a pipe or terminal has.
+    """
+    return open(sys.stdin.fileno(), "rb", buffering=0, closefd=False)
 
 
 def _read_key_file(path: str) -> str:
