@@ -282,3 +282,10 @@ def test_endless_producer_into_unknown_pid_fails_fast_and_cleanly(local_sandbox,
     )
     assert result.returncode == 3, result.stderr
     assert b"not found" in result.stderr and b"Fatal" not in result.stderr
+
+
+def test_local_subcommand_delegates_to_the_local_sandbox():
+    result = subprocess.run([CLI, "local", "--help"], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0
+    assert result.stdout.startswith("usage: tensorlake-sandbox local")
+    assert "--token" in result.stdout and "--port" in result.stdout

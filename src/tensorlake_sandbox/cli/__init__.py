@@ -18,7 +18,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv[:1] == ["local"]:
         from tensorlake_sandbox.local import main as local_main
 
-        return local_main(argv[1:])
+        return local_main(argv[1:], prog="tensorlake-sandbox local")
     args = build_parser().parse_args(argv)
     from . import _commands, _exec
     from ._run import run_guarded

@@ -173,13 +173,13 @@ it and kills every process it started.
 """
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(prog: str) -> argparse.ArgumentParser:
     try:
         user = getpass.getuser()
     except Exception:
         user = "the user running this command"
     parser = argparse.ArgumentParser(
-        prog="python -m tensorlake_sandbox.local",
+        prog=prog,
         description=_DESCRIPTION.format(user=user),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -209,9 +209,9 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, *, prog: str = "python -m tensorlake_sandbox.local") -> int:
     """Run a local sandbox in the foreground until SIGINT or SIGTERM; returns an exit status."""
-    parser = _parser()
+    parser = _parser(prog)
     args = parser.parse_args(argv)
     if args.max_body_bytes < 1:
         parser.error("--max-body-bytes must be positive")
