@@ -35,7 +35,11 @@ def _render(sections: list[Section], header: list[str], footer: list[str]) -> st
         out.append("| client | " + " | ".join(sec.columns) + " | note |")
         out.append("|---|" + "---|" * len(sec.columns) + "---|")
         for row in sec.rows:
-            out.append(f"| {row.label} | " + " | ".join(row.cells) + f" | {row.note.replace('|', '/')} |")
+            out.append(
+                f"| {row.label} | "
+                + " | ".join(row.cells)
+                + f" | {' '.join(row.note.split()).replace('|', '/')} |"
+            )
         if sec.verdicts:
             out.append("")
             out += [f"- {v}" for v in sec.verdicts]

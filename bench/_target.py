@@ -36,6 +36,14 @@ class Target:
     def is_sandbox(self) -> bool:
         return self._client is not None
 
+    def sink(self, plural: bool = False) -> str:
+        """What the bytes go into, for the report."""
+        if self.is_sandbox:
+            return (
+                "fresh `cat` processes (stdout discarded)" if plural else "a fresh `cat` (stdout discarded)"
+            )
+        return "made-up PIDs" if plural else "a made-up PID"
+
     def start_cat(self) -> int:
         """A ``cat`` with stdin a pipe and stdout discarded (sandbox), or a made-up PID (loopback)."""
         if self._client is None:

@@ -97,8 +97,8 @@ def run(cfg: Config, target: Target) -> Section:
     sec = Section(
         title="2. Bulk: file → `cat > /dev/null`",
         what=(
-            f"{size // MiB} MiB of random bytes from a file on disk into a fresh `cat` (stdout "
-            f"discarded) per client and round, in requests of ≤ {chunk // MiB} MiB, on the "
+            f"{size // MiB} MiB of random bytes from a file on disk into {target.sink()} "
+            f"per client and round, in requests of ≤ {chunk // MiB} MiB, on the "
             f"{target.kind}. {cfg.bulk_rounds} rounds, clients interleaved; median (min-max). "
             "Peak RSS: the client process's `VmHWM` (high-water mark of resident memory, imports included)."
         ),

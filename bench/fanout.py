@@ -32,7 +32,8 @@ def run(cfg: Config, target: Target) -> Section:
     sec = Section(
         title=f"5. Fan-out: {procs} processes at once",
         what=(
-            f"{writes} writes of 16 bytes to each of {procs} `cat` processes ({procs * writes} writes) on "
+            f"{writes} writes of 16 bytes to each of {procs} {target.sink(True)} "
+            f"({procs * writes} writes) on "
             f"the {target.kind}; {cfg.fanout_rounds} rounds, modes interleaved, each in its own process; "
             "median (min-max)."
         ),

@@ -77,7 +77,7 @@ def run(cfg: Config, target: Target) -> Section:
     sec = Section(
         title="3. Line stream: `seq N | tensorlake-sandbox stdin URL PID --close`",
         what=(
-            f"`seq {n}` ({nbytes:,} bytes) through a pipe into a fresh `cat` on the {target.kind}. "
+            f"`seq {n}` ({nbytes:,} bytes) through a pipe into {target.sink()} on the {target.kind}. "
             f"CLI: {cfg.lines_rounds} runs, wall time from process start to exit (start-up included). "
             f"One request per line: the official SDK's `write_stdin` per line, "
             f"{cfg.per_line_lines:,} lines, 1 run. Request counts measured on the loopback server."

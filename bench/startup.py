@@ -47,7 +47,8 @@ def run(cfg: Config) -> Section:
             child = run_child(argv, timeout=60)
             ms = (time.perf_counter() - t0) * 1000
             if child.returncode != 0:
-                why[label] = f"exit {child.returncode}: {child.stderr.strip()[-200:]}"
+                last = (child.stderr.strip().splitlines() or [""])[-1]
+                why[label] = f"exit {child.returncode}: {last[:200]}"
             elif i:
                 times[label].append(ms)
     sdk_label = commands[1][0]
