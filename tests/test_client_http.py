@@ -124,15 +124,19 @@ def test_file_from_the_middle(client, recorder, tmp_path, mode):
 
 
 @pytest.mark.parametrize("mode", ["sync", "async"])
-def test_bytesio_from_the_middle(client, recorder, mode):
-    buf = io.BytesIO(b"0123456789")
+@pytest.mark.parametrize("size", [10, 64 * 1024 + 4, 200_000], ids=["small", "at-limit", "streamed"])
+def test_bytesio_from_the_middle(client, recorder, mode, size):
+    """Small in-memory bodies go as bytes, larger ones as a stream: both from the read position."""
+    data = os.urandom(size)
+    buf = io.BytesIO(data)
     buf.seek(4)
     body = File(payload=buf)
     if mode == "sync":
         sandbox_process_stdin.sync_detailed(5, client=client, body=body)
     else:
         run(client, sandbox_process_stdin.asyncio_detailed(5, client=client, body=body))
-    _assert_stdin_request(recorder.requests[0], 5, b"456789")
+    _assert_stdin_request(recorder.requests[0], 5, data[4:])
+    assert recorder.requests[0].headers["content-length"] == str(size - 4)
 
 
 @pytest.mark.parametrize("mode", ["sync", "async"])

@@ -8,8 +8,9 @@ redirects, streams file bodies on both the sync and the async path, raises a typ
 from __future__ import annotations
 
 import asyncio
+import io
 import os
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from typing import Any
 
 import httpx
@@ -45,12 +46,25 @@ class _BearerAuth(httpx.Auth):
         return "<BearerAuth [secret]>"
 
 
-def _file_body_headers(content: Any, headers: Any) -> tuple[Any, int | None, httpx.Headers]:
+# An in-memory body this small is sent as bytes: cheaper per call than a stream, and the
+# copy is at most this size.
+_SMALL_BODY = 64 * 1024
+
+
+def _adapt_file_body(kwargs: dict[str, Any], iterate: Callable[[Any, int | None], Any]) -> None:
+    """Turn a file-like ``content`` into bytes (small BytesIO) or a stream from its position."""
+    content = kwargs.get("content")
+    if not is_file_body(content):
+        return
     length = remaining_length(content)
-    merged = httpx.Headers(headers)
+    if isinstance(content, io.BytesIO) and length is not None and length <= _SMALL_BODY:
+        kwargs["content"] = content.read(length)
+        return
+    headers = httpx.Headers(kwargs.get("headers"))
     if length is not None:
-        merged["Content-Length"] = str(length)
-    return content, length, merged
+        headers["Content-Length"] = str(length)
+    kwargs["content"] = iterate(content, length)
+    kwargs["headers"] = headers
 
 
 def _raise_for_error(response: httpx.Response) -> None:
@@ -73,21 +87,13 @@ def _error(response: httpx.Response) -> SandboxError:
 
 class _SyncHTTP(httpx.Client):
     def build_request(self, method: str, url: httpx.URL | str, **kwargs: Any) -> httpx.Request:
-        content = kwargs.get("content")
-        if is_file_body(content):
-            f, length, headers = _file_body_headers(content, kwargs.get("headers"))
-            kwargs["content"] = iter_file(f, length)
-            kwargs["headers"] = headers
+        _adapt_file_body(kwargs, iter_file)
         return super().build_request(method, url, **kwargs)
 
 
 class _AsyncHTTP(httpx.AsyncClient):
     def build_request(self, method: str, url: httpx.URL | str, **kwargs: Any) -> httpx.Request:
-        content = kwargs.get("content")
-        if is_file_body(content):
-            f, length, headers = _file_body_headers(content, kwargs.get("headers"))
-            kwargs["content"] = aiter_file(f, length)
-            kwargs["headers"] = headers
+        _adapt_file_body(kwargs, aiter_file)
         return super().build_request(method, url, **kwargs)
 
 
