@@ -91,16 +91,14 @@ def loopback() -> Iterator[Target]:
 def local_sandbox() -> Iterator[Target | str]:
     """The local sandbox as a `Target`, or a string saying why it is not available."""
     try:
-        from tensorlake_sandbox.local import LocalSandbox, create_app
+        from tensorlake_sandbox.local import LocalSandbox
     except ImportError as e:
         yield f"tensorlake_sandbox.local is not available ({e})"
         return
     try:
-        sb = LocalSandbox()
         # The local sandbox answers only loopback Host names; the official SDK sends
-        # ``Host: <sandbox-id>.local`` to a localhost proxy. Accept that one name too (the
-        # same app, one more allowed Host) so the SDK can be measured on the same server.
-        sb._app = create_app(token=sb.token, allowed_hosts=frozenset({f"{SANDBOX_ID}.local"}))
+        # ``Host: <sandbox-id>.local`` to a localhost proxy, so accept that one name too.
+        sb = LocalSandbox(extra_hosts=[f"{SANDBOX_ID}.local"])
         sb.start()
     except Exception as e:
         yield f"the local sandbox did not start ({type(e).__name__}: {e})"

@@ -150,3 +150,12 @@ def test_help_says_processes_run_as_the_server_user(capsys: pytest.CaptureFixtur
     for flag in ("--host", "--port", "--token", "--max-body-bytes", "--allow-remote"):
         assert flag in text
     assert "run as YOUR user" in " ".join(text.split())
+
+
+def test_extra_hosts_are_accepted_and_nothing_else():
+    """`LocalSandbox(extra_hosts=...)` adds Host names (the official SDK's `<id>.local`)."""
+    with LocalSandbox(extra_hosts=["Bench.local"]) as sb:
+        headers = {"Authorization": f"Bearer {sb.token}"}
+        with httpx.Client(base_url=sb.base_url, headers=headers) as http:
+            assert http.get("/api/v1/processes", headers={"Host": "bench.local"}).status_code == 200
+            assert http.get("/api/v1/processes", headers={"Host": "other.local"}).status_code == 421

@@ -8,6 +8,7 @@ import ipaddress
 import socket
 import sys
 import threading
+from collections.abc import Iterable
 from types import TracebackType
 from typing import TYPE_CHECKING, Self
 
@@ -72,8 +73,10 @@ class LocalSandbox:
     >>> with LocalSandbox() as sb:  # doctest: +SKIP
     ...     client = sb.client()
 
-    ``port=0`` picks a free port; ``token=None`` generates one. Stopping it (leaving the
-    ``with`` block) kills every process it started. Processes run as the current user.
+    ``port=0`` picks a free port; ``token=None`` generates one. ``extra_hosts`` are Host
+    names accepted besides loopback ones (e.g. the ``<sandbox-id>.local`` that Tensorlake's
+    official SDK sends to a localhost proxy). Stopping it (leaving the ``with`` block) kills
+    every process it started. Processes run as the current user.
     """
 
     def __init__(
@@ -84,13 +87,13 @@ class LocalSandbox:
         token: str | None = None,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         allow_remote: bool = False,
+        extra_hosts: Iterable[str] = (),
     ) -> None:
         self.token = token if token is not None else generate_token()
-        self._app = create_app(
-            token=self.token,
-            max_body_bytes=max_body_bytes,
-            allowed_hosts=_allowed_hosts(host, allow_remote),
-        )
+        allowed = _allowed_hosts(host, allow_remote)
+        if allowed is not None:
+            allowed = allowed | {h.lower() for h in extra_hosts}
+        self._app = create_app(token=self.token, max_body_bytes=max_body_bytes, allowed_hosts=allowed)
         self._host = host
         self._port = port
         self._server: uvicorn.Server | None = None
