@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from openapi_spec_validator import validate
 from openapi_spec_validator.readers import read_from_filename
 
@@ -33,7 +34,21 @@ def test_spec_is_valid_openapi():
     validate(spec)
 
 
-def test_generated_client_matches_spec(tmp_path):
+# A ruff configuration that would change every file if the generator's hooks read it.
+HOSTILE_RUFF = """line-length = 40
+[format]
+quote-style = "single"
+indent-style = "tab"
+[lint]
+select = ["ALL"]
+"""
+
+
+@pytest.mark.parametrize("surroundings", ["bare", "hostile-ruff-config"])
+def test_generated_client_matches_spec(tmp_path, surroundings):
+    if surroundings == "hostile-ruff-config":
+        (tmp_path / "ruff.toml").write_text(HOSTILE_RUFF)
+        (tmp_path / "pyproject.toml").write_text("[tool.ruff]\n" + HOSTILE_RUFF.replace("[", "[tool.ruff."))
     bin_dir = Path(sys.executable).parent  # the pinned openapi-python-client and ruff
     env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
     result = subprocess.run(
