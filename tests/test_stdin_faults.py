@@ -57,9 +57,14 @@ def close_client(client: SandboxClient) -> None:
     client.get_httpx_client().close()
 
 
-def client_for(server: FaultServer, timeout: float = 10.0) -> SandboxClient:
+def client_for(server: FaultServer, timeout: float = 10.0, async_transport: str = "httpx") -> SandboxClient:
     """A client for ``server``; closed (sync and async connections) at the test's end."""
-    client = sandbox_client(base_url=server.base_url, api_key="test-key", timeout=timeout)
+    client = sandbox_client(
+        base_url=server.base_url,
+        api_key="test-key",
+        timeout=timeout,
+        async_transport=async_transport,  # type: ignore[arg-type]
+    )
     _clients.append(client)
     return client
 
@@ -228,12 +233,17 @@ def test_404(make_server):
     assert server.accepted == b""
 
 
-def test_async_faults_match_sync(make_server):
+# The async cases run on both async transports: the retry rule must see the same failures.
+ASYNC_TRANSPORTS = pytest.mark.parametrize("async_transport", ["httpx", "aiohttp"])
+
+
+@ASYNC_TRANSPORTS
+def test_async_faults_match_sync(make_server, async_transport):
     server = make_server(plan=[OK, Reply(503, "SANDBOX_NOT_READY"), OK, Close()])
     data = os.urandom(4000)
 
     async def main() -> None:
-        client = client_for(server)
+        client = client_for(server, async_transport=async_transport)
         try:
             with pytest.raises(DeliveryUnknownError) as info:
                 await awrite_stdin(client, PID, data, chunk_size=1000, retry=FAST_RETRY)
@@ -246,12 +256,13 @@ def test_async_faults_match_sync(make_server):
     assert bytes(server.accepted) == data[:2000]
 
 
-def test_async_413_and_timeout(make_server):
+@ASYNC_TRANSPORTS
+def test_async_413_and_timeout(make_server, async_transport):
     server = make_server(max_body=1000, plan=[OK, OK, Slow(30)])
     data = os.urandom(3000)
 
     async def main() -> None:
-        client = client_for(server)
+        client = client_for(server, async_transport=async_transport)
         try:
             with pytest.raises(DeliveryUnknownError) as info:
                 await awrite_stdin(client, PID, data, chunk_size=2000, timeout=0.5)

@@ -11,10 +11,10 @@ import asyncio
 import io
 import os
 from collections.abc import Callable, Generator
-from typing import Any
+from typing import Any, Literal, get_args
 
 import httpx
-from attrs import define
+from attrs import define, field
 
 from tensorlake_api_client.client import AuthenticatedClient
 
@@ -44,6 +44,42 @@ class _BearerAuth(httpx.Auth):
 
     def __repr__(self) -> str:
         return "<BearerAuth [secret]>"
+
+
+AsyncTransport = Literal["httpx", "aiohttp"]
+
+# httpx_args that would send requests around the aiohttp transport, or ask what it cannot do.
+_NOT_WITH_AIOHTTP = ("transport", "mounts", "proxy", "http2")
+
+_AIOHTTP_MISSING = (
+    'async_transport="aiohttp" needs the httpx-aiohttp package: '
+    'pip install "tensorlake-sandbox-client[aiohttp]"'
+)
+
+
+def _check_async_transport(async_transport: object, httpx_args: dict[str, Any]) -> None:
+    if async_transport not in get_args(AsyncTransport):
+        raise ValueError(f'async_transport must be "httpx" or "aiohttp", not {async_transport!r}')
+    if async_transport != "aiohttp":
+        return
+    clash = [k for k in _NOT_WITH_AIOHTTP if httpx_args.get(k)]
+    if clash:
+        raise ValueError(
+            f'async_transport="aiohttp" builds its own transport: drop httpx_args {", ".join(clash)} '
+            'or use async_transport="httpx"'
+        )
+    try:
+        from . import _aiohttp  # noqa: F401
+    except ImportError as exc:
+        raise ImportError(_AIOHTTP_MISSING) from exc
+
+
+def _aiohttp_transport(kwargs: dict[str, Any]) -> httpx.AsyncBaseTransport:
+    """A fresh aiohttp transport; its session is made in the event loop that first uses it."""
+    from ._aiohttp import SandboxAiohttpTransport
+
+    options = {k: kwargs[k] for k in ("verify", "cert", "trust_env", "limits") if k in kwargs}
+    return SandboxAiohttpTransport(**options)
 
 
 # An in-memory body this small is sent as bytes: cheaper per call than a stream, and the
@@ -126,6 +162,7 @@ class SandboxClient(AuthenticatedClient):
     """
 
     _loop: asyncio.AbstractEventLoop | None = None
+    _async_transport: AsyncTransport = field(default="httpx", kw_only=True, alias="async_transport")
 
     def __repr__(self) -> str:
         return f"SandboxClient(base_url={self._base_url!r})"
@@ -144,7 +181,10 @@ class SandboxClient(AuthenticatedClient):
             loop = None
         stale = self._async_client is None or self._async_client.is_closed
         if stale or (loop is not None and self._loop not in (None, loop)):
-            self._async_client = _AsyncHTTP(**_httpx_kwargs(self, [_araise_for_error]))
+            kwargs = _httpx_kwargs(self, [_araise_for_error])
+            if self._async_transport == "aiohttp":
+                kwargs["transport"] = _aiohttp_transport(kwargs)
+            self._async_client = _AsyncHTTP(**kwargs)
             self._loop = loop
         elif self._loop is None:
             self._loop = loop
@@ -189,6 +229,7 @@ def sandbox_client(
     proxy_host: str = DEFAULT_PROXY_HOST,
     timeout: httpx.Timeout | float | None = DEFAULT_TIMEOUT,
     httpx_args: dict[str, Any] | None = None,
+    async_transport: AsyncTransport = "httpx",
 ) -> SandboxClient:
     """A client for one sandbox's API, ready for the generated functions.
 
@@ -197,6 +238,12 @@ def sandbox_client(
     local sandbox such as ``http://127.0.0.1:8500``. The key comes from ``api_key``,
     else from ``TENSORLAKE_API_KEY``. ``timeout`` is in seconds or an `httpx.Timeout`;
     ``None`` waits forever and is not recommended.
+
+    ``async_transport="aiohttp"`` sends the async calls through aiohttp (the ``aiohttp``
+    extra): much faster when many requests run at once (measured by make bench). Each
+    event loop gets its own aiohttp session; `SandboxClient.aclose` closes it. It cannot
+    be combined with ``httpx_args`` ``transport``, ``mounts``, ``proxy`` or ``http2``, and
+    it ignores proxy environment variables. The sync calls always use httpx.
     """
     if (sandbox is None) == (base_url is None):
         raise ValueError(
@@ -208,6 +255,8 @@ def sandbox_client(
         else sandbox_url(sandbox or "", proxy_host=proxy_host)
     )
     key = _check_key(api_key)
+    httpx_args = dict(httpx_args or {})
+    _check_async_transport(async_transport, httpx_args)
     if timeout is not None and not isinstance(timeout, httpx.Timeout):
         timeout = httpx.Timeout(timeout)
     return SandboxClient(
@@ -215,5 +264,6 @@ def sandbox_client(
         token=key,
         timeout=timeout,
         follow_redirects=False,
-        httpx_args=dict(httpx_args or {}),
+        httpx_args=httpx_args,
+        async_transport=async_transport,
     )

@@ -1,0 +1,226 @@
+"""The optional async transport on aiohttp (``sandbox_client(..., async_transport="aiohttp")``).
+
+Built on httpx-aiohttp's `AiohttpTransport` (SSL context, limits, ``aclose``), with three
+things done differently, because the stdin retry rule reads httpx exception types:
+
+* aiohttp errors map to the httpx exception that says what happened to the bytes.
+  httpx-aiohttp 0.2 maps every ``aiohttp.ClientConnectionError`` to ``httpx.ConnectTimeout``
+  -- also a connection refused, and a connection dropped or reset *after* the body was
+  sent, which would make the writer resend bytes the server may have received. Here only
+  a failure to connect is a ``ConnectError`` / ``ConnectTimeout``; a drop is
+  ``RemoteProtocolError`` or ``ReadError``; a read timeout is ``ReadTimeout``.
+* aiohttp has no write timeout, so a server that stops reading a large body would hang
+  the request forever: the body is fed through a watchdog that raises
+  ``httpx.WriteTimeout`` when one piece takes longer than the write timeout to send.
+* The session leaves cookies and the Content-Type header to httpx, so requests carry the
+  same headers as on the default transport.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+from collections.abc import AsyncIterable, AsyncIterator, Iterator
+from typing import Any
+
+import aiohttp
+import httpx
+from httpx_aiohttp import AiohttpTransport
+
+__all__ = ["SandboxAiohttpTransport"]
+
+# Bodies up to this size go to aiohttp as bytes: its writer buffers them without waiting
+# (it drains only past 64 KiB), so no write can stall. Larger bodies go in pieces this
+# size, each under the write-timeout watchdog.
+_PIECE = 64 * 1024
+
+# The socket transports of the connections the current request used (see `_Connector`).
+_used: contextvars.ContextVar[list[asyncio.BaseTransport] | None] = contextvars.ContextVar(
+    "tensorlake_aiohttp_used", default=None
+)
+
+
+class _Connector(aiohttp.TCPConnector):
+    """Notes each connection's socket, so that a write timeout can abort it.
+
+    On a cancelled request aiohttp closes the connection gracefully, and an asyncio
+    transport waits for its unsent buffer before closing: with a server that stopped
+    reading, the socket would stay open for good.
+    """
+
+    async def connect(self, req: Any, traces: Any, timeout: aiohttp.ClientTimeout) -> Any:
+        conn = await super().connect(req, traces, timeout)
+        used = _used.get()
+        if used is not None and conn.transport is not None:
+            used.append(conn.transport)
+        return conn
+
+
+def _httpx_error(exc: BaseException) -> Exception | None:
+    """The httpx exception for an aiohttp failure; None for anything else (left alone)."""
+    try:
+        message = str(exc) or type(exc).__name__
+    except Exception:  # a half-built aiohttp error can fail to format itself
+        message = type(exc).__name__
+    # Raised only while connecting (DNS, TCP, TLS, proxy): no byte of the request was sent.
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return httpx.ConnectError(message)
+    # Raised around connector.connect() (pool wait, connect, sock_connect): nothing sent.
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return httpx.ConnectTimeout(message)
+    if isinstance(exc, aiohttp.SocketTimeoutError):
+        return httpx.ReadTimeout(message)
+    if isinstance(exc, aiohttp.ServerTimeoutError):
+        return httpx.TimeoutException(message)
+    # Connected, the request (partly) sent, then the server closed without a full answer.
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return httpx.RemoteProtocolError(message)
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return httpx.ReadError(message)
+    if isinstance(exc, aiohttp.ClientHttpProxyError):
+        return httpx.ProxyError(message)
+    if isinstance(exc, aiohttp.ClientResponseError):  # a malformed response
+        return httpx.RemoteProtocolError(message)
+    if isinstance(exc, (aiohttp.InvalidURL, aiohttp.NonHttpUrlClientError)):
+        return httpx.UnsupportedProtocol(message)
+    # A reset, broken pipe or other OS error on an established connection.
+    if isinstance(exc, aiohttp.ClientConnectionError):
+        return httpx.ReadError(message)
+    if isinstance(exc, aiohttp.ClientError):
+        return httpx.TransportError(message)
+    return None
+
+
+@contextlib.contextmanager
+def _mapped_errors() -> Iterator[None]:
+    try:
+        yield
+    except Exception as exc:
+        mapped = _httpx_error(exc)
+        if mapped is None:
+            raise
+        raise mapped from exc
+
+
+async def _watched(body: bytes | AsyncIterable[bytes], deadline: asyncio.Timeout, seconds: float) -> Any:
+    """Yield ``body`` in pieces; each must be sent within ``seconds`` or ``deadline`` fires.
+
+    aiohttp asks for the next piece only after writing (and draining) the previous one, so
+    the time between two requests for a piece is the time one piece took to send. Time
+    spent waiting for ``body`` itself (a slow file) is not counted.
+    """
+    loop = asyncio.get_running_loop()
+
+    async def pieces() -> AsyncIterator[bytes | memoryview]:
+        if isinstance(body, bytes):
+            view = memoryview(body)
+            for start in range(0, len(view), _PIECE):
+                yield view[start : start + _PIECE]
+        else:
+            async for chunk in body:
+                view = memoryview(chunk)
+                for start in range(0, len(view), _PIECE):
+                    yield view[start : start + _PIECE]
+
+    async for piece in pieces():
+        deadline.reschedule(loop.time() + seconds)
+        yield piece
+        deadline.reschedule(None)
+
+
+class _ResponseStream(httpx.AsyncByteStream):
+    def __init__(self, response: aiohttp.ClientResponse) -> None:
+        self._response = response
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        with _mapped_errors():
+            async for chunk in self._response.content.iter_any():
+                yield chunk
+
+    async def aclose(self) -> None:
+        with _mapped_errors():
+            self._response.release()
+            await self._response.wait_for_close()
+
+
+class SandboxAiohttpTransport(AiohttpTransport):
+    """An httpx async transport on one aiohttp session, created in the loop that first uses it."""
+
+    def get_client(self) -> aiohttp.ClientSession:
+        limit = self.limits.max_connections
+        connector = _Connector(
+            keepalive_timeout=self.limits.keepalive_expiry,
+            ssl=self.ssl_context,
+            limit=0 if limit is None else limit,
+        )
+        return aiohttp.ClientSession(
+            connector=connector,
+            # httpx keeps the cookies and sets the headers; aiohttp adds none of its own.
+            cookie_jar=aiohttp.DummyCookieJar(),
+            skip_auto_headers=("Content-Type",),
+        )
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if not isinstance(self.client, aiohttp.ClientSession):
+            self.client = self.get_client()
+        session = self.client
+        timeout = request.extensions.get("timeout", {})
+        write_timeout = timeout.get("write")
+
+        body: bytes | AsyncIterable[bytes] | None
+        try:
+            body = request.content or None
+        except httpx.RequestNotRead:
+            body = request.stream  # type: ignore[assignment]
+            request.headers.pop("transfer-encoding", None)  # aiohttp chunks when no length is set
+
+        # Armed only while a piece of a large body is being sent (see `_watched`).
+        watchdog = asyncio.timeout(None)
+        used: list[asyncio.BaseTransport] = []
+        token = _used.set(used)
+        try:
+            async with watchdog:
+                data: Any = body
+                if write_timeout is not None and body is not None and not _small(body):
+                    data = _watched(body, watchdog, write_timeout)
+                with _mapped_errors():
+                    response = await session.request(
+                        method=request.method,
+                        url=str(request.url),
+                        headers=request.headers,
+                        data=data,
+                        allow_redirects=False,
+                        auto_decompress=False,
+                        compress=False,
+                        timeout=aiohttp.ClientTimeout(
+                            sock_connect=timeout.get("connect"),
+                            sock_read=timeout.get("read"),
+                            connect=timeout.get("pool"),
+                        ),
+                        server_hostname=request.extensions.get("sni_hostname"),
+                    )
+        except TimeoutError as exc:
+            if watchdog.expired():
+                for transport in used:
+                    if isinstance(transport, asyncio.WriteTransport):
+                        transport.abort()
+                raise httpx.WriteTimeout(f"sending the request body took over {write_timeout} s") from exc
+            raise
+        finally:
+            _used.reset(token)
+
+        extensions: dict[str, Any] = {"http_version": b"HTTP/1.1"}
+        if response.reason:
+            extensions["reason_phrase"] = response.reason.encode()
+        return httpx.Response(
+            status_code=response.status,
+            headers=response.raw_headers,
+            stream=_ResponseStream(response),
+            request=request,
+            extensions=extensions,
+        )
+
+
+def _small(body: bytes | AsyncIterable[bytes]) -> bool:
+    return isinstance(body, bytes) and len(body) <= _PIECE
