@@ -48,7 +48,10 @@ def _shim_client(spec: dict[str, Any], transport: str | None = None) -> Any:
     elif transport == "pyreqwest-async":
         args["transport"] = _pyreqwest_async()
     elif transport == "aiohttp":
-        args["transport"] = _aiohttp_async()
+        try:
+            return sandbox_client(base_url=spec["url"], api_key=spec["token"], async_transport="aiohttp")
+        except ImportError as e:
+            raise Unavailable(str(e)) from e
     return sandbox_client(base_url=spec["url"], api_key=spec["token"], httpx_args=args)
 
 
@@ -66,14 +69,6 @@ def _pyreqwest_async() -> Any:
     except ImportError as e:
         raise Unavailable("pyreqwest is not installed") from e
     return HttpxTransport()
-
-
-def _aiohttp_async() -> Any:
-    try:
-        from httpx_aiohttp import AiohttpTransport  # type: ignore[import-not-found,unused-ignore]
-    except ImportError as e:
-        raise Unavailable("httpx-aiohttp is not installed") from e
-    return AiohttpTransport()
 
 
 def _generated_writer(client: Any, pid: int) -> Callable[[bytes], None]:
@@ -304,26 +299,6 @@ def lines_write_stdin(spec: dict[str, Any]) -> dict[str, Any]:
     return {"secs": time.perf_counter() - t0}
 
 
-def _stub_sniffio() -> None:
-    """Make ``import sniffio`` succeed, as installing the ``sniffio`` package would.
-
-    httpcore 1.0.9 runs ``import sniffio`` each time it creates an async lock (several times per
-    request); anyio >= 4.11 no longer installs sniffio, so each of those imports fails after
-    searching all of sys.path (encode/httpcore#1103). The stub answers what sniffio answers
-    under asyncio.
-    """
-    import types
-
-    if "sniffio" in sys.modules:
-        return
-    try:
-        import sniffio  # type: ignore[import-not-found,unused-ignore]  # noqa: F401
-    except ImportError:
-        stub = types.ModuleType("sniffio")
-        stub.current_async_library = lambda: "asyncio"  # type: ignore[attr-defined]
-        sys.modules["sniffio"] = stub
-
-
 def fanout(spec: dict[str, Any]) -> dict[str, Any]:
     """``writes`` writes to each of ``pids``: sequential sync, or one task per process.
 
@@ -333,8 +308,6 @@ def fanout(spec: dict[str, Any]) -> dict[str, Any]:
     pids: list[int] = spec["pids"]
     writes, payload, mode = spec["writes"], b"x" * spec["size"], spec["mode"]
     total = len(pids) * writes
-    if mode.endswith("+sniffio"):
-        _stub_sniffio()
 
     if mode == "sync-generated":
         from tensorlake_api_client.api.sandbox_processes import sandbox_process_stdin
@@ -392,7 +365,7 @@ def fanout(spec: dict[str, Any]) -> dict[str, Any]:
         afn = getattr(tensorlake_sandbox, "awrite_stdin", None)
         if afn is None:
             raise Unavailable("tensorlake_sandbox.awrite_stdin does not exist yet (issue 4)")
-        client = _shim_client(spec)
+        client = _shim_client(spec, "aiohttp" if "+aiohttp" in mode else None)
 
         async def ours(pid: int) -> None:
             await afn(client, pid, payload)

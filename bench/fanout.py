@@ -16,12 +16,8 @@ MODES = [
     ("sync-generated", "sequential sync `sync_detailed`"),
     ("async-generated", "`asyncio_detailed`, one task per process"),
     ("awrite_stdin", "`awrite_stdin`, one task per process"),
-    (
-        "async-generated+sniffio",
-        "`asyncio_detailed`, with `sniffio` importable (stub module in the worker)",
-    ),
-    ("awrite_stdin+sniffio", "`awrite_stdin`, with `sniffio` importable (stub module in the worker)"),
-    ("async-generated+aiohttp", "`asyncio_detailed` with httpx-aiohttp `AiohttpTransport`"),
+    ("async-generated+aiohttp", '`asyncio_detailed`, `sandbox_client(async_transport="aiohttp")`'),
+    ("awrite_stdin+aiohttp", '`awrite_stdin`, `sandbox_client(async_transport="aiohttp")`'),
     ("async-generated+pyreqwest", "`asyncio_detailed` with pyreqwest `HttpxTransport`"),
     ("sdk-async", "official SDK `AsyncSandbox.write_stdin`, one task per process"),
 ]
@@ -84,17 +80,11 @@ def run(cfg: Config, target: Target) -> Section:
             f"`asyncio_detailed` fan-out is {base / median(secs['async-generated']):.2f}x the speed of "
             "sequential sync writes."
         )
-    if secs["async-generated"] and secs["async-generated+sniffio"]:
-        sec.verdicts.append(
-            "With `sniffio` importable the same `asyncio_detailed` fan-out takes "
-            f"{median(secs['async-generated+sniffio']) / median(secs['async-generated']):.2f}x the time: "
-            "httpcore 1.0.9 retries a failing `import sniffio` for every async lock it creates "
-            "(encode/httpcore#1103); anyio >= 4.11 no longer installs sniffio."
-        )
     if secs["async-generated"] and secs["async-generated+aiohttp"]:
         aio = median(secs["async-generated+aiohttp"])
+        speedup = median(secs["async-generated"]) / aio
         line = (
-            f"httpx-aiohttp behind `asyncio_detailed`: {median(secs['async-generated']) / aio:.1f}x "
+            f'`async_transport="aiohttp"` behind `asyncio_detailed`: {speedup:.1f}x '
             "faster than httpx's default async transport (httpcore's pool re-checks every connection "
             "for every queued request: encode/httpx#3215)"
         )
