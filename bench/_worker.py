@@ -244,14 +244,8 @@ def bulk(spec: dict[str, Any]) -> dict[str, Any]:
     client_name = spec["client"]
     size = os.path.getsize(path)
     requests = 0
-    if client_name in ("write_stdin", "write_stdin+chunk1m"):
+    if client_name == "write_stdin":
         fn = _our_write_stdin()
-        if client_name == "write_stdin+chunk1m":
-            # The proposed fix, tried here without editing the library: the shim streams a
-            # request body from its BytesIO in 1 MiB reads instead of 64 KiB ones.
-            import tensorlake_sandbox._bodies as bodies
-
-            bodies.CHUNK = 1 << 20
         client = _shim_client(spec)
         client.get_httpx_client()  # built before timing, as the SDK's client is by Sandbox()
         t0, c0 = time.perf_counter(), time.process_time()

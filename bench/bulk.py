@@ -20,10 +20,6 @@ __all__ = ["run"]
 
 CLIENTS = [
     ("write_stdin", "`tensorlake_sandbox.write_stdin(client, pid, open_file, chunk_size=2 MiB)`"),
-    (
-        "write_stdin+chunk1m",
-        "same, shim streaming each body in 1 MiB reads (`_bodies.CHUNK`, set in the worker: proposed fix)",
-    ),
     ("sdk", "official SDK `Sandbox.write_stdin(pid, block)`, 2 MiB `bytes` blocks"),
     ("curl", "curl, pre-split 2 MiB parts, one process (`-X POST -T part --next ...`)"),
     ("generated", "generated `sync_detailed`, one 2 MiB `BytesIO` per call"),

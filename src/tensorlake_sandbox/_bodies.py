@@ -30,7 +30,11 @@ def is_file_body(content: Any) -> TypeGuard[BinaryIO]:
 def remaining_length(f: BinaryIO) -> int | None:
     """Bytes from the current position to the end, or None when that cannot be known (a pipe)."""
     if isinstance(f, io.BytesIO):
-        return max(0, len(f.getbuffer()) - f.tell())
+        # Not len(f.getbuffer()): exporting the buffer makes a BytesIO built from bytes copy it.
+        pos = f.tell()
+        end = f.seek(0, io.SEEK_END)
+        f.seek(pos)
+        return max(0, end - pos)
     try:
         st = os.fstat(f.fileno())
         pos = f.tell()

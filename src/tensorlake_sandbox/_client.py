@@ -82,8 +82,9 @@ def _aiohttp_transport(kwargs: dict[str, Any]) -> httpx.AsyncBaseTransport:
     return SandboxAiohttpTransport(**options)
 
 
-# An in-memory body this small is sent as bytes: cheaper per call than a stream, and the
-# copy is at most this size.
+# An in-memory body this small is sent as bytes: cheaper per call than a stream. A larger
+# one is streamed: httpx keeps a request (and a bytes body) in reference cycles until the
+# garbage collector runs, while a finished stream lets go of its data at once.
 _SMALL_BODY = 64 * 1024
 
 
