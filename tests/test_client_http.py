@@ -321,3 +321,16 @@ def test_50_mib_file_streams_with_bounded_memory(recorder, tmp_path, mode):
     baseline_kib, peak_kib = map(int, out.split())
     assert recorder.requests[-1].length == 50 << 20
     assert peak_kib - baseline_kib < 10 * 1024, (baseline_kib, peak_kib)
+
+
+def test_key_and_host_cannot_change_after_creation(client, recorder):
+    """The generated client would keep sending the old key; the shim refuses the change."""
+    for name in ("token", "prefix", "auth_header_name", "_base_url"):
+        with pytest.raises(AttributeError, match="cannot be changed"):
+            setattr(client, name, "other")
+    evolved = client.with_headers({"X-Trace": "1"}).with_timeout(httpx.Timeout(5.0))
+    sandbox_process_stdin.sync_detailed(1, client=evolved, body=File(payload=io.BytesIO(b"x")))
+    assert recorder.requests[0].headers["authorization"] == f"Bearer {KEY}"
+    assert recorder.requests[0].headers["x-trace"] == "1"
+    assert isinstance(evolved, SandboxClient)
+    evolved.close()

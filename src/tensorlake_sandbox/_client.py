@@ -154,6 +154,9 @@ def _httpx_kwargs(client: AuthenticatedClient, hooks: list[Any]) -> dict[str, An
     }
 
 
+_FIXED = frozenset({"token", "prefix", "auth_header_name", "_base_url"})
+
+
 @define(repr=False)
 class SandboxClient(AuthenticatedClient):
     """The generated `AuthenticatedClient` with the shim's safety rules; build it with `sandbox_client`.
@@ -167,6 +170,16 @@ class SandboxClient(AuthenticatedClient):
 
     def __repr__(self) -> str:
         return f"SandboxClient(base_url={self._base_url!r})"
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # The generated client caches the key in its httpx clients: a key or host changed
+        # later would silently keep the old one. Refuse instead.
+        if name in _FIXED and hasattr(self, name):
+            raise AttributeError(
+                f"a SandboxClient's {name.lstrip('_')} cannot be changed; "
+                "create a new client with sandbox_client(...)"
+            )
+        super().__setattr__(name, value)
 
     def get_httpx_client(self) -> httpx.Client:
         if self._client is None or self._client.is_closed:
