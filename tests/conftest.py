@@ -25,6 +25,10 @@ from tensorlake_api_client.models.start_process_request_env import StartProcessR
 from tensorlake_sandbox import SandboxClient
 from tensorlake_sandbox.local import LocalSandbox
 
+from .servers.fault import FaultServer
+from .servers.recording import RecordingApp
+from .servers.uvicorn_thread import serve_in_thread
+
 
 @pytest.fixture(scope="session")
 def local_sandbox() -> Iterator[LocalSandbox]:
@@ -102,3 +106,34 @@ def wait_finished(local_client: SandboxClient) -> Callable[[int], ProcessInfo]:
             time.sleep(0.02)
 
     return wait
+
+
+@pytest.fixture(scope="module")
+def recording_server() -> Iterator[RecordingApp]:
+    """A recording HTTP server on 127.0.0.1 (its URL in ``.url``), one per test module."""
+    app = RecordingApp()
+    with serve_in_thread(app) as url:
+        app.url = url  # type: ignore[attr-defined]
+        yield app
+
+
+@pytest.fixture
+def recorder(recording_server: RecordingApp) -> RecordingApp:
+    """The module's recording server, emptied for this test."""
+    recording_server.reset()
+    return recording_server
+
+
+@pytest.fixture
+def make_server() -> Iterator[Callable[..., FaultServer]]:
+    """Start misbehaving servers (tests/servers/fault.py) for one test; all stop after it."""
+    servers: list[FaultServer] = []
+
+    def make(**kwargs: object) -> FaultServer:
+        server = FaultServer(**kwargs).start()  # type: ignore[arg-type]
+        servers.append(server)
+        return server
+
+    yield make
+    for s in servers:
+        s.stop()

@@ -42,8 +42,6 @@ from tensorlake_sandbox._aiohttp import SandboxAiohttpTransport, _httpx_error
 from tensorlake_sandbox.local import LocalSandbox
 
 from .servers.fault import OK, Close, FaultServer, Slow
-from .servers.recording import RecordingApp
-from .servers.uvicorn_thread import serve_in_thread
 
 KEY = "tl_test_key_0123456789"
 PID = 42
@@ -122,20 +120,6 @@ def test_missing_httpx_aiohttp_fails_at_construction_with_the_install_hint(monke
 
 
 # -- exact bytes and headers: recording server ----------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def server():
-    app = RecordingApp()
-    with serve_in_thread(app) as url:
-        app.url = url  # type: ignore[attr-defined]
-        yield app
-
-
-@pytest.fixture
-def recorder(server):
-    server.reset()
-    return server
 
 
 BIG = os.urandom(3 * 1024 * 1024 + 7)
@@ -270,20 +254,6 @@ def test_local_sandbox_receives_exact_bytes_through_aiohttp(
 
 
 # -- faults: the retry rule sees the right httpx exception ----------------------------------
-
-
-@pytest.fixture
-def make_server() -> Iterator[Callable[..., FaultServer]]:
-    servers: list[FaultServer] = []
-
-    def make(**kwargs: object) -> FaultServer:
-        server = FaultServer(**kwargs).start()  # type: ignore[arg-type]
-        servers.append(server)
-        return server
-
-    yield make
-    for s in servers:
-        s.stop()
 
 
 def fault_run(

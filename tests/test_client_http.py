@@ -32,24 +32,7 @@ from tensorlake_sandbox import (
     sandbox_client,
 )
 
-from .servers.recording import RecordingApp
-from .servers.uvicorn_thread import serve_in_thread
-
 KEY = "tl_test_key_0123456789"
-
-
-@pytest.fixture(scope="module")
-def server():
-    app = RecordingApp()
-    with serve_in_thread(app) as url:
-        app.url = url  # type: ignore[attr-defined]
-        yield app
-
-
-@pytest.fixture
-def recorder(server):
-    server.reset()
-    return server
 
 
 @pytest.fixture

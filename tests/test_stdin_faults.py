@@ -38,19 +38,11 @@ _clients: list[SandboxClient] = []
 
 
 @pytest.fixture
-def make_server() -> Iterator[Callable[..., FaultServer]]:
-    servers: list[FaultServer] = []
-
-    def make(**kwargs: object) -> FaultServer:
-        server = FaultServer(**kwargs).start()  # type: ignore[arg-type]
-        servers.append(server)
-        return server
-
-    yield make
+def make_server(make_server: Callable[..., FaultServer]) -> Iterator[Callable[..., FaultServer]]:
+    """The shared factory (conftest); the clients a test made are closed before its servers stop."""
+    yield make_server
     while _clients:
         close_client(_clients.pop())
-    for s in servers:
-        s.stop()
 
 
 def close_client(client: SandboxClient) -> None:

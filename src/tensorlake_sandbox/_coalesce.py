@@ -112,7 +112,29 @@ def _piece_view(piece: object, where: str) -> tuple[memoryview, bool]:
     raise TypeError(f"{where} yielded {_describe(piece)}; its pieces must be bytes, bytearray or memoryview")
 
 
-class _SliceSource:
+class _InMemory:
+    """What the in-memory sources share: nothing to wait for, nothing read ahead to rewind."""
+
+    def take(self, n: int) -> bytes:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    async def atake(self, n: int) -> bytes:
+        return self.take(n)
+
+    async def aclose(self) -> None:
+        self.close()
+
+    def rewind(self, delivered: int) -> None:
+        pass
+
+    async def arewind(self, delivered: int) -> None:
+        pass
+
+
+class _SliceSource(_InMemory):
     """A bytes-like value in memory, sliced; nothing to wait for."""
 
     def __init__(self, data: bytes | bytearray | memoryview):
@@ -131,20 +153,8 @@ class _SliceSource:
     def close(self) -> None:
         self._view.release()
 
-    async def atake(self, n: int) -> bytes:
-        return self.take(n)
 
-    async def aclose(self) -> None:
-        self.close()
-
-    def rewind(self, delivered: int) -> None:
-        pass
-
-    async def arewind(self, delivered: int) -> None:
-        pass
-
-
-class _StrSource:
+class _StrSource(_InMemory):
     """A str, encoded to UTF-8 a slice at a time so that memory stays bounded."""
 
     def __init__(self, text: str):
@@ -167,18 +177,6 @@ class _StrSource:
     def close(self) -> None:
         self._text = ""
         self._pending = b""
-
-    async def atake(self, n: int) -> bytes:
-        return self.take(n)
-
-    async def aclose(self) -> None:
-        self.close()
-
-    def rewind(self, delivered: int) -> None:
-        pass
-
-    async def arewind(self, delivered: int) -> None:
-        pass
 
 
 class _Buffer:
