@@ -28,6 +28,7 @@ class Server:
     token: str
     port: int
     drain: threading.Thread
+    banner: list[str]
 
     def client(self) -> httpx.Client:
         return httpx.Client(
@@ -35,17 +36,24 @@ class Server:
         )
 
 
-def start_server(*args: str) -> Server:
+def start_server(*args: str, env_token: str | None = None) -> Server:
+    env = {k: v for k, v in os.environ.items() if k != "TENSORLAKE_LOCAL_TOKEN"}
+    if env_token is not None:
+        env["TENSORLAKE_LOCAL_TOKEN"] = env_token
     proc = subprocess.Popen(
         [sys.executable, "-m", "tensorlake_sandbox.local", "--port", "0", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        env=env,
     )
     assert proc.stdout is not None
-    url = token = None
-    for _ in range(3):
+    url = None
+    token = env_token
+    banner = []
+    for _ in range(2 if env_token is not None else 3):
         line = proc.stdout.readline()
+        banner.append(line)
         if m := re.search(r"(http://127\.0\.0\.1:(\d+))", line):
             url, port = m.group(1), int(m.group(2))
         if m := re.search(r"Token \(generated, shown once\): (\S+)", line):
@@ -54,7 +62,7 @@ def start_server(*args: str) -> Server:
     # Keep reading its stdout (access log) so that a full pipe never stalls the server.
     drain = threading.Thread(target=proc.stdout.read, daemon=True)
     drain.start()
-    return Server(proc, url, token, port, drain)
+    return Server(proc, url, token, port, drain, banner)
 
 
 def stop(server: Server, sig: int = signal.SIGTERM) -> tuple[int, str]:
@@ -205,3 +213,15 @@ def test_one_large_body_is_streamed_not_buffered() -> None:
         stop(s)
     print(f"\nlocal sandbox server VmHWM after one 128 MiB body: {peak / 1024:.1f} MiB")
     assert peak < 100 * 1024
+
+
+def test_token_from_the_environment_is_used_and_not_printed():
+    s = start_server(env_token="env-token-123")
+    try:
+        with s.client() as http:
+            assert http.get("/api/v1/processes").status_code == 200
+            assert http.get("/api/v1/processes", headers={"Authorization": "Bearer wrong"}).status_code == 401
+    finally:
+        _, err = stop(s)
+    assert "Processes run as your user" in s.banner[-1]
+    assert not any("env-token-123" in line for line in [*s.banner, err])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import ipaddress
+import os
 import socket
 import sys
 import threading
@@ -23,6 +24,8 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "LocalSandbox", "main"]
 
 DEFAULT_HOST = "127.0.0.1"
+# The token can come from this variable instead of --token (which `ps` shows to other users).
+TOKEN_ENV = "TENSORLAKE_LOCAL_TOKEN"
 DEFAULT_PORT = 8500
 # Open follow (SSE) streams never end by themselves; shutdown waits this long for them.
 _GRACEFUL_SHUTDOWN_SECONDS = 2
@@ -184,6 +187,12 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=prog,
         description=_DESCRIPTION.format(user=user),
+        epilog=(
+            "example:\n"
+            f"  {prog} --port 8500                # prints its URL and a token\n"
+            "  export TENSORLAKE_API_KEY=<that token>\n"
+            "  tensorlake-sandbox exec http://127.0.0.1:8500 -- echo hello"
+        ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--host", default=DEFAULT_HOST, help="address to listen on (default: %(default)s)")
@@ -195,7 +204,9 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--token",
-        help="bearer token clients must send (default: a random one, printed once at start)",
+        default=os.environ.get(TOKEN_ENV) or None,
+        help=f"bearer token clients must send (default: ${TOKEN_ENV}, else a random one, printed "
+        "once at start); the variable keeps the token out of the process list",
     )
     parser.add_argument(
         "--max-body-bytes",
