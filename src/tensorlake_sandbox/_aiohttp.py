@@ -57,38 +57,36 @@ class _Connector(aiohttp.TCPConnector):
         return conn
 
 
+# aiohttp failure -> httpx exception, first match wins (subclasses before their bases). The
+# retry rule reads these types: only the first two mean "nothing of the request was sent".
+_ERROR_MAP: tuple[tuple[type[BaseException] | tuple[type[BaseException], ...], type[Exception]], ...] = (
+    # Raised only while connecting (DNS, TCP, TLS, proxy): no byte of the request was sent.
+    (aiohttp.ClientConnectorError, httpx.ConnectError),
+    # Raised around connector.connect() (pool wait, connect, sock_connect): nothing sent.
+    (aiohttp.ConnectionTimeoutError, httpx.ConnectTimeout),
+    (aiohttp.SocketTimeoutError, httpx.ReadTimeout),
+    (aiohttp.ServerTimeoutError, httpx.TimeoutException),
+    # Connected, the request (partly) sent, then the server closed without a full answer.
+    (aiohttp.ServerDisconnectedError, httpx.RemoteProtocolError),
+    (aiohttp.ClientPayloadError, httpx.ReadError),
+    (aiohttp.ClientHttpProxyError, httpx.ProxyError),
+    (aiohttp.ClientResponseError, httpx.RemoteProtocolError),  # a malformed response
+    ((aiohttp.InvalidURL, aiohttp.NonHttpUrlClientError), httpx.UnsupportedProtocol),
+    # A reset, broken pipe or other OS error on an established connection.
+    (aiohttp.ClientConnectionError, httpx.ReadError),
+    (aiohttp.ClientError, httpx.TransportError),
+)
+
+
 def _httpx_error(exc: BaseException) -> Exception | None:
     """The httpx exception for an aiohttp failure; None for anything else (left alone)."""
     try:
         message = str(exc) or type(exc).__name__
     except Exception:  # a half-built aiohttp error can fail to format itself
         message = type(exc).__name__
-    # Raised only while connecting (DNS, TCP, TLS, proxy): no byte of the request was sent.
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        return httpx.ConnectError(message)
-    # Raised around connector.connect() (pool wait, connect, sock_connect): nothing sent.
-    if isinstance(exc, aiohttp.ConnectionTimeoutError):
-        return httpx.ConnectTimeout(message)
-    if isinstance(exc, aiohttp.SocketTimeoutError):
-        return httpx.ReadTimeout(message)
-    if isinstance(exc, aiohttp.ServerTimeoutError):
-        return httpx.TimeoutException(message)
-    # Connected, the request (partly) sent, then the server closed without a full answer.
-    if isinstance(exc, aiohttp.ServerDisconnectedError):
-        return httpx.RemoteProtocolError(message)
-    if isinstance(exc, aiohttp.ClientPayloadError):
-        return httpx.ReadError(message)
-    if isinstance(exc, aiohttp.ClientHttpProxyError):
-        return httpx.ProxyError(message)
-    if isinstance(exc, aiohttp.ClientResponseError):  # a malformed response
-        return httpx.RemoteProtocolError(message)
-    if isinstance(exc, (aiohttp.InvalidURL, aiohttp.NonHttpUrlClientError)):
-        return httpx.UnsupportedProtocol(message)
-    # A reset, broken pipe or other OS error on an established connection.
-    if isinstance(exc, aiohttp.ClientConnectionError):
-        return httpx.ReadError(message)
-    if isinstance(exc, aiohttp.ClientError):
-        return httpx.TransportError(message)
+    for aiohttp_types, httpx_type in _ERROR_MAP:
+        if isinstance(exc, aiohttp_types):
+            return httpx_type(message)
     return None
 
 
