@@ -37,7 +37,8 @@ generate: $(UV)  ## regenerate generated/ from openapi.yaml (replaces the folder
 	$(BIN)/openapi-spec-validator openapi.yaml
 	rm -rf .generate-tmp
 	$(BIN)/openapi-python-client generate --path openapi.yaml --config generator-config.yml \
-	    --meta none --fail-on-warning --output-path .generate-tmp/$(GEN_PKG)
+	    --meta none --fail-on-warning --custom-template-path templates \
+	    --output-path .generate-tmp/$(GEN_PKG)
 	rm -rf $(GEN_DIR)
 	mkdir -p generated
 	mv .generate-tmp/$(GEN_PKG) $(GEN_DIR)

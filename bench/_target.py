@@ -61,7 +61,7 @@ class Target:
                 stderr_mode=OutputMode.DISCARD,
             ),
         )
-        pid: int = r.parsed.pid  # type: ignore[union-attr]
+        pid: int = r.parsed.pid
         self._pids.append(pid)
         return pid
 

@@ -62,6 +62,8 @@ def test_generated_client_matches_spec(tmp_path, surroundings):
             "--meta",
             "none",
             "--fail-on-warning",
+            "--custom-template-path",
+            str(ROOT / "templates"),
             "--output-path",
             str(tmp_path / PACKAGE),
         ],

@@ -1,8 +1,12 @@
-"""Contains shared errors types that can be raised from API functions"""
+"""Errors raised by the API functions."""
 
 
 class UnexpectedStatus(Exception):
-    """Raised by api functions when the response status an undocumented status and Client.raise_on_unexpected_status is True"""
+    """Raised by every API function when the server answers with any status other than the documented success.
+
+    ``status_code`` is the HTTP status and ``content`` the raw body (an error body is often
+    JSON with ``error`` and ``code``).
+    """
 
     def __init__(self, status_code: int, content: bytes):
         self.status_code = status_code

@@ -1,9 +1,18 @@
 """Contains all the data models used in inputs/outputs"""
 
+from .health_response import HealthResponse
+from .info_response import InfoResponse
 from .list_processes_response import ListProcessesResponse
+from .output_event import OutputEvent
 from .output_mode import OutputMode
 from .output_response import OutputResponse
 from .process_info import ProcessInfo
+from .process_user_ids import ProcessUserIds
+from .process_user_name import ProcessUserName
+from .run_exit_event import RunExitEvent
+from .run_process_request import RunProcessRequest
+from .run_process_request_env import RunProcessRequestEnv
+from .run_start_event import RunStartEvent
 from .sandbox_proxy_error import SandboxProxyError
 from .send_signal_request import SendSignalRequest
 from .send_signal_response import SendSignalResponse
@@ -12,10 +21,19 @@ from .start_process_request_env import StartProcessRequestEnv
 from .stdin_mode import StdinMode
 
 __all__ = (
+    "HealthResponse",
+    "InfoResponse",
     "ListProcessesResponse",
+    "OutputEvent",
     "OutputMode",
     "OutputResponse",
     "ProcessInfo",
+    "ProcessUserIds",
+    "ProcessUserName",
+    "RunExitEvent",
+    "RunProcessRequest",
+    "RunProcessRequestEnv",
+    "RunStartEvent",
     "SandboxProxyError",
     "SendSignalRequest",
     "SendSignalResponse",

@@ -11,6 +11,8 @@ from ..models.stdin_mode import StdinMode
 from ..types import UNSET, Unset
 
 if TYPE_CHECKING:
+    from ..models.process_user_ids import ProcessUserIds
+    from ..models.process_user_name import ProcessUserName
     from ..models.start_process_request_env import StartProcessRequestEnv
 
 
@@ -25,6 +27,9 @@ class StartProcessRequest:
         args (list[str] | Unset):
         env (StartProcessRequestEnv | Unset): Variables applied to the process environment.
         working_dir (None | str | Unset):
+        user (ProcessUserIds | ProcessUserName | str | Unset): Who the process runs as: a user name, a UID string,
+            `"uid:gid"`, `{"name": ...}` or `{"uid": ..., "gid": ...}`. Defaults to the sandbox's user (`tl-user` on
+            Tensorlake).
         stdin_mode (StdinMode | Unset): `pipe` opens stdin for writing; `closed` (the default) gives the process no
             stdin.
         stdout_mode (OutputMode | Unset): `capture` (the default) keeps the lines for the output endpoints; `discard`
@@ -37,12 +42,16 @@ class StartProcessRequest:
     args: list[str] | Unset = UNSET
     env: StartProcessRequestEnv | Unset = UNSET
     working_dir: None | str | Unset = UNSET
+    user: ProcessUserIds | ProcessUserName | str | Unset = UNSET
     stdin_mode: StdinMode | Unset = UNSET
     stdout_mode: OutputMode | Unset = UNSET
     stderr_mode: OutputMode | Unset = UNSET
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
+        from ..models.process_user_ids import ProcessUserIds  # noqa: PLC0415
+        from ..models.process_user_name import ProcessUserName  # noqa: PLC0415
+
         command = self.command
 
         args: list[str] | Unset = UNSET
@@ -58,6 +67,16 @@ class StartProcessRequest:
             working_dir = UNSET
         else:
             working_dir = self.working_dir
+
+        user: dict[str, Any] | str | Unset
+        if isinstance(self.user, Unset):
+            user = UNSET
+        elif isinstance(self.user, ProcessUserName):
+            user = self.user.to_dict()
+        elif isinstance(self.user, ProcessUserIds):
+            user = self.user.to_dict()
+        else:
+            user = self.user
 
         stdin_mode: str | Unset = UNSET
         if not isinstance(self.stdin_mode, Unset):
@@ -84,6 +103,8 @@ class StartProcessRequest:
             field_dict["env"] = env
         if working_dir is not UNSET:
             field_dict["working_dir"] = working_dir
+        if user is not UNSET:
+            field_dict["user"] = user
         if stdin_mode is not UNSET:
             field_dict["stdin_mode"] = stdin_mode
         if stdout_mode is not UNSET:
@@ -95,6 +116,8 @@ class StartProcessRequest:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
+        from ..models.process_user_ids import ProcessUserIds  # noqa: PLC0415
+        from ..models.process_user_name import ProcessUserName  # noqa: PLC0415
         from ..models.start_process_request_env import StartProcessRequestEnv  # noqa: PLC0415
 
         d = dict(src_dict)
@@ -117,6 +140,29 @@ class StartProcessRequest:
             return cast(None | str | Unset, data)
 
         working_dir = _parse_working_dir(d.pop("working_dir", UNSET))
+
+        def _parse_user(data: object) -> ProcessUserIds | ProcessUserName | str | Unset:
+            if isinstance(data, Unset):
+                return data
+            try:
+                if not isinstance(data, dict):
+                    raise TypeError()
+                componentsschemas_process_user_type_1 = ProcessUserName.from_dict(data)
+
+                return componentsschemas_process_user_type_1
+            except (TypeError, ValueError, AttributeError, KeyError):
+                pass
+            try:
+                if not isinstance(data, dict):
+                    raise TypeError()
+                componentsschemas_process_user_type_2 = ProcessUserIds.from_dict(data)
+
+                return componentsschemas_process_user_type_2
+            except (TypeError, ValueError, AttributeError, KeyError):
+                pass
+            return cast(ProcessUserIds | ProcessUserName | str | Unset, data)
+
+        user = _parse_user(d.pop("user", UNSET))
 
         _stdin_mode = d.pop("stdin_mode", UNSET)
         stdin_mode: StdinMode | Unset
@@ -144,6 +190,7 @@ class StartProcessRequest:
             args=args,
             env=env,
             working_dir=working_dir,
+            user=user,
             stdin_mode=stdin_mode,
             stdout_mode=stdout_mode,
             stderr_mode=stderr_mode,

@@ -1,13 +1,12 @@
 from http import HTTPStatus
-from typing import Any, cast
+from typing import Any
 from urllib.parse import quote
 
 import httpx
 
 from ... import errors
 from ...client import AuthenticatedClient, Client
-from ...models.sandbox_proxy_error import SandboxProxyError
-from ...types import Response
+from ...types import UNSET, Response, Unset
 
 
 def _get_kwargs(
@@ -24,37 +23,20 @@ def _get_kwargs(
     return _kwargs
 
 
-def _parse_response(
-    *, client: AuthenticatedClient | Client, response: httpx.Response
-) -> Any | SandboxProxyError | None:
+def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Response) -> None:
     if response.status_code == 204:
-        response_204 = cast(Any, None)
-        return response_204
-
-    if response.status_code == 401:
-        response_401 = SandboxProxyError.from_dict(response.json())
-
-        return response_401
-
-    if response.status_code == 404:
-        response_404 = SandboxProxyError.from_dict(response.json())
-
-        return response_404
-
-    if client.raise_on_unexpected_status:
-        raise errors.UnexpectedStatus(response.status_code, response.content)
-    else:
         return None
+    raise errors.UnexpectedStatus(response.status_code, response.content)
 
 
-def _build_response(
-    *, client: AuthenticatedClient | Client, response: httpx.Response
-) -> Response[Any | SandboxProxyError]:
+def _build_response(*, client: AuthenticatedClient | Client, response: httpx.Response) -> Response[None]:
+    _parse_response(client=client, response=response)
+    parsed = None
     return Response(
         status_code=HTTPStatus(response.status_code),
         content=response.content,
         headers=response.headers,
-        parsed=_parse_response(client=client, response=response),
+        parsed=parsed,
     )
 
 
@@ -62,7 +44,8 @@ def sync_detailed(
     pid: int,
     *,
     client: AuthenticatedClient | Client,
-) -> Response[Any | SandboxProxyError]:
+    timeout: float | httpx.Timeout | None | Unset = UNSET,
+) -> Response[None]:
     """Kill a process
 
      Force-terminate a process with `SIGKILL`.
@@ -71,16 +54,18 @@ def sync_detailed(
         pid (int):
 
     Raises:
-        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
-        httpx.TimeoutException: If the request takes longer than Client.timeout.
+        errors.UnexpectedStatus: If the server answers with any status other than the documented success.
+        httpx.TimeoutException: If the request takes longer than the timeout (this call's, else Client.timeout).
 
     Returns:
-        Response[Any | SandboxProxyError]
+        Response[None]
     """
 
     kwargs = _get_kwargs(
         pid=pid,
     )
+    if not isinstance(timeout, Unset):
+        kwargs["timeout"] = timeout
 
     response = client.get_httpx_client().request(
         **kwargs,
@@ -93,7 +78,8 @@ def sync(
     pid: int,
     *,
     client: AuthenticatedClient | Client,
-) -> Any | SandboxProxyError | None:
+    timeout: float | httpx.Timeout | None | Unset = UNSET,
+) -> None:
     """Kill a process
 
      Force-terminate a process with `SIGKILL`.
@@ -102,16 +88,17 @@ def sync(
         pid (int):
 
     Raises:
-        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
-        httpx.TimeoutException: If the request takes longer than Client.timeout.
+        errors.UnexpectedStatus: If the server answers with any status other than the documented success.
+        httpx.TimeoutException: If the request takes longer than the timeout (this call's, else Client.timeout).
 
     Returns:
-        Any | SandboxProxyError
+        None
     """
 
     return sync_detailed(
         pid=pid,
         client=client,
+        timeout=timeout,
     ).parsed
 
 
@@ -119,7 +106,8 @@ async def asyncio_detailed(
     pid: int,
     *,
     client: AuthenticatedClient | Client,
-) -> Response[Any | SandboxProxyError]:
+    timeout: float | httpx.Timeout | None | Unset = UNSET,
+) -> Response[None]:
     """Kill a process
 
      Force-terminate a process with `SIGKILL`.
@@ -128,16 +116,18 @@ async def asyncio_detailed(
         pid (int):
 
     Raises:
-        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
-        httpx.TimeoutException: If the request takes longer than Client.timeout.
+        errors.UnexpectedStatus: If the server answers with any status other than the documented success.
+        httpx.TimeoutException: If the request takes longer than the timeout (this call's, else Client.timeout).
 
     Returns:
-        Response[Any | SandboxProxyError]
+        Response[None]
     """
 
     kwargs = _get_kwargs(
         pid=pid,
     )
+    if not isinstance(timeout, Unset):
+        kwargs["timeout"] = timeout
 
     response = await client.get_async_httpx_client().request(**kwargs)
 
@@ -148,7 +138,8 @@ async def asyncio(
     pid: int,
     *,
     client: AuthenticatedClient | Client,
-) -> Any | SandboxProxyError | None:
+    timeout: float | httpx.Timeout | None | Unset = UNSET,
+) -> None:
     """Kill a process
 
      Force-terminate a process with `SIGKILL`.
@@ -157,16 +148,17 @@ async def asyncio(
         pid (int):
 
     Raises:
-        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
-        httpx.TimeoutException: If the request takes longer than Client.timeout.
+        errors.UnexpectedStatus: If the server answers with any status other than the documented success.
+        httpx.TimeoutException: If the request takes longer than the timeout (this call's, else Client.timeout).
 
     Returns:
-        Any | SandboxProxyError
+        None
     """
 
     return (
         await asyncio_detailed(
             pid=pid,
             client=client,
+            timeout=timeout,
         )
     ).parsed

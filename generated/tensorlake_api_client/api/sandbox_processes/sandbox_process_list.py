@@ -6,8 +6,7 @@ import httpx
 from ... import errors
 from ...client import AuthenticatedClient, Client
 from ...models.list_processes_response import ListProcessesResponse
-from ...models.sandbox_proxy_error import SandboxProxyError
-from ...types import Response
+from ...types import UNSET, Response, Unset
 
 
 def _get_kwargs() -> dict[str, Any]:
@@ -20,53 +19,47 @@ def _get_kwargs() -> dict[str, Any]:
     return _kwargs
 
 
-def _parse_response(
-    *, client: AuthenticatedClient | Client, response: httpx.Response
-) -> ListProcessesResponse | SandboxProxyError | None:
+def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Response) -> ListProcessesResponse:
     if response.status_code == 200:
         response_200 = ListProcessesResponse.from_dict(response.json())
 
         return response_200
 
-    if response.status_code == 401:
-        response_401 = SandboxProxyError.from_dict(response.json())
-
-        return response_401
-
-    if client.raise_on_unexpected_status:
-        raise errors.UnexpectedStatus(response.status_code, response.content)
-    else:
-        return None
+    raise errors.UnexpectedStatus(response.status_code, response.content)
 
 
 def _build_response(
     *, client: AuthenticatedClient | Client, response: httpx.Response
-) -> Response[ListProcessesResponse | SandboxProxyError]:
+) -> Response[ListProcessesResponse]:
+    parsed = _parse_response(client=client, response=response)
     return Response(
         status_code=HTTPStatus(response.status_code),
         content=response.content,
         headers=response.headers,
-        parsed=_parse_response(client=client, response=response),
+        parsed=parsed,
     )
 
 
 def sync_detailed(
     *,
     client: AuthenticatedClient | Client,
-) -> Response[ListProcessesResponse | SandboxProxyError]:
+    timeout: float | httpx.Timeout | None | Unset = UNSET,
+) -> Response[ListProcessesResponse]:
     """List processes
 
      List the processes tracked inside a sandbox, including exited ones.
 
     Raises:
-        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
-        httpx.TimeoutException: If the request takes longer than Client.timeout.
+        errors.UnexpectedStatus: If the server answers with any status other than the documented success.
+        httpx.TimeoutException: If the request takes longer than the timeout (this call's, else Client.timeout).
 
     Returns:
-        Response[ListProcessesResponse | SandboxProxyError]
+        Response[ListProcessesResponse]
     """
 
     kwargs = _get_kwargs()
+    if not isinstance(timeout, Unset):
+        kwargs["timeout"] = timeout
 
     response = client.get_httpx_client().request(
         **kwargs,
@@ -78,41 +71,46 @@ def sync_detailed(
 def sync(
     *,
     client: AuthenticatedClient | Client,
-) -> ListProcessesResponse | SandboxProxyError | None:
+    timeout: float | httpx.Timeout | None | Unset = UNSET,
+) -> ListProcessesResponse:
     """List processes
 
      List the processes tracked inside a sandbox, including exited ones.
 
     Raises:
-        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
-        httpx.TimeoutException: If the request takes longer than Client.timeout.
+        errors.UnexpectedStatus: If the server answers with any status other than the documented success.
+        httpx.TimeoutException: If the request takes longer than the timeout (this call's, else Client.timeout).
 
     Returns:
-        ListProcessesResponse | SandboxProxyError
+        ListProcessesResponse
     """
 
     return sync_detailed(
         client=client,
+        timeout=timeout,
     ).parsed
 
 
 async def asyncio_detailed(
     *,
     client: AuthenticatedClient | Client,
-) -> Response[ListProcessesResponse | SandboxProxyError]:
+    timeout: float | httpx.Timeout | None | Unset = UNSET,
+) -> Response[ListProcessesResponse]:
     """List processes
 
      List the processes tracked inside a sandbox, including exited ones.
 
     Raises:
-        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
-        httpx.TimeoutException: If the request takes longer than Client.timeout.
+        errors.UnexpectedStatus: If the server answers with any status other than the documented success.
+        httpx.TimeoutException: If the request takes longer than the timeout (this call's, else Client.timeout).
 
     Returns:
-        Response[ListProcessesResponse | SandboxProxyError]
+        Response[ListProcessesResponse]
     """
 
     kwargs = _get_kwargs()
+    if not isinstance(timeout, Unset):
+        kwargs["timeout"] = timeout
 
     response = await client.get_async_httpx_client().request(**kwargs)
 
@@ -122,21 +120,23 @@ async def asyncio_detailed(
 async def asyncio(
     *,
     client: AuthenticatedClient | Client,
-) -> ListProcessesResponse | SandboxProxyError | None:
+    timeout: float | httpx.Timeout | None | Unset = UNSET,
+) -> ListProcessesResponse:
     """List processes
 
      List the processes tracked inside a sandbox, including exited ones.
 
     Raises:
-        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
-        httpx.TimeoutException: If the request takes longer than Client.timeout.
+        errors.UnexpectedStatus: If the server answers with any status other than the documented success.
+        httpx.TimeoutException: If the request takes longer than the timeout (this call's, else Client.timeout).
 
     Returns:
-        ListProcessesResponse | SandboxProxyError
+        ListProcessesResponse
     """
 
     return (
         await asyncio_detailed(
             client=client,
+            timeout=timeout,
         )
     ).parsed

@@ -6,10 +6,9 @@ import httpx
 
 from ... import errors
 from ...client import AuthenticatedClient, Client
-from ...models.sandbox_proxy_error import SandboxProxyError
 from ...models.send_signal_request import SendSignalRequest
 from ...models.send_signal_response import SendSignalResponse
-from ...types import Response
+from ...types import UNSET, Response, Unset
 
 
 def _get_kwargs(
@@ -29,48 +28,26 @@ def _get_kwargs(
     _kwargs["json"] = body.to_dict()
 
     headers["Content-Type"] = "application/json"
-
     _kwargs["headers"] = headers
     return _kwargs
 
 
-def _parse_response(
-    *, client: AuthenticatedClient | Client, response: httpx.Response
-) -> SandboxProxyError | SendSignalResponse | None:
+def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Response) -> SendSignalResponse:
     if response.status_code == 200:
         response_200 = SendSignalResponse.from_dict(response.json())
 
         return response_200
 
-    if response.status_code == 400:
-        response_400 = SandboxProxyError.from_dict(response.json())
-
-        return response_400
-
-    if response.status_code == 401:
-        response_401 = SandboxProxyError.from_dict(response.json())
-
-        return response_401
-
-    if response.status_code == 404:
-        response_404 = SandboxProxyError.from_dict(response.json())
-
-        return response_404
-
-    if client.raise_on_unexpected_status:
-        raise errors.UnexpectedStatus(response.status_code, response.content)
-    else:
-        return None
+    raise errors.UnexpectedStatus(response.status_code, response.content)
 
 
-def _build_response(
-    *, client: AuthenticatedClient | Client, response: httpx.Response
-) -> Response[SandboxProxyError | SendSignalResponse]:
+def _build_response(*, client: AuthenticatedClient | Client, response: httpx.Response) -> Response[SendSignalResponse]:
+    parsed = _parse_response(client=client, response=response)
     return Response(
         status_code=HTTPStatus(response.status_code),
         content=response.content,
         headers=response.headers,
-        parsed=_parse_response(client=client, response=response),
+        parsed=parsed,
     )
 
 
@@ -79,7 +56,8 @@ def sync_detailed(
     *,
     client: AuthenticatedClient | Client,
     body: SendSignalRequest,
-) -> Response[SandboxProxyError | SendSignalResponse]:
+    timeout: float | httpx.Timeout | None | Unset = UNSET,
+) -> Response[SendSignalResponse]:
     """Send a signal
 
      Send a POSIX signal such as `SIGTERM` (15) or `SIGKILL` (9) to a running process.
@@ -89,17 +67,19 @@ def sync_detailed(
         body (SendSignalRequest):
 
     Raises:
-        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
-        httpx.TimeoutException: If the request takes longer than Client.timeout.
+        errors.UnexpectedStatus: If the server answers with any status other than the documented success.
+        httpx.TimeoutException: If the request takes longer than the timeout (this call's, else Client.timeout).
 
     Returns:
-        Response[SandboxProxyError | SendSignalResponse]
+        Response[SendSignalResponse]
     """
 
     kwargs = _get_kwargs(
         pid=pid,
         body=body,
     )
+    if not isinstance(timeout, Unset):
+        kwargs["timeout"] = timeout
 
     response = client.get_httpx_client().request(
         **kwargs,
@@ -113,7 +93,8 @@ def sync(
     *,
     client: AuthenticatedClient | Client,
     body: SendSignalRequest,
-) -> SandboxProxyError | SendSignalResponse | None:
+    timeout: float | httpx.Timeout | None | Unset = UNSET,
+) -> SendSignalResponse:
     """Send a signal
 
      Send a POSIX signal such as `SIGTERM` (15) or `SIGKILL` (9) to a running process.
@@ -123,17 +104,18 @@ def sync(
         body (SendSignalRequest):
 
     Raises:
-        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
-        httpx.TimeoutException: If the request takes longer than Client.timeout.
+        errors.UnexpectedStatus: If the server answers with any status other than the documented success.
+        httpx.TimeoutException: If the request takes longer than the timeout (this call's, else Client.timeout).
 
     Returns:
-        SandboxProxyError | SendSignalResponse
+        SendSignalResponse
     """
 
     return sync_detailed(
         pid=pid,
         client=client,
         body=body,
+        timeout=timeout,
     ).parsed
 
 
@@ -142,7 +124,8 @@ async def asyncio_detailed(
     *,
     client: AuthenticatedClient | Client,
     body: SendSignalRequest,
-) -> Response[SandboxProxyError | SendSignalResponse]:
+    timeout: float | httpx.Timeout | None | Unset = UNSET,
+) -> Response[SendSignalResponse]:
     """Send a signal
 
      Send a POSIX signal such as `SIGTERM` (15) or `SIGKILL` (9) to a running process.
@@ -152,17 +135,19 @@ async def asyncio_detailed(
         body (SendSignalRequest):
 
     Raises:
-        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
-        httpx.TimeoutException: If the request takes longer than Client.timeout.
+        errors.UnexpectedStatus: If the server answers with any status other than the documented success.
+        httpx.TimeoutException: If the request takes longer than the timeout (this call's, else Client.timeout).
 
     Returns:
-        Response[SandboxProxyError | SendSignalResponse]
+        Response[SendSignalResponse]
     """
 
     kwargs = _get_kwargs(
         pid=pid,
         body=body,
     )
+    if not isinstance(timeout, Unset):
+        kwargs["timeout"] = timeout
 
     response = await client.get_async_httpx_client().request(**kwargs)
 
@@ -174,7 +159,8 @@ async def asyncio(
     *,
     client: AuthenticatedClient | Client,
     body: SendSignalRequest,
-) -> SandboxProxyError | SendSignalResponse | None:
+    timeout: float | httpx.Timeout | None | Unset = UNSET,
+) -> SendSignalResponse:
     """Send a signal
 
      Send a POSIX signal such as `SIGTERM` (15) or `SIGKILL` (9) to a running process.
@@ -184,11 +170,11 @@ async def asyncio(
         body (SendSignalRequest):
 
     Raises:
-        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
-        httpx.TimeoutException: If the request takes longer than Client.timeout.
+        errors.UnexpectedStatus: If the server answers with any status other than the documented success.
+        httpx.TimeoutException: If the request takes longer than the timeout (this call's, else Client.timeout).
 
     Returns:
-        SandboxProxyError | SendSignalResponse
+        SendSignalResponse
     """
 
     return (
@@ -196,5 +182,6 @@ async def asyncio(
             pid=pid,
             client=client,
             body=body,
+            timeout=timeout,
         )
     ).parsed

@@ -6,9 +6,8 @@ import httpx
 from ... import errors
 from ...client import AuthenticatedClient, Client
 from ...models.process_info import ProcessInfo
-from ...models.sandbox_proxy_error import SandboxProxyError
 from ...models.start_process_request import StartProcessRequest
-from ...types import Response
+from ...types import UNSET, Response, Unset
 
 
 def _get_kwargs(
@@ -25,43 +24,26 @@ def _get_kwargs(
     _kwargs["json"] = body.to_dict()
 
     headers["Content-Type"] = "application/json"
-
     _kwargs["headers"] = headers
     return _kwargs
 
 
-def _parse_response(
-    *, client: AuthenticatedClient | Client, response: httpx.Response
-) -> ProcessInfo | SandboxProxyError | None:
+def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Response) -> ProcessInfo:
     if response.status_code == 201:
         response_201 = ProcessInfo.from_dict(response.json())
 
         return response_201
 
-    if response.status_code == 400:
-        response_400 = SandboxProxyError.from_dict(response.json())
-
-        return response_400
-
-    if response.status_code == 401:
-        response_401 = SandboxProxyError.from_dict(response.json())
-
-        return response_401
-
-    if client.raise_on_unexpected_status:
-        raise errors.UnexpectedStatus(response.status_code, response.content)
-    else:
-        return None
+    raise errors.UnexpectedStatus(response.status_code, response.content)
 
 
-def _build_response(
-    *, client: AuthenticatedClient | Client, response: httpx.Response
-) -> Response[ProcessInfo | SandboxProxyError]:
+def _build_response(*, client: AuthenticatedClient | Client, response: httpx.Response) -> Response[ProcessInfo]:
+    parsed = _parse_response(client=client, response=response)
     return Response(
         status_code=HTTPStatus(response.status_code),
         content=response.content,
         headers=response.headers,
-        parsed=_parse_response(client=client, response=response),
+        parsed=parsed,
     )
 
 
@@ -69,7 +51,8 @@ def sync_detailed(
     *,
     client: AuthenticatedClient | Client,
     body: StartProcessRequest,
-) -> Response[ProcessInfo | SandboxProxyError]:
+    timeout: float | httpx.Timeout | None | Unset = UNSET,
+) -> Response[ProcessInfo]:
     """Start a process
 
      Start a new process through the sandbox proxy. Set `stdin_mode` to `pipe` to write to its stdin
@@ -79,16 +62,18 @@ def sync_detailed(
         body (StartProcessRequest):
 
     Raises:
-        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
-        httpx.TimeoutException: If the request takes longer than Client.timeout.
+        errors.UnexpectedStatus: If the server answers with any status other than the documented success.
+        httpx.TimeoutException: If the request takes longer than the timeout (this call's, else Client.timeout).
 
     Returns:
-        Response[ProcessInfo | SandboxProxyError]
+        Response[ProcessInfo]
     """
 
     kwargs = _get_kwargs(
         body=body,
     )
+    if not isinstance(timeout, Unset):
+        kwargs["timeout"] = timeout
 
     response = client.get_httpx_client().request(
         **kwargs,
@@ -101,7 +86,8 @@ def sync(
     *,
     client: AuthenticatedClient | Client,
     body: StartProcessRequest,
-) -> ProcessInfo | SandboxProxyError | None:
+    timeout: float | httpx.Timeout | None | Unset = UNSET,
+) -> ProcessInfo:
     """Start a process
 
      Start a new process through the sandbox proxy. Set `stdin_mode` to `pipe` to write to its stdin
@@ -111,16 +97,17 @@ def sync(
         body (StartProcessRequest):
 
     Raises:
-        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
-        httpx.TimeoutException: If the request takes longer than Client.timeout.
+        errors.UnexpectedStatus: If the server answers with any status other than the documented success.
+        httpx.TimeoutException: If the request takes longer than the timeout (this call's, else Client.timeout).
 
     Returns:
-        ProcessInfo | SandboxProxyError
+        ProcessInfo
     """
 
     return sync_detailed(
         client=client,
         body=body,
+        timeout=timeout,
     ).parsed
 
 
@@ -128,7 +115,8 @@ async def asyncio_detailed(
     *,
     client: AuthenticatedClient | Client,
     body: StartProcessRequest,
-) -> Response[ProcessInfo | SandboxProxyError]:
+    timeout: float | httpx.Timeout | None | Unset = UNSET,
+) -> Response[ProcessInfo]:
     """Start a process
 
      Start a new process through the sandbox proxy. Set `stdin_mode` to `pipe` to write to its stdin
@@ -138,16 +126,18 @@ async def asyncio_detailed(
         body (StartProcessRequest):
 
     Raises:
-        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
-        httpx.TimeoutException: If the request takes longer than Client.timeout.
+        errors.UnexpectedStatus: If the server answers with any status other than the documented success.
+        httpx.TimeoutException: If the request takes longer than the timeout (this call's, else Client.timeout).
 
     Returns:
-        Response[ProcessInfo | SandboxProxyError]
+        Response[ProcessInfo]
     """
 
     kwargs = _get_kwargs(
         body=body,
     )
+    if not isinstance(timeout, Unset):
+        kwargs["timeout"] = timeout
 
     response = await client.get_async_httpx_client().request(**kwargs)
 
@@ -158,7 +148,8 @@ async def asyncio(
     *,
     client: AuthenticatedClient | Client,
     body: StartProcessRequest,
-) -> ProcessInfo | SandboxProxyError | None:
+    timeout: float | httpx.Timeout | None | Unset = UNSET,
+) -> ProcessInfo:
     """Start a process
 
      Start a new process through the sandbox proxy. Set `stdin_mode` to `pipe` to write to its stdin
@@ -168,16 +159,17 @@ async def asyncio(
         body (StartProcessRequest):
 
     Raises:
-        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
-        httpx.TimeoutException: If the request takes longer than Client.timeout.
+        errors.UnexpectedStatus: If the server answers with any status other than the documented success.
+        httpx.TimeoutException: If the request takes longer than the timeout (this call's, else Client.timeout).
 
     Returns:
-        ProcessInfo | SandboxProxyError
+        ProcessInfo
     """
 
     return (
         await asyncio_detailed(
             client=client,
             body=body,
+            timeout=timeout,
         )
     ).parsed

@@ -1,13 +1,12 @@
 from http import HTTPStatus
-from typing import Any, cast
+from typing import Any
 from urllib.parse import quote
 
 import httpx
 
 from ... import errors
 from ...client import AuthenticatedClient, Client
-from ...models.sandbox_proxy_error import SandboxProxyError
-from ...types import File, Response
+from ...types import UNSET, File, Response, Unset
 
 
 def _get_kwargs(
@@ -26,52 +25,24 @@ def _get_kwargs(
 
     _kwargs["content"] = body.payload
     headers["Content-Type"] = "application/octet-stream"
-
     _kwargs["headers"] = headers
     return _kwargs
 
 
-def _parse_response(
-    *, client: AuthenticatedClient | Client, response: httpx.Response
-) -> Any | SandboxProxyError | None:
+def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Response) -> None:
     if response.status_code == 204:
-        response_204 = cast(Any, None)
-        return response_204
-
-    if response.status_code == 400:
-        response_400 = SandboxProxyError.from_dict(response.json())
-
-        return response_400
-
-    if response.status_code == 401:
-        response_401 = SandboxProxyError.from_dict(response.json())
-
-        return response_401
-
-    if response.status_code == 404:
-        response_404 = SandboxProxyError.from_dict(response.json())
-
-        return response_404
-
-    if response.status_code == 413:
-        response_413 = SandboxProxyError.from_dict(response.json())
-
-        return response_413
-
-    if client.raise_on_unexpected_status:
-        raise errors.UnexpectedStatus(response.status_code, response.content)
-    else:
         return None
+    raise errors.UnexpectedStatus(response.status_code, response.content)
 
 
-def _build_response(
-    *, client: AuthenticatedClient | Client, response: httpx.Response
-) -> Response[Any | SandboxProxyError]:
+def _build_response(*, client: AuthenticatedClient | Client, response: httpx.Response) -> Response[None]:
+    _parse_response(client=client, response=response)
+    parsed = None
     return Response(
         status_code=HTTPStatus(response.status_code),
         content=response.content,
         headers=response.headers,
-        parsed=_parse_response(client=client, response=response),
+        parsed=parsed,
     )
 
 
@@ -80,7 +51,8 @@ def sync_detailed(
     *,
     client: AuthenticatedClient | Client,
     body: File,
-) -> Response[Any | SandboxProxyError]:
+    timeout: float | httpx.Timeout | None | Unset = UNSET,
+) -> Response[None]:
     """Write to stdin
 
      Write raw bytes to a process whose stdin was opened in `pipe` mode.
@@ -90,17 +62,19 @@ def sync_detailed(
         body (File):
 
     Raises:
-        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
-        httpx.TimeoutException: If the request takes longer than Client.timeout.
+        errors.UnexpectedStatus: If the server answers with any status other than the documented success.
+        httpx.TimeoutException: If the request takes longer than the timeout (this call's, else Client.timeout).
 
     Returns:
-        Response[Any | SandboxProxyError]
+        Response[None]
     """
 
     kwargs = _get_kwargs(
         pid=pid,
         body=body,
     )
+    if not isinstance(timeout, Unset):
+        kwargs["timeout"] = timeout
 
     response = client.get_httpx_client().request(
         **kwargs,
@@ -114,7 +88,8 @@ def sync(
     *,
     client: AuthenticatedClient | Client,
     body: File,
-) -> Any | SandboxProxyError | None:
+    timeout: float | httpx.Timeout | None | Unset = UNSET,
+) -> None:
     """Write to stdin
 
      Write raw bytes to a process whose stdin was opened in `pipe` mode.
@@ -124,17 +99,18 @@ def sync(
         body (File):
 
     Raises:
-        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
-        httpx.TimeoutException: If the request takes longer than Client.timeout.
+        errors.UnexpectedStatus: If the server answers with any status other than the documented success.
+        httpx.TimeoutException: If the request takes longer than the timeout (this call's, else Client.timeout).
 
     Returns:
-        Any | SandboxProxyError
+        None
     """
 
     return sync_detailed(
         pid=pid,
         client=client,
         body=body,
+        timeout=timeout,
     ).parsed
 
 
@@ -143,7 +119,8 @@ async def asyncio_detailed(
     *,
     client: AuthenticatedClient | Client,
     body: File,
-) -> Response[Any | SandboxProxyError]:
+    timeout: float | httpx.Timeout | None | Unset = UNSET,
+) -> Response[None]:
     """Write to stdin
 
      Write raw bytes to a process whose stdin was opened in `pipe` mode.
@@ -153,17 +130,19 @@ async def asyncio_detailed(
         body (File):
 
     Raises:
-        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
-        httpx.TimeoutException: If the request takes longer than Client.timeout.
+        errors.UnexpectedStatus: If the server answers with any status other than the documented success.
+        httpx.TimeoutException: If the request takes longer than the timeout (this call's, else Client.timeout).
 
     Returns:
-        Response[Any | SandboxProxyError]
+        Response[None]
     """
 
     kwargs = _get_kwargs(
         pid=pid,
         body=body,
     )
+    if not isinstance(timeout, Unset):
+        kwargs["timeout"] = timeout
 
     response = await client.get_async_httpx_client().request(**kwargs)
 
@@ -175,7 +154,8 @@ async def asyncio(
     *,
     client: AuthenticatedClient | Client,
     body: File,
-) -> Any | SandboxProxyError | None:
+    timeout: float | httpx.Timeout | None | Unset = UNSET,
+) -> None:
     """Write to stdin
 
      Write raw bytes to a process whose stdin was opened in `pipe` mode.
@@ -185,11 +165,11 @@ async def asyncio(
         body (File):
 
     Raises:
-        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
-        httpx.TimeoutException: If the request takes longer than Client.timeout.
+        errors.UnexpectedStatus: If the server answers with any status other than the documented success.
+        httpx.TimeoutException: If the request takes longer than the timeout (this call's, else Client.timeout).
 
     Returns:
-        Any | SandboxProxyError
+        None
     """
 
     return (
@@ -197,5 +177,6 @@ async def asyncio(
             pid=pid,
             client=client,
             body=body,
+            timeout=timeout,
         )
     ).parsed

@@ -7,8 +7,7 @@ import httpx
 from ... import errors
 from ...client import AuthenticatedClient, Client
 from ...models.output_response import OutputResponse
-from ...models.sandbox_proxy_error import SandboxProxyError
-from ...types import Response
+from ...types import UNSET, Response, Unset
 
 
 def _get_kwargs(
@@ -25,38 +24,22 @@ def _get_kwargs(
     return _kwargs
 
 
-def _parse_response(
-    *, client: AuthenticatedClient | Client, response: httpx.Response
-) -> OutputResponse | SandboxProxyError | None:
+def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Response) -> OutputResponse:
     if response.status_code == 200:
         response_200 = OutputResponse.from_dict(response.json())
 
         return response_200
 
-    if response.status_code == 401:
-        response_401 = SandboxProxyError.from_dict(response.json())
-
-        return response_401
-
-    if response.status_code == 404:
-        response_404 = SandboxProxyError.from_dict(response.json())
-
-        return response_404
-
-    if client.raise_on_unexpected_status:
-        raise errors.UnexpectedStatus(response.status_code, response.content)
-    else:
-        return None
+    raise errors.UnexpectedStatus(response.status_code, response.content)
 
 
-def _build_response(
-    *, client: AuthenticatedClient | Client, response: httpx.Response
-) -> Response[OutputResponse | SandboxProxyError]:
+def _build_response(*, client: AuthenticatedClient | Client, response: httpx.Response) -> Response[OutputResponse]:
+    parsed = _parse_response(client=client, response=response)
     return Response(
         status_code=HTTPStatus(response.status_code),
         content=response.content,
         headers=response.headers,
-        parsed=_parse_response(client=client, response=response),
+        parsed=parsed,
     )
 
 
@@ -64,7 +47,8 @@ def sync_detailed(
     pid: int,
     *,
     client: AuthenticatedClient | Client,
-) -> Response[OutputResponse | SandboxProxyError]:
+    timeout: float | httpx.Timeout | None | Unset = UNSET,
+) -> Response[OutputResponse]:
     """Get stdout
 
      Read the captured stdout lines for a process.
@@ -73,16 +57,18 @@ def sync_detailed(
         pid (int):
 
     Raises:
-        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
-        httpx.TimeoutException: If the request takes longer than Client.timeout.
+        errors.UnexpectedStatus: If the server answers with any status other than the documented success.
+        httpx.TimeoutException: If the request takes longer than the timeout (this call's, else Client.timeout).
 
     Returns:
-        Response[OutputResponse | SandboxProxyError]
+        Response[OutputResponse]
     """
 
     kwargs = _get_kwargs(
         pid=pid,
     )
+    if not isinstance(timeout, Unset):
+        kwargs["timeout"] = timeout
 
     response = client.get_httpx_client().request(
         **kwargs,
@@ -95,7 +81,8 @@ def sync(
     pid: int,
     *,
     client: AuthenticatedClient | Client,
-) -> OutputResponse | SandboxProxyError | None:
+    timeout: float | httpx.Timeout | None | Unset = UNSET,
+) -> OutputResponse:
     """Get stdout
 
      Read the captured stdout lines for a process.
@@ -104,16 +91,17 @@ def sync(
         pid (int):
 
     Raises:
-        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
-        httpx.TimeoutException: If the request takes longer than Client.timeout.
+        errors.UnexpectedStatus: If the server answers with any status other than the documented success.
+        httpx.TimeoutException: If the request takes longer than the timeout (this call's, else Client.timeout).
 
     Returns:
-        OutputResponse | SandboxProxyError
+        OutputResponse
     """
 
     return sync_detailed(
         pid=pid,
         client=client,
+        timeout=timeout,
     ).parsed
 
 
@@ -121,7 +109,8 @@ async def asyncio_detailed(
     pid: int,
     *,
     client: AuthenticatedClient | Client,
-) -> Response[OutputResponse | SandboxProxyError]:
+    timeout: float | httpx.Timeout | None | Unset = UNSET,
+) -> Response[OutputResponse]:
     """Get stdout
 
      Read the captured stdout lines for a process.
@@ -130,16 +119,18 @@ async def asyncio_detailed(
         pid (int):
 
     Raises:
-        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
-        httpx.TimeoutException: If the request takes longer than Client.timeout.
+        errors.UnexpectedStatus: If the server answers with any status other than the documented success.
+        httpx.TimeoutException: If the request takes longer than the timeout (this call's, else Client.timeout).
 
     Returns:
-        Response[OutputResponse | SandboxProxyError]
+        Response[OutputResponse]
     """
 
     kwargs = _get_kwargs(
         pid=pid,
     )
+    if not isinstance(timeout, Unset):
+        kwargs["timeout"] = timeout
 
     response = await client.get_async_httpx_client().request(**kwargs)
 
@@ -150,7 +141,8 @@ async def asyncio(
     pid: int,
     *,
     client: AuthenticatedClient | Client,
-) -> OutputResponse | SandboxProxyError | None:
+    timeout: float | httpx.Timeout | None | Unset = UNSET,
+) -> OutputResponse:
     """Get stdout
 
      Read the captured stdout lines for a process.
@@ -159,16 +151,17 @@ async def asyncio(
         pid (int):
 
     Raises:
-        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
-        httpx.TimeoutException: If the request takes longer than Client.timeout.
+        errors.UnexpectedStatus: If the server answers with any status other than the documented success.
+        httpx.TimeoutException: If the request takes longer than the timeout (this call's, else Client.timeout).
 
     Returns:
-        OutputResponse | SandboxProxyError
+        OutputResponse
     """
 
     return (
         await asyncio_detailed(
             pid=pid,
             client=client,
+            timeout=timeout,
         )
     ).parsed
