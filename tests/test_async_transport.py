@@ -109,8 +109,8 @@ def test_unknown_async_transport_is_refused():
         sandbox_client(base_url="http://127.0.0.1:9", api_key=KEY, async_transport="requests")  # type: ignore[arg-type]
 
 
-def test_missing_httpx_aiohttp_fails_at_construction_with_the_install_hint(monkeypatch):
-    monkeypatch.setitem(sys.modules, "httpx_aiohttp", None)  # makes `import httpx_aiohttp` fail
+def test_missing_aiohttp_fails_at_construction_with_the_install_hint(monkeypatch):
+    monkeypatch.setitem(sys.modules, "aiohttp", None)  # makes `import aiohttp` fail
     monkeypatch.delitem(sys.modules, "tensorlake_sandbox._aiohttp")
     monkeypatch.delattr(tensorlake_sandbox, "_aiohttp")
     with pytest.raises(ImportError, match=r'pip install "tensorlake-sandbox-client\[aiohttp\]"'):
@@ -177,7 +177,7 @@ def test_one_client_across_two_asyncio_runs_with_aclose_leaves_no_warnings(recor
         await awrite_stdin(client, i, b"x%d" % i)
         transport = client.get_async_httpx_client()._transport
         assert isinstance(transport, SandboxAiohttpTransport)
-        sessions.append(transport.client)
+        sessions.append(transport.session)
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

@@ -1,19 +1,16 @@
 """The optional async transport on aiohttp (``sandbox_client(..., async_transport="aiohttp")``).
 
-Built on httpx-aiohttp's `AiohttpTransport` (SSL context, limits, ``aclose``), with three
-things done differently, because the stdin retry rule reads httpx exception types:
+A standalone ``httpx.AsyncBaseTransport`` over one aiohttp session per event loop. What it
+must get right, because the stdin retry rule reads the exception types:
 
-* aiohttp errors map to the httpx exception that says what happened to the bytes.
-  httpx-aiohttp 0.2 maps every ``aiohttp.ClientConnectionError`` to ``httpx.ConnectTimeout``
-  -- also a connection refused, and a connection dropped or reset *after* the body was
-  sent, which would make the writer resend bytes the server may have received. Here only
-  a failure to connect is a ``ConnectError`` / ``ConnectTimeout``; a drop is
+* aiohttp errors map to the httpx exception that says what happened to the bytes: only a
+  failure to connect is a ``ConnectError`` / ``ConnectTimeout`` (nothing sent); a drop is
   ``RemoteProtocolError`` or ``ReadError``; a read timeout is ``ReadTimeout``.
 * aiohttp has no write timeout, so a server that stops reading a large body would hang
   the request forever: the body is fed through a watchdog that raises
   ``httpx.WriteTimeout`` when one piece takes longer than the write timeout to send.
 * The session leaves cookies and the Content-Type header to httpx, so requests carry the
-  same headers as on the default transport.
+  same headers as on the default transport; it never reads proxy settings.
 """
 
 from __future__ import annotations
@@ -21,12 +18,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import ssl
 from collections.abc import AsyncIterable, AsyncIterator, Iterator
 from typing import Any
 
 import aiohttp
 import httpx
-from httpx_aiohttp import AiohttpTransport
 
 __all__ = ["SandboxAiohttpTransport"]
 
@@ -34,6 +31,9 @@ __all__ = ["SandboxAiohttpTransport"]
 # (it drains only past 64 KiB), so no write can stall. Larger bodies go in pieces this
 # size, each under the write-timeout watchdog.
 _PIECE = 64 * 1024
+
+# httpx's own default pool limits.
+_DEFAULT_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20)
 
 # The socket transports of the connections the current request used (see `_Connector`).
 _used: contextvars.ContextVar[list[asyncio.BaseTransport] | None] = contextvars.ContextVar(
@@ -110,21 +110,19 @@ async def _watched(body: bytes | AsyncIterable[bytes], deadline: asyncio.Timeout
     """
     loop = asyncio.get_running_loop()
 
-    async def pieces() -> AsyncIterator[bytes | memoryview]:
+    async def chunks() -> AsyncIterator[bytes]:
         if isinstance(body, bytes):
-            view = memoryview(body)
-            for start in range(0, len(view), _PIECE):
-                yield view[start : start + _PIECE]
+            yield body
         else:
             async for chunk in body:
-                view = memoryview(chunk)
-                for start in range(0, len(view), _PIECE):
-                    yield view[start : start + _PIECE]
+                yield chunk
 
-    async for piece in pieces():
-        deadline.reschedule(loop.time() + seconds)
-        yield piece
-        deadline.reschedule(None)
+    async for chunk in chunks():
+        view = memoryview(chunk)
+        for start in range(0, len(view), _PIECE):
+            deadline.reschedule(loop.time() + seconds)
+            yield view[start : start + _PIECE]
+            deadline.reschedule(None)
 
 
 class _ResponseStream(httpx.AsyncByteStream):
@@ -142,27 +140,43 @@ class _ResponseStream(httpx.AsyncByteStream):
             await self._response.wait_for_close()
 
 
-class SandboxAiohttpTransport(AiohttpTransport):
+class SandboxAiohttpTransport(httpx.AsyncBaseTransport):
     """An httpx async transport on one aiohttp session, created in the loop that first uses it."""
 
-    def get_client(self) -> aiohttp.ClientSession:
-        limit = self.limits.max_connections
-        connector = _Connector(
-            keepalive_timeout=self.limits.keepalive_expiry,
-            ssl=self.ssl_context,
-            limit=0 if limit is None else limit,
-        )
-        return aiohttp.ClientSession(
-            connector=connector,
-            # httpx keeps the cookies and sets the headers; aiohttp adds none of its own.
-            cookie_jar=aiohttp.DummyCookieJar(),
-            skip_auto_headers=("Content-Type",),
-        )
+    def __init__(
+        self,
+        *,
+        verify: ssl.SSLContext | str | bool = True,
+        cert: Any = None,
+        trust_env: bool = True,
+        limits: httpx.Limits = _DEFAULT_LIMITS,
+    ) -> None:
+        self.ssl_context = httpx.create_ssl_context(verify=verify, cert=cert, trust_env=trust_env)
+        self.limits = limits
+        self.session: aiohttp.ClientSession | None = None
+
+    def _session(self) -> aiohttp.ClientSession:
+        if self.session is None:
+            limit = self.limits.max_connections
+            connector = _Connector(
+                keepalive_timeout=self.limits.keepalive_expiry,
+                ssl=self.ssl_context,
+                limit=0 if limit is None else limit,
+            )
+            self.session = aiohttp.ClientSession(
+                connector=connector,
+                # httpx keeps the cookies and sets the headers; aiohttp adds none of its own.
+                cookie_jar=aiohttp.DummyCookieJar(),
+                skip_auto_headers=("Content-Type",),
+            )
+        return self.session
+
+    async def aclose(self) -> None:
+        if self.session is not None:
+            await self.session.close()
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        if not isinstance(self.client, aiohttp.ClientSession):
-            self.client = self.get_client()
-        session = self.client
+        session = self._session()
         timeout = request.extensions.get("timeout", {})
         write_timeout = timeout.get("write")
 
@@ -191,6 +205,7 @@ class SandboxAiohttpTransport(AiohttpTransport):
                         allow_redirects=False,
                         auto_decompress=False,
                         compress=False,
+                        proxy=None,
                         timeout=aiohttp.ClientTimeout(
                             sock_connect=timeout.get("connect"),
                             sock_read=timeout.get("read"),

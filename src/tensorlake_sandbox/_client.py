@@ -1,159 +1,32 @@
 """The per-sandbox client: the generated `AuthenticatedClient`, made safe to hand a key to.
 
-It knows the sandbox's base URL and bearer key, has finite timeouts, follows no
-redirects, streams file bodies on both the sync and the async path, raises a typed
-`SandboxError` for every non-2xx response, and never shows the key.
+`sandbox_client` checks the URL, the key and the options before anything is sent; the
+client it returns has finite timeouts, follows no redirects, never shows the key, and
+builds its httpx clients (see `_http`) from the generated ``httpx_client_kwargs()``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import io
-import os
-from collections.abc import Callable, Generator
-from typing import Any, Literal, get_args
+from typing import Any
 
 import httpx
 from attrs import define, field
 
 from tensorlake_api_client.client import AuthenticatedClient
 
-from ._bodies import aiter_file, is_file_body, iter_file, remaining_length
-from ._errors import SandboxError, error_for_status
+from ._checks import API_KEY_ENV, AsyncTransport, check_async_transport, check_key
+from ._http import async_http, sync_http
 from ._urls import DEFAULT_PROXY_HOST, normalize_base_url, sandbox_url
 
 __all__ = ["API_KEY_ENV", "DEFAULT_TIMEOUT", "SandboxClient", "sandbox_client"]
-
-API_KEY_ENV = "TENSORLAKE_API_KEY"
 
 # Connect fast or fail; wait up to a minute for a reply (a stdin write waits while the
 # process is slow to read). Never None: a request must not hang forever.
 DEFAULT_TIMEOUT = httpx.Timeout(60.0, connect=10.0)
 
-
-class _BearerAuth(httpx.Auth):
-    """Adds ``Authorization: Bearer <key>``; the key is kept out of every repr."""
-
-    def __init__(self, token: str, prefix: str, header: str):
-        self._value = f"{prefix} {token}" if prefix else token
-        self._header = header
-
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        request.headers[self._header] = self._value
-        yield request
-
-    def __repr__(self) -> str:
-        return "<BearerAuth [secret]>"
-
-
-AsyncTransport = Literal["httpx", "aiohttp"]
-
-# httpx_args that would send requests around the aiohttp transport, or ask what it cannot do.
-_NOT_WITH_AIOHTTP = ("transport", "mounts", "proxy", "http2")
-
-_AIOHTTP_MISSING = (
-    'async_transport="aiohttp" needs the httpx-aiohttp package: '
-    'pip install "tensorlake-sandbox-client[aiohttp]"'
-)
-
-
-def _check_async_transport(async_transport: object, httpx_args: dict[str, Any]) -> None:
-    if async_transport not in get_args(AsyncTransport):
-        raise ValueError(f'async_transport must be "httpx" or "aiohttp", not {async_transport!r}')
-    if async_transport != "aiohttp":
-        return
-    clash = [k for k in _NOT_WITH_AIOHTTP if httpx_args.get(k)]
-    if clash:
-        raise ValueError(
-            f'async_transport="aiohttp" builds its own transport: drop httpx_args {", ".join(clash)} '
-            'or use async_transport="httpx"'
-        )
-    try:
-        from . import _aiohttp  # noqa: F401
-    except ImportError as exc:
-        raise ImportError(_AIOHTTP_MISSING) from exc
-
-
-def _aiohttp_transport(kwargs: dict[str, Any]) -> httpx.AsyncBaseTransport:
-    """A fresh aiohttp transport; its session is made in the event loop that first uses it."""
-    from ._aiohttp import SandboxAiohttpTransport
-
-    options = {k: kwargs[k] for k in ("verify", "cert", "trust_env", "limits") if k in kwargs}
-    return SandboxAiohttpTransport(**options)
-
-
-# An in-memory body this small is sent as bytes: cheaper per call than a stream. A larger
-# one is streamed: httpx keeps a request (and a bytes body) in reference cycles until the
-# garbage collector runs, while a finished stream lets go of its data at once.
-_SMALL_BODY = 64 * 1024
-
-
-def _adapt_file_body(kwargs: dict[str, Any], iterate: Callable[[Any, int | None], Any]) -> None:
-    """Turn a file-like ``content`` into bytes (small BytesIO) or a stream from its position."""
-    content = kwargs.get("content")
-    if not is_file_body(content):
-        return
-    length = remaining_length(content)
-    if isinstance(content, io.BytesIO) and length is not None and length <= _SMALL_BODY:
-        kwargs["content"] = content.read(length)
-        return
-    headers = httpx.Headers(kwargs.get("headers"))
-    if length is not None:
-        headers["Content-Length"] = str(length)
-    kwargs["content"] = iterate(content, length)
-    kwargs["headers"] = headers
-
-
-def _raise_for_error(response: httpx.Response) -> None:
-    if not response.is_success:
-        response.read()
-        raise _error(response)
-
-
-async def _araise_for_error(response: httpx.Response) -> None:
-    if not response.is_success:
-        await response.aread()
-        raise _error(response)
-
-
-def _error(response: httpx.Response) -> SandboxError:
-    err = error_for_status(response.status_code, response.content, path=response.request.url.path)
-    err.response = response  # type: ignore[attr-defined]
-    return err
-
-
-class _SyncHTTP(httpx.Client):
-    def build_request(self, method: str, url: httpx.URL | str, **kwargs: Any) -> httpx.Request:
-        _adapt_file_body(kwargs, iter_file)
-        return super().build_request(method, url, **kwargs)
-
-
-class _AsyncHTTP(httpx.AsyncClient):
-    def build_request(self, method: str, url: httpx.URL | str, **kwargs: Any) -> httpx.Request:
-        _adapt_file_body(kwargs, aiter_file)
-        return super().build_request(method, url, **kwargs)
-
-
-def _httpx_kwargs(client: AuthenticatedClient, hooks: list[Any]) -> dict[str, Any]:
-    extra = dict(client._httpx_args)
-    user_hooks = extra.pop("event_hooks", {})
-    event_hooks = {
-        "request": list(user_hooks.get("request", [])),
-        "response": [*hooks, *user_hooks.get("response", [])],
-    }
-    return {
-        "base_url": client._base_url,
-        "cookies": client._cookies,
-        "headers": client._headers,
-        "timeout": client._timeout,
-        "verify": client._verify_ssl,
-        "follow_redirects": client._follow_redirects,
-        "auth": _BearerAuth(client.token, client.prefix, client.auth_header_name),
-        "event_hooks": event_hooks,
-        **extra,
-    }
-
-
+# The generated client caches the key and host in its httpx clients: changing them later
+# would silently keep the old ones.
 _FIXED = frozenset({"token", "prefix", "auth_header_name", "_base_url"})
 
 
@@ -172,8 +45,6 @@ class SandboxClient(AuthenticatedClient):
         return f"SandboxClient(base_url={self._base_url!r})"
 
     def __setattr__(self, name: str, value: Any) -> None:
-        # The generated client caches the key in its httpx clients: a key or host changed
-        # later would silently keep the old one. Refuse instead.
         if name in _FIXED and hasattr(self, name):
             raise AttributeError(
                 f"a SandboxClient's {name.lstrip('_')} cannot be changed; "
@@ -183,7 +54,7 @@ class SandboxClient(AuthenticatedClient):
 
     def get_httpx_client(self) -> httpx.Client:
         if self._client is None or self._client.is_closed:
-            self._client = _SyncHTTP(**_httpx_kwargs(self, [_raise_for_error]))
+            self._client = sync_http(self.httpx_client_kwargs())
         return self._client
 
     def get_async_httpx_client(self) -> httpx.AsyncClient:
@@ -193,17 +64,13 @@ class SandboxClient(AuthenticatedClient):
             loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
         except RuntimeError:
             loop = None
-        stale = self._async_client is None or self._async_client.is_closed
-        if stale or (loop is not None and self._loop not in (None, loop)):
-            kwargs = _httpx_kwargs(self, [_araise_for_error])
-            if self._async_transport == "aiohttp":
-                kwargs["transport"] = _aiohttp_transport(kwargs)
-            self._async_client = _AsyncHTTP(**kwargs)
+        client = self._async_client
+        if client is None or client.is_closed or (loop is not None and self._loop not in (None, loop)):
+            client = self._async_client = async_http(self.httpx_client_kwargs(), self._async_transport)
             self._loop = loop
         elif self._loop is None:
             self._loop = loop
-        assert self._async_client is not None
-        return self._async_client
+        return client
 
     def close(self) -> None:
         """Close the sync connections; the client can still be used afterwards."""
@@ -214,25 +81,6 @@ class SandboxClient(AuthenticatedClient):
         """Close the async connections (call it in the event loop that used them)."""
         if self._async_client is not None:
             await self._async_client.aclose()
-
-
-def _check_key(api_key: str | None) -> str:
-    if api_key is None:
-        api_key = os.environ.get(API_KEY_ENV)
-        if not api_key:
-            raise ValueError(f"no API key: set the {API_KEY_ENV} environment variable or pass api_key=")
-    if not isinstance(api_key, str):
-        raise TypeError(f"api_key must be a str, not {type(api_key).__name__}")
-    if not api_key:
-        raise ValueError("api_key is empty: pass your Tensorlake API key")
-    if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in api_key):
-        raise ValueError(
-            "the API key contains whitespace or control characters (a stray newline from a "
-            f"file?); strip it before use (checked {API_KEY_ENV} or api_key=)"
-        )
-    if not api_key.isascii():
-        raise ValueError("the API key contains non-ASCII characters; check that it was copied whole")
-    return api_key
 
 
 def sandbox_client(
@@ -268,9 +116,9 @@ def sandbox_client(
         if base_url is not None
         else sandbox_url(sandbox or "", proxy_host=proxy_host)
     )
-    key = _check_key(api_key)
+    key = check_key(api_key)
     httpx_args = dict(httpx_args or {})
-    _check_async_transport(async_transport, httpx_args)
+    check_async_transport(async_transport, httpx_args)
     if timeout is not None and not isinstance(timeout, httpx.Timeout):
         timeout = httpx.Timeout(timeout)
     return SandboxClient(

@@ -1,0 +1,53 @@
+"""Checks on what `sandbox_client` is given, made before anything is sent: the key and the options."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Literal, get_args
+
+__all__ = ["API_KEY_ENV", "AsyncTransport", "check_async_transport", "check_key"]
+
+API_KEY_ENV = "TENSORLAKE_API_KEY"
+
+AsyncTransport = Literal["httpx", "aiohttp"]
+
+# httpx_args that would send requests around the aiohttp transport, or ask what it cannot do.
+_NOT_WITH_AIOHTTP = ("transport", "mounts", "proxy", "http2")
+
+AIOHTTP_MISSING = 'async_transport="aiohttp" needs aiohttp: pip install "tensorlake-sandbox-client[aiohttp]"'
+
+
+def check_key(api_key: str | None) -> str:
+    if api_key is None:
+        api_key = os.environ.get(API_KEY_ENV)
+        if not api_key:
+            raise ValueError(f"no API key: set the {API_KEY_ENV} environment variable or pass api_key=")
+    if not isinstance(api_key, str):
+        raise TypeError(f"api_key must be a str, not {type(api_key).__name__}")
+    if not api_key:
+        raise ValueError("api_key is empty: pass your Tensorlake API key")
+    if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in api_key):
+        raise ValueError(
+            "the API key contains whitespace or control characters (a stray newline from a "
+            f"file?); strip it before use (checked {API_KEY_ENV} or api_key=)"
+        )
+    if not api_key.isascii():
+        raise ValueError("the API key contains non-ASCII characters; check that it was copied whole")
+    return api_key
+
+
+def check_async_transport(async_transport: object, httpx_args: dict[str, Any]) -> None:
+    if async_transport not in get_args(AsyncTransport):
+        raise ValueError(f'async_transport must be "httpx" or "aiohttp", not {async_transport!r}')
+    if async_transport != "aiohttp":
+        return
+    clash = [k for k in _NOT_WITH_AIOHTTP if httpx_args.get(k)]
+    if clash:
+        raise ValueError(
+            f'async_transport="aiohttp" builds its own transport: drop httpx_args {", ".join(clash)} '
+            'or use async_transport="httpx"'
+        )
+    try:
+        from . import _aiohttp  # noqa: F401
+    except ImportError as exc:
+        raise ImportError(AIOHTTP_MISSING) from exc
