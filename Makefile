@@ -31,7 +31,7 @@ $(UV):
 setup: $(UV)  ## create .venv from uv.lock (exact versions)
 	$(UV) sync --locked --all-extras
 
-generate: $(UV)  ## regenerate generated/ from openapi.yaml (replaces the folder whole)
+generate: $(UV)  ## regenerate generated/ from openapi.yaml (replaces the folder whole), and _sync/ from _async/
 	@# The project itself is installed after generation: it needs generated/ to build.
 	$(UV) sync --locked --all-extras --no-install-project
 	$(BIN)/openapi-spec-validator openapi.yaml
@@ -44,8 +44,10 @@ generate: $(UV)  ## regenerate generated/ from openapi.yaml (replaces the folder
 	mv .generate-tmp/$(GEN_PKG) $(GEN_DIR)
 	rm -rf .generate-tmp
 	$(UV) sync --locked --all-extras
+	$(BIN)/python scripts/unasync.py
 
-check: setup  ## ruff format --check, ruff check, mypy --strict
+check: setup  ## _sync/ generated from _async/, ruff format --check, ruff check, mypy --strict
+	$(BIN)/python scripts/unasync.py --check
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 	$(BIN)/mypy

@@ -373,10 +373,6 @@ class _ThreadSource:
         if self._seekable_file is not None:
             await asyncio.to_thread(self.rewind, delivered)
 
-    @property
-    def thread(self) -> threading.Thread:
-        return self._thread
-
 
 def _pull_file(read: Callable[[int], Any], owner: object) -> Callable[[_ThreadSource], None]:
     def pull(src: _ThreadSource) -> None:

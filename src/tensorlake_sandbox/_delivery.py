@@ -1,0 +1,208 @@
+"""What the sync and async stdin writers share: argument checks, and the state of one write.
+
+`_Delivery` counts the bytes the sandbox confirmed and decides, through the pure rule in
+`_retry.classify_failure`, what a failed request means: send it again, split it, or raise
+an error that says exactly how many bytes were delivered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterator
+
+import httpx
+
+from tensorlake_api_client.types import UNSET, Unset
+
+from ._client import SandboxClient
+from ._errors import DeliveryUnknownError, SandboxError, SandboxUnavailableError
+from ._retry import Outcome, RetryPolicy, classify_failure
+
+__all__ = ["DEFAULT_CHUNK_SIZE", "DEFAULT_RETRY", "Delivery", "TimeoutArg", "WriterBase"]
+
+# Bytes per request at most: well under the sandbox daemon's 2 MiB limit on one body.
+DEFAULT_CHUNK_SIZE = 1 << 20
+
+DEFAULT_RETRY = RetryPolicy()
+
+TimeoutArg = float | httpx.Timeout | None
+
+
+def check_call(client: object, pid: object, chunk_size: object = DEFAULT_CHUNK_SIZE) -> None:
+    if not isinstance(client, SandboxClient):
+        raise TypeError(
+            f"client must be a SandboxClient (from tensorlake_sandbox.sandbox_client(), or "
+            f"LocalSandbox.client()), not {type(client).__name__}: it gives typed errors and "
+            "finite timeouts, which safe stdin writes rely on"
+        )
+    if not isinstance(pid, int) or isinstance(pid, bool):
+        raise TypeError(f"pid must be an int (the process's PID), not {type(pid).__name__}")
+    if not isinstance(chunk_size, int) or isinstance(chunk_size, bool):
+        raise TypeError(f"chunk_size must be an int number of bytes, not {type(chunk_size).__name__}")
+    if chunk_size <= 0:
+        raise ValueError(f"chunk_size must be a positive number of bytes, not {chunk_size}")
+
+
+def request_timeout(timeout: object) -> httpx.Timeout | Unset:
+    """The per-request ``timeout=`` for the generated functions: UNSET keeps the client's."""
+    if timeout is None:
+        return UNSET
+    if isinstance(timeout, httpx.Timeout):
+        return timeout
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
+        raise ValueError(f"timeout must be a positive number of seconds or an httpx.Timeout, not {timeout!r}")
+    return httpx.Timeout(timeout)
+
+
+def check_progress(on_progress: object) -> None:
+    if on_progress is not None and not callable(on_progress):
+        raise TypeError(
+            f"on_progress must be callable (it gets each request's byte count), not {on_progress!r}"
+        )
+
+
+class Delivery:
+    """The state of one write call: bytes confirmed so far, and the current request size."""
+
+    def __init__(
+        self,
+        pid: int,
+        chunk_size: int,
+        policy: RetryPolicy,
+        on_progress: Callable[[int], object] | None = None,
+    ):
+        self.pid = pid
+        self.limit = chunk_size
+        self.policy = policy
+        self.on_progress = on_progress
+        self.delivered = 0
+
+    def confirmed(self, size: int) -> None:
+        self.delivered += size
+        if self.on_progress is not None:
+            self.on_progress(size)
+
+    def annotate(self, error: BaseException, size: int) -> None:
+        if isinstance(error, SandboxError):
+            error.bytes_delivered = self.delivered
+            error.request_bytes = size
+        error.add_note(
+            f"stdin of process {self.pid}: {self.delivered} bytes of this write were delivered "
+            f"before the failing request of {size} bytes"
+        )
+
+    def source_failed(self, error: BaseException) -> None:
+        """Note on an error raised while reading the source (not on a cancellation)."""
+        # take() waits only while everything read so far has been sent: nothing is in flight.
+        if not isinstance(error, asyncio.CancelledError):
+            error.add_note(
+                f"stdin of process {self.pid}: stopped while reading the source; all "
+                f"{self.delivered} bytes it gave before were delivered, and no request was in flight"
+            )
+
+    def pieces(self, chunk: bytes) -> Iterator[bytes]:
+        """The chunk as requests no larger than ``limit`` (which may shrink on the way)."""
+        pos = 0
+        while pos < len(chunk):
+            piece = chunk if pos == 0 and len(chunk) <= self.limit else chunk[pos : pos + self.limit]
+            sent_before = self.delivered
+            yield piece
+            pos += self.delivered - sent_before
+
+    def after_failure(self, error: BaseException, size: int, attempt: int) -> float | None:
+        """What to do after request attempt ``attempt`` (from 1) of ``size`` bytes failed.
+
+        Returns the delay before sending it again, or None to split it (``limit`` is now
+        smaller); otherwise raises the error for the caller.
+        """
+        outcome = classify_failure(error)
+        if outcome is None:
+            # Not a request failure (KeyboardInterrupt, cancellation, a bug): propagate as is.
+            error.add_note(
+                f"stdin of process {self.pid}: {self.delivered} bytes were delivered; a request "
+                f"of {size} bytes was in flight and may or may not have arrived"
+            )
+            raise error
+        if outcome is Outcome.NOT_SENT:
+            if attempt < self.policy.attempts:
+                return self.policy.delay(attempt)
+            if isinstance(error, SandboxError):
+                self.annotate(error, size)
+                raise error
+            failure = SandboxUnavailableError(
+                f"could not reach the sandbox after {attempt} attempts "
+                f"({type(error).__name__}: {error}); nothing of this request was sent"
+            )
+            self.annotate(failure, size)
+            raise failure from error
+        if outcome is Outcome.TOO_LARGE and size > 1:
+            self.limit = max(1, size // 2)
+            return None
+        if outcome is Outcome.UNKNOWN:
+            status = error.status_code if isinstance(error, SandboxError) else None
+            code = error.code if isinstance(error, SandboxError) else None
+            what = f"HTTP {status}" if status is not None else f"{type(error).__name__}: {error}"
+            unknown = DeliveryUnknownError(
+                f"the {size} bytes of the last request may or may not have reached process "
+                f"{self.pid}'s stdin ({what}); not resent, as that could duplicate them. "
+                f"{self.delivered} bytes of this write were delivered before it",
+                status_code=status,
+                code=code,
+            )
+            unknown.bytes_delivered = self.delivered
+            unknown.request_bytes = size
+            raise unknown from error
+        self.annotate(error, size)
+        raise error
+
+
+def close_retry_delay(error: Exception, attempt: int, policy: RetryPolicy) -> float:
+    """Closing is idempotent: retried after any transient failure, else ``error`` is raised."""
+    outcome = classify_failure(error)
+    if outcome in (Outcome.NOT_SENT, Outcome.UNKNOWN) and attempt < policy.attempts:
+        return policy.delay(attempt)
+    raise error
+
+
+class WriterBase:
+    """What `StdinWriter` and `AsyncStdinWriter` share: arguments, counters, the open/closed state."""
+
+    def __init__(
+        self,
+        client: SandboxClient,
+        pid: int,
+        *,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        timeout: TimeoutArg = None,
+        retry: RetryPolicy | None = None,
+    ):
+        check_call(client, pid, chunk_size)
+        request_timeout(timeout)
+        self.client = client
+        self.pid = pid
+        self._chunk_size = chunk_size
+        self._timeout = timeout
+        self._retry = retry
+        self.bytes_delivered = 0
+        """Bytes written through this writer so far, confirmed by the sandbox."""
+        self.closed = False
+        self._uncertain = False
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise ValueError(f"stdin of process {self.pid} was closed by this writer")
+
+    def _note_failure(self, error: BaseException) -> None:
+        if isinstance(error, SandboxError) and error.bytes_delivered is not None:
+            self.bytes_delivered += error.bytes_delivered
+        # Unknown state: an ambiguous request, or one interrupted while in flight.
+        self._uncertain = isinstance(error, DeliveryUnknownError) or not isinstance(error, Exception)
+
+    def _leave_open(self, error: BaseException | None) -> bool:
+        if error is not None and self._uncertain:
+            error.add_note(
+                f"stdin of process {self.pid} was left open: the last write's delivery is unknown "
+                f"({self.bytes_delivered} bytes confirmed); resume, close it, or kill the process"
+            )
+            return True
+        return False
