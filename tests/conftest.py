@@ -15,7 +15,6 @@ from tensorlake_api_client.api.sandbox_processes import (
     sandbox_process_start,
 )
 from tensorlake_api_client.models import (
-    ListProcessesResponse,
     OutputMode,
     ProcessInfo,
     StartProcessRequest,
@@ -77,13 +76,11 @@ def start_process(local_client: SandboxClient) -> Iterator[StartFn]:
         if working_dir is not None:
             kwargs["working_dir"] = working_dir
         info = sandbox_process_start.sync(client=local_client, body=StartProcessRequest(**kwargs))
-        assert isinstance(info, ProcessInfo)
         started.append(info.pid)
         return info
 
     yield start
     listed = sandbox_process_list.sync(client=local_client)
-    assert isinstance(listed, ListProcessesResponse)
     running = {p.pid for p in listed.processes if p.status == "running"}
     for pid in started:
         if pid in running:
@@ -98,7 +95,6 @@ def wait_finished(local_client: SandboxClient) -> Callable[[int], ProcessInfo]:
         deadline = time.monotonic() + timeout
         while True:
             info = sandbox_process_get.sync(pid, client=local_client)
-            assert isinstance(info, ProcessInfo)
             if info.status != "running":
                 return info
             if time.monotonic() > deadline:

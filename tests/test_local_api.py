@@ -31,11 +31,8 @@ from tensorlake_api_client.api.sandbox_processes import (
     sandbox_process_stdout,
 )
 from tensorlake_api_client.models import (
-    ListProcessesResponse,
-    OutputResponse,
     ProcessInfo,
     SendSignalRequest,
-    SendSignalResponse,
     StartProcessRequest,
 )
 from tensorlake_api_client.types import File
@@ -62,7 +59,6 @@ def write(client: SandboxClient, pid: int, data: bytes) -> int:
 
 def stdout_lines(client: SandboxClient, pid: int) -> list[str]:
     out = sandbox_process_stdout.sync(pid, client=client)
-    assert isinstance(out, OutputResponse)
     assert out.pid == pid
     assert out.line_count == len(out.lines)
     return out.lines
@@ -77,7 +73,6 @@ def test_start_returns_201_and_process_info(local_client: SandboxClient, start_p
     )
     assert response.status_code == 201
     info = response.parsed
-    assert isinstance(info, ProcessInfo)
     sandbox_process_kill.sync_detailed(info.pid, client=local_client)
     assert info.status == "running"
     assert info.command == "sleep" and info.args == ["30"]
@@ -131,7 +126,7 @@ def test_discarded_output_is_not_captured(
     wait_finished(info.pid)
     assert stdout_lines(local_client, info.pid) == []
     err = sandbox_process_stderr.sync(info.pid, client=local_client)
-    assert isinstance(err, OutputResponse) and err.lines == ["err"]
+    assert err.lines == ["err"]
 
 
 # -- list / get -------------------------------------------------------------------------------
@@ -146,7 +141,6 @@ def test_list_keeps_exited_processes(
     assert isinstance(final.ended_at, int) and final.ended_at >= final.started_at
     running = start_process("sleep", "30")
     listed = sandbox_process_list.sync(client=local_client)
-    assert isinstance(listed, ListProcessesResponse)
     by_pid = {p.pid: p for p in listed.processes}
     assert by_pid[done.pid].status == "exited"
     assert by_pid[running.pid].status == "running"
@@ -169,7 +163,7 @@ def test_signal_terminates_and_reports_signaled(
         info.pid, client=local_client, body=SendSignalRequest(signal=15)
     )
     assert response.status_code == 200
-    assert isinstance(response.parsed, SendSignalResponse) and response.parsed.success is True
+    assert response.parsed.success is True
     final = wait_finished(info.pid)
     assert (final.status, final.signal, final.exit_code) == ("signaled", 15, None)
 
@@ -242,7 +236,7 @@ def test_write_after_close_and_after_exit_is_400(
     info = start_process("sleep", "30", stdin="pipe")
     sandbox_process_close_stdin.sync_detailed(info.pid, client=local_client)
     got = sandbox_process_get.sync(info.pid, client=local_client)
-    assert isinstance(got, ProcessInfo) and got.stdin_writable is False
+    assert got.stdin_writable is False
     with pytest.raises(StdinNotWritableError):
         write(local_client, info.pid, b"late")
     exited = start_process("true", stdin="pipe")
@@ -298,9 +292,8 @@ def test_output_snapshots(start_process: StartFn, wait_finished: Wait, local_cli
     wait_finished(info.pid)
     assert stdout_lines(local_client, info.pid) == ["a", "c", "d"]
     err = sandbox_process_stderr.sync(info.pid, client=local_client)
-    assert isinstance(err, OutputResponse) and err.lines == ["b", "e"] and err.line_count == 2
+    assert err.lines == ["b", "e"] and err.line_count == 2
     both = sandbox_process_output.sync(info.pid, client=local_client)
-    assert isinstance(both, OutputResponse)
     assert sorted(both.lines) == ["a", "b", "c", "d", "e"] and both.line_count == 5
     assert both.lines.index("a") < both.lines.index("c") and both.lines.index("b") < both.lines.index("e")
     for op in (sandbox_process_stdout, sandbox_process_stderr, sandbox_process_output):

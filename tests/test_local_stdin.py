@@ -22,7 +22,7 @@ from tensorlake_api_client.api.sandbox_processes import (
     sandbox_process_stdin,
     sandbox_process_stdout,
 )
-from tensorlake_api_client.models import OutputResponse, ProcessInfo
+from tensorlake_api_client.models import ProcessInfo
 from tensorlake_api_client.types import File
 from tensorlake_sandbox import PayloadTooLargeError, SandboxClient
 from tensorlake_sandbox.local import DEFAULT_MAX_BODY_BYTES, LocalSandbox
@@ -48,7 +48,6 @@ def finish_and_read(client: SandboxClient, wait: Wait, pid: int) -> list[str]:
     sandbox_process_close_stdin.sync_detailed(pid, client=client)
     assert wait(pid).exit_code == 0
     out = sandbox_process_stdout.sync(pid, client=client)
-    assert isinstance(out, OutputResponse)
     return out.lines
 
 
@@ -149,4 +148,4 @@ def test_a_process_that_does_not_read_blocks_no_one_else(
     assert result["stuck"].json()["code"] == "STDIN_NOT_WRITABLE"
     assert finish_and_read(local_client, wait_finished, reader.pid) == ["5"]
     info = sandbox_process_get.sync(stuck.pid, client=local_client)
-    assert isinstance(info, ProcessInfo) and info.stdin_writable is False
+    assert info.stdin_writable is False

@@ -25,7 +25,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tensorlake_api_client.api.sandbox_processes import sandbox_process_stdout
-from tensorlake_api_client.models import OutputResponse
 from tensorlake_sandbox import (
     DeliveryUnknownError,
     SandboxClient,
@@ -66,7 +65,6 @@ def hasher(start_process, wait_finished, local_client) -> Callable[[], tuple[int
         def result() -> str:
             wait_finished(info.pid, 60)
             out = sandbox_process_stdout.sync(info.pid, client=local_client)
-            assert isinstance(out, OutputResponse)
             assert len(out.lines) == 1, out.lines
             return out.lines[0]
 

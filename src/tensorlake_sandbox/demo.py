@@ -19,7 +19,7 @@ from tensorlake_api_client.api.sandbox_processes import (
     sandbox_process_start,
     sandbox_process_stdin,
 )
-from tensorlake_api_client.models import ProcessInfo, StartProcessRequest, StdinMode
+from tensorlake_api_client.models import StartProcessRequest, StdinMode
 from tensorlake_api_client.types import File
 from tensorlake_sandbox.local import LocalSandbox
 
@@ -38,7 +38,6 @@ def main() -> int:
 
         request = StartProcessRequest(command=sys.executable, args=["-c", READER], stdin_mode=StdinMode.PIPE)
         proc = sandbox_process_start.sync(client=client, body=request)
-        assert isinstance(proc, ProcessInfo)
         print(f"started pid {proc.pid} ({proc.status}, stdin writable: {proc.stdin_writable})")
 
         # Non-2xx answers raise a typed error from tensorlake_sandbox, so a status here is a success.
@@ -53,11 +52,9 @@ def main() -> int:
         info = proc
         while info.status == "running":
             time.sleep(0.05)
-            got = sandbox_process_get.sync(proc.pid, client=client)
-            assert isinstance(got, ProcessInfo)
-            info = got
+            info = sandbox_process_get.sync(proc.pid, client=client)
         output = sandbox_process_output.sync(proc.pid, client=client)
-        for line in getattr(output, "lines", []):
+        for line in output.lines:
             print(f"  process says: {line}")
         print(f"process {info.status} with exit code {info.exit_code}")
     print("local sandbox stopped")

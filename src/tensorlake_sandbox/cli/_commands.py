@@ -95,14 +95,12 @@ def _row(p: Any) -> tuple[str, ...]:
 
 def cmd_ps(args: argparse.Namespace) -> int:
     from tensorlake_api_client.api.sandbox_processes import sandbox_process_list
-    from tensorlake_api_client.models import ListProcessesResponse
 
     client = make_client(args)
     try:
         listing = sandbox_process_list.sync(client=client)
     finally:
         client.close()
-    assert isinstance(listing, ListProcessesResponse)
     rows = [("PID", "STATUS", "EXIT", "STDIN", "COMMAND"), *(_row(p) for p in listing.processes)]
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     for r in rows:

@@ -110,12 +110,10 @@ def _follow(client: SandboxClient, pid: int) -> None:
 
 def _exit_status(client: SandboxClient, pid: int) -> int:
     from tensorlake_api_client.api.sandbox_processes import sandbox_process_get
-    from tensorlake_api_client.models import ProcessInfo
 
     deadline = time.monotonic() + 10
     while True:
         info = sandbox_process_get.sync(pid, client=client)
-        assert isinstance(info, ProcessInfo)
         if info.status != "running" or time.monotonic() > deadline:
             break
         time.sleep(0.05)
@@ -128,7 +126,7 @@ def _exit_status(client: SandboxClient, pid: int) -> int:
 
 def cmd_exec(args: argparse.Namespace) -> int:
     from tensorlake_api_client.api.sandbox_processes import sandbox_process_start
-    from tensorlake_api_client.models import ProcessInfo, StartProcessRequest, StdinMode
+    from tensorlake_api_client.models import StartProcessRequest, StdinMode
     from tensorlake_api_client.models.start_process_request_env import StartProcessRequestEnv
 
     env = _parse_env(args.env)
@@ -141,7 +139,6 @@ def cmd_exec(args: argparse.Namespace) -> int:
     if args.cwd is not None:
         request.working_dir = args.cwd
     info = sandbox_process_start.sync(client=client, body=request)
-    assert isinstance(info, ProcessInfo)
     pid = info.pid
     args.pid = pid  # error messages name the process from here on
 
