@@ -62,13 +62,15 @@ def test_sandbox_url_rejects_bad_proxy_host(proxy_host):
 
 
 @pytest.mark.parametrize(
-    "host", ["localhost", "LOCALHOST", "127.0.0.1", "127.1.2.3", "::1", "[::1]", "app.localhost"]
+    "host", ["localhost", "LOCALHOST", "localhost.", "127.0.0.1", "127.1.2.3", "::1", "[::1]"]
 )
 def test_loopback_hosts(host):
     assert is_loopback_host(host)
 
 
-@pytest.mark.parametrize("host", ["10.0.0.1", "192.168.1.1", "example.com", "localhost.evil.com", "::2", ""])
+@pytest.mark.parametrize(
+    "host", ["10.0.0.1", "192.168.1.1", "example.com", "localhost.evil.com", "::2", "", "app.localhost"]
+)
 def test_non_loopback_hosts(host):
     assert not is_loopback_host(host)
 
@@ -92,6 +94,7 @@ def test_base_url_accepted(url, expected):
     [
         ("http://sbx.sandbox.tensorlake.ai", "refusing to send the API key over plain http://"),
         ("http://10.1.2.3:8500", "refusing to send the API key over plain http://"),
+        ("http://app.localhost:8500", "(http://127.0.0.1:PORT; also localhost or [::1], but no other name)"),
         ("ftp://host", "must start with https://"),
         ("sbx.sandbox.tensorlake.ai", "must start with https://"),
         ("https://", "no host"),

@@ -57,9 +57,12 @@ def sandbox_url(sandbox: str, *, proxy_host: str = DEFAULT_PROXY_HOST) -> str:
 
 
 def is_loopback_host(host: str) -> bool:
-    """True for ``localhost`` and loopback addresses (127.0.0.0/8, ::1)."""
-    host = host.strip("[]").lower()
-    if host == "localhost" or host.endswith(".localhost"):
+    """True for ``localhost`` and loopback addresses (127.0.0.0/8, ::1), brackets and a final dot allowed.
+
+    Other names under ``.localhost`` are not trusted: a resolver may send them elsewhere.
+    """
+    host = host.strip("[]").lower().rstrip(".")
+    if host == "localhost":
         return True
     try:
         return ipaddress.ip_address(host).is_loopback
@@ -96,7 +99,8 @@ def normalize_base_url(base_url: str) -> str:
     if parts.scheme == "http" and not is_loopback_host(parts.hostname):
         raise ValueError(
             f"refusing to send the API key over plain http:// to {parts.hostname!r}: "
-            "use https://, or http:// only for a sandbox on this machine (localhost, 127.0.0.1, [::1])"
+            "use https://, or http:// only for a sandbox on this machine, named by its address "
+            "(http://127.0.0.1:PORT; also localhost or [::1], but no other name)"
         )
     del port  # parsed above only to reject an invalid port
     return base_url.rstrip("/")

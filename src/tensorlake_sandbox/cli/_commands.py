@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import sys
 from typing import Any, BinaryIO
@@ -13,24 +12,13 @@ from ._run import EXIT_USAGE, fail, make_client, unbuffered_stdin
 __all__ = ["cmd_close_stdin", "cmd_kill", "cmd_ps", "cmd_stdin"]
 
 
-def _known_size(f: BinaryIO) -> int | None:
-    """Bytes left in a regular file, None for a pipe or terminal."""
-    import stat
-
-    try:
-        st = os.fstat(f.fileno())
-    except (OSError, ValueError):
-        return None
-    if not stat.S_ISREG(st.st_mode):
-        return None
-    return max(0, st.st_size - f.tell())
-
-
 def _progress_bar(f: BinaryIO, no_progress: bool) -> Any | None:
     """A byte progress bar on stderr, only when stderr is a terminal and the size is known."""
     if no_progress or not sys.stderr.isatty():
         return None
-    size = _known_size(f)
+    from tensorlake_sandbox._bodies import remaining_length
+
+    size = remaining_length(f)
     if size is None:
         return None
     from tqdm import tqdm

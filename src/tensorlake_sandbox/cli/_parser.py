@@ -6,18 +6,28 @@ import argparse
 
 __all__ = ["EXIT_CODES", "build_parser"]
 
-EXIT_CODES = """\
-exit codes:
-  0    success (exec: the remote process's own exit code; 128+N if killed by signal N)
-  1    the sandbox answered with an unexpected error
-  2    bad usage or configuration (arguments, sandbox name, API key)
-  3    no such process
-  4    the process's stdin is not writable (not a pipe, closed, or the process exited)
-  5    authentication failed (check TENSORLAKE_API_KEY)
-  6    the sandbox could not be reached, or did not answer in time
-  7    delivery unknown: the last request may or may not have reached the process
-  130  interrupted (Ctrl-C)
-"""
+# Each exit code once: the commands use the constants, --help shows the table built from them.
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_NOT_FOUND = 3
+EXIT_NOT_WRITABLE = 4
+EXIT_AUTH = 5
+EXIT_UNAVAILABLE = 6
+EXIT_DELIVERY_UNKNOWN = 7
+EXIT_INTERRUPTED = 130
+
+_EXIT_MEANINGS = {
+    0: "success (exec: the remote process's own exit code; 128+N if killed by signal N)",
+    EXIT_ERROR: "the sandbox answered with an unexpected error",
+    EXIT_USAGE: "bad usage or configuration (arguments, sandbox name, API key)",
+    EXIT_NOT_FOUND: "no such process",
+    EXIT_NOT_WRITABLE: "the process's stdin is not writable (not a pipe, closed, or the process exited)",
+    EXIT_AUTH: "authentication failed (check TENSORLAKE_API_KEY)",
+    EXIT_UNAVAILABLE: "the sandbox could not be reached, or did not answer in time",
+    EXIT_DELIVERY_UNKNOWN: "delivery unknown: the last request may or may not have reached the process",
+    EXIT_INTERRUPTED: "interrupted (Ctrl-C)",
+}
+EXIT_CODES = "exit codes:\n" + "".join(f"  {code:<5}{text}\n" for code, text in _EXIT_MEANINGS.items())
 
 _SANDBOX_HELP = (
     "a sandbox ID or name (https://NAME.sandbox.tensorlake.ai), or a base URL such as "

@@ -12,19 +12,21 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, BinaryIO, NoReturn
 
+from ._parser import (
+    EXIT_AUTH,
+    EXIT_DELIVERY_UNKNOWN,
+    EXIT_ERROR,
+    EXIT_INTERRUPTED,
+    EXIT_NOT_FOUND,
+    EXIT_NOT_WRITABLE,
+    EXIT_UNAVAILABLE,
+    EXIT_USAGE,
+)
+
 if TYPE_CHECKING:
     from tensorlake_sandbox import SandboxClient
 
 __all__ = ["CliError", "fail", "make_client", "run_guarded", "unbuffered_stdin"]
-
-EXIT_ERROR = 1
-EXIT_USAGE = 2
-EXIT_NOT_FOUND = 3
-EXIT_NOT_WRITABLE = 4
-EXIT_AUTH = 5
-EXIT_UNAVAILABLE = 6
-EXIT_DELIVERY_UNKNOWN = 7
-EXIT_INTERRUPTED = 130
 
 
 class CliError(Exception):

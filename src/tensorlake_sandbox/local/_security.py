@@ -8,11 +8,12 @@ Both run before routing, as plain ASGI middleware, so a rejected request reaches
 from __future__ import annotations
 
 import hmac
-import ipaddress
 import json
 import secrets
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .._urls import is_loopback_host as host_is_loopback
 
 __all__ = ["SecurityMiddleware", "generate_token", "host_is_loopback", "split_host_header"]
 
@@ -43,17 +44,6 @@ def split_host_header(value: str) -> str:
     if not port.isdigit() or ":" in host:
         return ""
     return host
-
-
-def host_is_loopback(host: str) -> bool:
-    """True for ``localhost`` and loopback addresses (127.0.0.0/8, ::1): the names a local sandbox answers."""
-    host = host.lower().rstrip(".")
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 async def _drain(receive: Receive) -> None:
