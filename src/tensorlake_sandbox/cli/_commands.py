@@ -7,7 +7,8 @@ import signal
 import sys
 from typing import Any, BinaryIO
 
-from ._run import EXIT_USAGE, fail, make_client, unbuffered_stdin
+from ._parser import EXIT_USAGE
+from ._run import fail, make_client, unbuffered_stdin
 
 __all__ = ["cmd_close_stdin", "cmd_kill", "cmd_ps", "cmd_stdin"]
 

@@ -18,7 +18,8 @@ import time
 from types import FrameType
 from typing import TYPE_CHECKING
 
-from ._run import EXIT_INTERRUPTED, EXIT_USAGE, fail, make_client, unbuffered_stdin
+from ._parser import EXIT_INTERRUPTED, EXIT_USAGE
+from ._run import fail, make_client, unbuffered_stdin
 
 if TYPE_CHECKING:
     from tensorlake_sandbox import SandboxClient
