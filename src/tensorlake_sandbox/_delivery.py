@@ -8,6 +8,7 @@ an error that says exactly how many bytes were delivered.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable, Iterator
 
 import httpx
@@ -15,7 +16,8 @@ import httpx
 from tensorlake_api_client.types import UNSET, Unset
 
 from ._client import SandboxClient
-from ._errors import DeliveryUnknownError, SandboxError, SandboxUnavailableError
+from ._errors import DeliveryUnknownError, SandboxError
+from ._http import on_response
 from ._retry import Outcome, RetryPolicy, classify_failure
 
 __all__ = ["DEFAULT_CHUNK_SIZE", "DEFAULT_RETRY", "Delivery", "TimeoutArg", "WriterBase"]
@@ -76,20 +78,44 @@ class Delivery:
         self.policy = policy
         self.on_progress = on_progress
         self.delivered = 0
+        self._in_flight = 0  # bytes of the request being sent, until the sandbox confirms them
 
-    def confirmed(self, size: int) -> None:
-        self.delivered += size
-        if self.on_progress is not None:
-            self.on_progress(size)
+    @contextlib.contextmanager
+    def sending(self, size: int) -> Iterator[None]:
+        """Around one request of ``size`` bytes: counted the moment its 204 arrives."""
+        self._in_flight = size
+        token = on_response.set(self._on_response)
+        try:
+            yield
+        finally:
+            on_response.reset(token)
+
+    def _on_response(self, status: int) -> None:
+        if status == 204 and self._in_flight:
+            size, self._in_flight = self._in_flight, 0
+            self.delivered += size
+            if self.on_progress is not None:
+                self.on_progress(size)
 
     def annotate(self, error: BaseException, size: int) -> None:
-        if isinstance(error, SandboxError):
-            error.bytes_delivered = self.delivered
-            error.request_bytes = size
-        error.add_note(
-            f"stdin of process {self.pid}: {self.delivered} bytes of this write were delivered "
-            f"before the failing request of {size} bytes"
-        )
+        """Give ``error`` this write's exact figures, as attributes and as a note."""
+        error.bytes_delivered = self.delivered  # type: ignore[attr-defined]
+        error.request_bytes = size  # type: ignore[attr-defined]
+        if self._in_flight == 0:
+            error.add_note(
+                f"stdin of process {self.pid}: {self.delivered} bytes of this write were delivered "
+                "(the last request too: the sandbox confirmed it before this error)"
+            )
+        elif isinstance(error, Exception):
+            error.add_note(
+                f"stdin of process {self.pid}: {self.delivered} bytes of this write were delivered "
+                f"before the failing request of {size} bytes"
+            )
+        else:
+            error.add_note(
+                f"stdin of process {self.pid}: {self.delivered} bytes of this write were delivered; "
+                f"a request of {size} bytes was in flight and may or may not have arrived"
+            )
 
     def source_failed(self, error: BaseException) -> None:
         """Note on an error raised while reading the source (not on a cancellation)."""
@@ -116,28 +142,23 @@ class Delivery:
         smaller); otherwise raises the error for the caller.
         """
         outcome = classify_failure(error)
-        if outcome is None:
-            # Not a request failure (KeyboardInterrupt, cancellation, a bug): propagate as is.
-            error.add_note(
-                f"stdin of process {self.pid}: {self.delivered} bytes were delivered; a request "
-                f"of {size} bytes was in flight and may or may not have arrived"
-            )
+        if outcome is None or self._in_flight == 0:
+            # Not a request failure (KeyboardInterrupt, cancellation, a bug), or one after the
+            # sandbox confirmed the request: propagate it, with the exact count.
+            self.annotate(error, size)
             raise error
         if outcome is Outcome.NOT_SENT:
             if attempt < self.policy.attempts:
                 return self.policy.delay(attempt)
-            if isinstance(error, SandboxError):
-                self.annotate(error, size)
-                raise error
-            failure = SandboxUnavailableError(
-                f"could not reach the sandbox after {attempt} attempts "
-                f"({type(error).__name__}: {error}); nothing of this request was sent"
-            )
-            self.annotate(failure, size)
-            raise failure from error
+            self.annotate(error, size)
+            error.add_note(f"not sent: {attempt} attempts could not reach the sandbox")
+            raise error
         if outcome is Outcome.TOO_LARGE and size > 1:
             self.limit = max(1, size // 2)
             return None
+        if isinstance(error, SandboxError) and error.status_code is not None and error.status_code < 500:
+            # Refused; a process that closed its stdin or exited mid-write may have read part of it.
+            error.request_partly_written = error.status_code in (400, 404)
         if outcome is Outcome.UNKNOWN:
             status = error.status_code if isinstance(error, SandboxError) else None
             code = error.code if isinstance(error, SandboxError) else None
@@ -188,13 +209,15 @@ class WriterBase:
         self.closed = False
         self._uncertain = False
 
+    def _count(self, size: int) -> None:
+        # Called the moment the sandbox confirms a request: the count survives any interruption.
+        self.bytes_delivered += size
+
     def _check_open(self) -> None:
         if self.closed:
             raise ValueError(f"stdin of process {self.pid} was closed by this writer")
 
     def _note_failure(self, error: BaseException) -> None:
-        if isinstance(error, SandboxError) and error.bytes_delivered is not None:
-            self.bytes_delivered += error.bytes_delivered
         # Unknown state: an ambiguous request, or one interrupted while in flight.
         self._uncertain = isinstance(error, DeliveryUnknownError) or not isinstance(error, Exception)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from http import HTTPStatus
 from typing import Any
@@ -16,11 +17,14 @@ __all__ = [
     "DeliveryUnknownError",
     "PayloadTooLargeError",
     "ProcessNotFoundError",
+    "SandboxConnectionError",
     "SandboxError",
+    "SandboxTimeoutError",
     "SandboxUnavailableError",
     "StdinNotWritableError",
     "error_for_status",
     "raise_for_response",
+    "transport_error",
 ]
 
 
@@ -36,10 +40,16 @@ class SandboxError(Exception):
     ``request_bytes``: the size of the failing request. Resume from ``bytes_delivered``
     (after a `DeliveryUnknownError`, the next ``request_bytes`` may or may not have
     arrived). Both are None on errors from other calls.
+
+    ``request_partly_written`` is True when the sandbox refused the failing request after
+    it may already have written part of it to the process (a 400 or 404 on a write: the
+    process closed its stdin or exited while reading), False when it certainly wrote
+    none of it (413, 401/403), None when not known or not a write.
     """
 
     bytes_delivered: int | None = None
     request_bytes: int | None = None
+    request_partly_written: bool | None = None
 
     def __init__(self, message: str, *, status_code: int | None = None, code: str | None = None):
         super().__init__(message)
@@ -84,6 +94,54 @@ class SandboxUnavailableError(SandboxError):
     With ``status_code`` None: the sandbox could not be reached at all (the connection
     failed before anything was sent).
     """
+
+
+class _TransportFailure(SandboxUnavailableError):
+    """The request failed below HTTP: no complete answer arrived."""
+
+    may_have_been_sent: bool = True
+    """False only when the connection failed before any byte of the request left."""
+
+
+class SandboxConnectionError(_TransportFailure):
+    """The connection failed or broke (refused, reset, closed early, a malformed answer).
+
+    ``may_have_been_sent`` says whether any of the request may have reached the sandbox.
+    Each instance is also the `httpx` exception it replaces (``httpx.ConnectError``,
+    ``httpx.ReadError``, ``httpx.RemoteProtocolError``, ...), so ``except httpx.ConnectError``
+    keeps working.
+    """
+
+
+class SandboxTimeoutError(_TransportFailure):
+    """No answer in time. Also the `httpx` timeout it replaces (``httpx.ReadTimeout``, ...).
+
+    ``may_have_been_sent`` is False for a connect or pool timeout, True otherwise.
+    """
+
+
+# httpx failures raised before any byte of the request was sent.
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
+_mixed: dict[type[httpx.TransportError], type[_TransportFailure]] = {}
+
+
+def transport_error(exc: httpx.TransportError) -> SandboxError:
+    """The `SandboxConnectionError` / `SandboxTimeoutError` for an httpx transport failure.
+
+    Its class subclasses both, so it is caught as either; the original is its ``__cause__``
+    (set by ``raise ... from exc``).
+    """
+    httpx_type = type(exc)
+    cls = _mixed.get(httpx_type)
+    if cls is None:
+        base = SandboxTimeoutError if isinstance(exc, httpx.TimeoutException) else SandboxConnectionError
+        cls = _mixed[httpx_type] = type(base.__name__, (base, httpx_type), {"__module__": __name__})
+    err = cls(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
+    err.may_have_been_sent = not isinstance(exc, _NOT_SENT)
+    if isinstance(err, httpx.RequestError):
+        with contextlib.suppress(RuntimeError):  # no request attached
+            err.request = exc.request
+    return err
 
 
 class DeliveryUnknownError(SandboxError):

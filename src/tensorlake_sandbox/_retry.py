@@ -12,9 +12,13 @@ Those are retried a bounded number of times with exponential backoff and full ji
 (by default at most 6 attempts, waiting at most 0.1 + 0.2 + 0.4 + 0.8 + 1.6 s in all).
 
 Everything else that fails once bytes may have left (a read or write timeout, a dropped
-connection, 502, 504, any other 5xx, a 503 without one of those codes) is never resent:
-it raises `DeliveryUnknownError`. A 413 means nothing was written: the request is split.
-Any other 4xx means the sandbox refused the request and wrote nothing: it is raised.
+connection, a response that breaks HTTP framing, 502, 504, any other 5xx, a 503 without
+one of those codes) is never resent: it raises `DeliveryUnknownError`. A 413 means
+nothing was written: the request is split. Any other 4xx means the sandbox refused the
+request and it is raised, never resent. A refusal does not always mean that nothing was
+written: a process that closes its stdin or exits while a request is being written gets
+part of it, then the sandbox answers 400 (or 404); such errors carry
+``request_partly_written=True``.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from ._errors import SandboxError
+from ._errors import SandboxConnectionError, SandboxError, SandboxTimeoutError
 
 __all__ = ["NOT_FORWARDED_CODES", "Outcome", "RetryPolicy", "classify_failure"]
 
@@ -44,7 +48,8 @@ class Outcome(enum.Enum):
     TOO_LARGE = "too_large"
     """413: the body was refused whole and nothing was written; send it in smaller pieces."""
     REJECTED = "rejected"
-    """A 4xx: the sandbox refused the request and wrote nothing; resending will not help."""
+    """A 4xx: the sandbox refused the request (part of it may have been written first, see
+    ``SandboxError.request_partly_written``); resending will not help."""
     UNKNOWN = "unknown"
     """The bytes may or may not have reached the process: never resend them."""
 
@@ -55,6 +60,8 @@ def classify_failure(error: BaseException) -> Outcome | None:
     None when ``error`` is not a failure of the request at all (a programming error,
     ``KeyboardInterrupt``): the caller lets it propagate untouched.
     """
+    if isinstance(error, (SandboxConnectionError, SandboxTimeoutError)):
+        return Outcome.UNKNOWN if error.may_have_been_sent else Outcome.NOT_SENT
     if isinstance(error, SandboxError):
         status = error.status_code
         if status is None:

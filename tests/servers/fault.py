@@ -44,8 +44,23 @@ class Slow:
     seconds: float
 
 
+@dataclass(frozen=True)
+class BodyOn204:
+    """Accept the body, then answer a 204 that carries a body (a framing violation).
+
+    The body is itself a complete 204 response, so a client that trusts the 204 reads it as
+    the answer to its next request: the connection is out of step from then on.
+    """
+
+
 OK = Reply(204, None, None)
-Action = Reply | Close | Slow
+Action = Reply | Close | Slow | BodyOn204
+
+_FAKE_204 = b"HTTP/1.1 204 No Content\r\nserver: fault\r\n\r\n"
+_BODY_ON_204 = b"HTTP/1.1 204 No Content\r\nserver: fault\r\ncontent-length: %d\r\n\r\n%s" % (
+    len(_FAKE_204),
+    _FAKE_204,
+)
 
 
 @dataclass
@@ -168,7 +183,11 @@ class FaultServer:
                 request = self._next(conn, h)
                 if not isinstance(request, h11.Request):
                     return
-                if not self._handle(conn, h, request):
+                keep = self._handle(conn, h, request)
+                if keep is None:  # answered by hand: this side starts a fresh cycle
+                    h = h11.Connection(h11.SERVER)
+                    continue
+                if not keep:
                     return
                 if h.our_state is h11.MUST_CLOSE or h.their_state is h11.MUST_CLOSE:
                     return
@@ -189,8 +208,8 @@ class FaultServer:
                 continue
             return event
 
-    def _handle(self, conn: socket.socket, h: h11.Connection, request: h11.Request) -> bool:
-        """Read the body, act; False when the connection must be dropped."""
+    def _handle(self, conn: socket.socket, h: h11.Connection, request: h11.Request) -> bool | None:
+        """Read the body, act; False when the connection must be dropped, None after a raw answer."""
         path = request.target.decode()
         method = request.method.decode()
         body = bytearray()
@@ -225,6 +244,11 @@ class FaultServer:
         if isinstance(action, Close):
             self._record(method, path, size, None)
             return False
+        if isinstance(action, BodyOn204):
+            self._record(method, path, size, 204)
+            self._accept(body, size)
+            conn.sendall(_BODY_ON_204)
+            return None
         if isinstance(action, Slow):
             self._record(method, path, size, 204)
             self._accept(body, size)

@@ -39,13 +39,13 @@ async def _asend(client: SandboxClient, piece: bytes, state: Delivery, timeout: 
         attempt += 1
         payload = io.BytesIO(piece)
         try:
-            await sandbox_process_stdin.asyncio(
-                state.pid, client=client, body=File(payload=payload), timeout=request_timeout(timeout)
-            )
+            with state.sending(len(piece)):  # counted the moment the sandbox confirms it
+                await sandbox_process_stdin.asyncio(
+                    state.pid, client=client, body=File(payload=payload), timeout=request_timeout(timeout)
+                )
         except BaseException as error:
             delay = state.after_failure(error, len(piece), attempt)
         else:
-            state.confirmed(len(piece))
             return
         finally:
             # httpx keeps each request in reference cycles until the collector runs; free the
@@ -172,12 +172,12 @@ class AsyncStdinWriter(WriterBase):
                 chunk_size=self._chunk_size,
                 timeout=self._timeout,
                 retry=self._retry,
+                on_progress=self._count,
             )
         except BaseException as error:
             self._note_failure(error)
             raise
         self._uncertain = False
-        self.bytes_delivered += n
         return n
 
     async def close(self) -> None:

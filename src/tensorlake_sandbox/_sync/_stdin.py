@@ -40,13 +40,13 @@ def _send(client: SandboxClient, piece: bytes, state: Delivery, timeout: Timeout
         attempt += 1
         payload = io.BytesIO(piece)
         try:
-            sandbox_process_stdin.sync(
-                state.pid, client=client, body=File(payload=payload), timeout=request_timeout(timeout)
-            )
+            with state.sending(len(piece)):  # counted the moment the sandbox confirms it
+                sandbox_process_stdin.sync(
+                    state.pid, client=client, body=File(payload=payload), timeout=request_timeout(timeout)
+                )
         except BaseException as error:
             delay = state.after_failure(error, len(piece), attempt)
         else:
-            state.confirmed(len(piece))
             return
         finally:
             # httpx keeps each request in reference cycles until the collector runs; free the
@@ -173,12 +173,12 @@ class StdinWriter(WriterBase):
                 chunk_size=self._chunk_size,
                 timeout=self._timeout,
                 retry=self._retry,
+                on_progress=self._count,
             )
         except BaseException as error:
             self._note_failure(error)
             raise
         self._uncertain = False
-        self.bytes_delivered += n
         return n
 
     def close(self) -> None:
