@@ -268,10 +268,18 @@ def test_async_413_and_timeout(make_server, async_transport):
     assert bytes(server.accepted) == data
 
 
-def test_close_stdin_is_retried_after_a_dropped_connection(make_server):
-    server = make_server(close_plan=[Close(), Reply(502), OK])
+@pytest.mark.parametrize("action", [Close(), Reply(502)], ids=["dropped", "502"])
+def test_close_stdin_is_not_retried_when_it_may_have_arrived(make_server, action):
+    server = make_server(close_plan=[action, OK])
+    with pytest.raises(DeliveryUnknownError, match="may or may not have arrived"):
+        close_stdin(client_for(server), PID, retry=FAST_RETRY)
+    assert len(server.requests) == 1
+
+
+def test_close_stdin_is_retried_when_the_proxy_did_not_forward_it(make_server):
+    server = make_server(close_plan=[Reply(503, "SANDBOX_NOT_READY"), OK])
     close_stdin(client_for(server), PID, retry=FAST_RETRY)
-    assert [r.status for r in server.requests] == [None, 502, 204]
+    assert [r.status for r in server.requests] == [503, 204]
     assert server.closes == 1
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any, Literal, get_args
 
-__all__ = ["API_KEY_ENV", "AsyncTransport", "check_async_transport", "check_key"]
+__all__ = ["API_KEY_ENV", "AsyncTransport", "check_async_transport", "check_httpx_args", "check_key"]
 
 API_KEY_ENV = "TENSORLAKE_API_KEY"
 
@@ -13,6 +13,13 @@ AsyncTransport = Literal["httpx", "aiohttp"]
 
 # httpx_args that would send requests around the aiohttp transport, or ask what it cannot do.
 _NOT_WITH_AIOHTTP = ("transport", "mounts", "proxy", "http2")
+
+# httpx_args that would replace what keeps the key safe: where it goes, how, and no redirects.
+_FIXED_ARGS = {
+    "base_url": "pass base_url= to sandbox_client instead",
+    "auth": "the client sends the API key itself; pass api_key=",
+    "follow_redirects": "a SandboxClient never follows redirects (the key must not travel to another URL)",
+}
 
 AIOHTTP_MISSING = 'async_transport="aiohttp" needs aiohttp: pip install "tensorlake-sandbox-client[aiohttp]"'
 
@@ -51,3 +58,16 @@ def check_async_transport(async_transport: object, httpx_args: dict[str, Any]) -
         from . import _aiohttp  # noqa: F401
     except ImportError as exc:
         raise ImportError(AIOHTTP_MISSING) from exc
+
+
+def check_httpx_args(httpx_args: dict[str, Any]) -> None:
+    """Refuse httpx_args that would replace the base URL, the auth or the redirect rule."""
+    for key, why in _FIXED_ARGS.items():
+        if key in httpx_args:
+            raise ValueError(f"httpx_args[{key!r}] is not allowed: {why}")
+    hooks = httpx_args.get("event_hooks")
+    if hooks is not None and not (isinstance(hooks, dict) and set(hooks) <= {"request", "response"}):
+        raise ValueError(
+            'httpx_args["event_hooks"] must be a dict with "request" and/or "response" lists; '
+            "they run after the client's own error mapping"
+        )

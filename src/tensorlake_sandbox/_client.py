@@ -15,7 +15,7 @@ from attrs import define, field
 
 from tensorlake_api_client.client import AuthenticatedClient
 
-from ._checks import API_KEY_ENV, AsyncTransport, check_async_transport, check_key
+from ._checks import API_KEY_ENV, AsyncTransport, check_async_transport, check_httpx_args, check_key
 from ._http import async_http, sync_http
 from ._urls import DEFAULT_PROXY_HOST, normalize_base_url, sandbox_url
 
@@ -118,6 +118,7 @@ def sandbox_client(
     )
     key = check_key(api_key)
     httpx_args = dict(httpx_args or {})
+    check_httpx_args(httpx_args)
     check_async_transport(async_transport, httpx_args)
     if timeout is not None and not isinstance(timeout, httpx.Timeout):
         timeout = httpx.Timeout(timeout)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Callable, Iterator
 
 import httpx
@@ -20,7 +21,7 @@ from ._errors import DeliveryUnknownError, SandboxError
 from ._http import on_response
 from ._retry import Outcome, RetryPolicy, classify_failure
 
-__all__ = ["DEFAULT_CHUNK_SIZE", "DEFAULT_RETRY", "Delivery", "TimeoutArg", "WriterBase"]
+__all__ = ["DEFAULT_CHUNK_SIZE", "DEFAULT_RETRY", "CloseBudget", "Delivery", "TimeoutArg", "WriterBase"]
 
 # Bytes per request at most: well under the sandbox daemon's 2 MiB limit on one body.
 DEFAULT_CHUNK_SIZE = 1 << 20
@@ -177,12 +178,53 @@ class Delivery:
         raise error
 
 
-def close_retry_delay(error: Exception, attempt: int, policy: RetryPolicy) -> float:
-    """Closing is idempotent: retried after any transient failure, else ``error`` is raised."""
-    outcome = classify_failure(error)
-    if outcome in (Outcome.NOT_SENT, Outcome.UNKNOWN) and attempt < policy.attempts:
-        return policy.delay(attempt)
-    raise error
+class CloseBudget:
+    """One `close_stdin` call: its retries, all within the time the caller allowed.
+
+    The budget is the largest finite part of ``timeout`` (else of the client's timeout).
+    Only a close that certainly did not arrive is sent again: a second close after one
+    that arrived would fail, so an uncertain one raises `DeliveryUnknownError`.
+    """
+
+    def __init__(self, client: SandboxClient, pid: int, timeout: TimeoutArg, policy: RetryPolicy):
+        per_request = request_timeout(timeout)
+        self.timeout = (
+            per_request if isinstance(per_request, httpx.Timeout) else client.httpx_client_kwargs()["timeout"]
+        )
+        parts = [t for t in (self.timeout.as_dict().values() if self.timeout else ()) if t is not None]
+        self.seconds: float | None = max(parts) if parts else None
+        self.deadline = None if self.seconds is None else time.monotonic() + self.seconds
+        self.pid = pid
+        self.policy = policy
+
+    def request_timeout(self) -> httpx.Timeout | Unset:
+        """This attempt's timeout: no part longer than what is left of the budget."""
+        if self.deadline is None or self.timeout is None:
+            return UNSET
+        left = max(0.001, self.deadline - time.monotonic())
+        return httpx.Timeout(
+            **{k: left if v is None else min(v, left) for k, v in self.timeout.as_dict().items()}
+        )
+
+    def after_failure(self, error: Exception, attempt: int) -> float:
+        """The delay before the next attempt; otherwise raises."""
+        outcome = classify_failure(error)
+        if outcome is Outcome.UNKNOWN:
+            raise DeliveryUnknownError(
+                f"closing the stdin of process {self.pid} may or may not have arrived ({error}); "
+                "not resent, as a second close fails once the first arrived",
+                status_code=error.status_code if isinstance(error, SandboxError) else None,
+            ) from error
+        if outcome is not Outcome.NOT_SENT:
+            raise error
+        delay = self.policy.delay(attempt)
+        if attempt >= self.policy.attempts:
+            error.add_note(f"not sent: {attempt} attempts could not reach the sandbox")
+            raise error
+        if self.deadline is not None and time.monotonic() + delay >= self.deadline:
+            error.add_note(f"not sent: gave up after {attempt} attempts, at the {self.seconds:g} s timeout")
+            raise error
+        return delay
 
 
 class WriterBase:

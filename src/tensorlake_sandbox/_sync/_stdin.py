@@ -20,12 +20,12 @@ from .._client import SandboxClient
 from .._delivery import (
     DEFAULT_CHUNK_SIZE,
     DEFAULT_RETRY,
+    CloseBudget,
     Delivery,
     TimeoutArg,
     WriterBase,
     check_call,
     check_progress,
-    close_retry_delay,
     request_timeout,
 )
 from .._retry import RetryPolicy
@@ -133,20 +133,20 @@ def close_stdin(
 ) -> None:
     """Close the stdin of process ``pid``: the process reads EOF.
 
-    Closing is idempotent on the sandbox, so unlike a write it is retried after any
-    transient failure (a dropped connection, a timeout, 502/503/504).
+    The whole call, retries included, ends within ``timeout`` (else the client's timeout).
+    A close that certainly did not arrive (the connection failed, or the proxy did not
+    forward it) is sent again; one that may have arrived raises `DeliveryUnknownError`.
     """
     check_call(client, pid)
-    per_request = request_timeout(timeout)
-    policy = retry or DEFAULT_RETRY
+    budget = CloseBudget(client, pid, timeout, retry or DEFAULT_RETRY)
     attempt = 0
     while True:
         attempt += 1
         try:
-            sandbox_process_close_stdin.sync(pid, client=client, timeout=per_request)
+            sandbox_process_close_stdin.sync(pid, client=client, timeout=budget.request_timeout())
             return
         except Exception as error:
-            delay = close_retry_delay(error, attempt, policy)
+            delay = budget.after_failure(error, attempt)
         time.sleep(delay)
 
 

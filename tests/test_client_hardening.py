@@ -1,0 +1,345 @@
+"""Issue #11, client side: each finding reproduced against real servers on 127.0.0.1, on every
+transport where it applies (httpx sync, httpx async, aiohttp async).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tensorlake_api_client.api.sandbox_processes import sandbox_process_close_stdin, sandbox_process_get
+from tensorlake_sandbox import (
+    DeliveryUnknownError,
+    RetryPolicy,
+    SandboxClient,
+    SandboxConnectionError,
+    SandboxError,
+    SandboxTimeoutError,
+    StdinNotWritableError,
+    aclose_stdin,
+    astdin_writer,
+    awrite_stdin,
+    close_stdin,
+    sandbox_client,
+    write_stdin,
+)
+from tests.servers.fault import OK, BodyOn204, Slow
+
+ROOT = Path(__file__).resolve().parent.parent
+PID = 7
+MIB = 1 << 20
+TRANSPORTS = ["sync", "httpx", "aiohttp"]  # sync httpx, async httpx, async aiohttp
+FAST = RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.02)
+
+_clients: list[SandboxClient] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_clients() -> Iterator[None]:
+    yield
+    while _clients:
+        _clients.pop().close()
+
+
+def client_for(url: str, transport: str, timeout: float = 10.0) -> SandboxClient:
+    client = sandbox_client(
+        base_url=url,
+        api_key="secret-key",
+        timeout=timeout,
+        async_transport="aiohttp" if transport == "aiohttp" else "httpx",
+    )
+    _clients.append(client)
+    return client
+
+
+def call(
+    client: SandboxClient, transport: str, sync: Callable[..., Any], make_async: Callable[..., Any]
+) -> Any:
+    """Run ``sync(client)`` on the sync path, else ``make_async(client)`` in a fresh event loop."""
+    if transport == "sync":
+        return sync(client)
+
+    async def main() -> Any:
+        try:
+            return await make_async(client)
+        finally:
+            await client.aclose()
+
+    return asyncio.run(main())
+
+
+def write(client: SandboxClient, transport: str, data: bytes, **kwargs: Any) -> int:
+    return call(  # type: ignore[no-any-return]
+        client,
+        transport,
+        lambda c: write_stdin(c, PID, data, **kwargs),
+        lambda c: awrite_stdin(c, PID, data, **kwargs),
+    )
+
+
+# -- 1: a loopback sandbox is never reached through a proxy ------------------------------------
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_loopback_is_never_sent_to_an_environment_proxy(make_server, recorder, monkeypatch, transport):
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy", "HTTPS_PROXY", "https_proxy"):
+        monkeypatch.setenv(name, recorder.url)  # a real server that records whatever reaches it
+    server = make_server()
+    client = client_for(server.base_url, transport)
+    assert write(client, transport, b"to the sandbox, not the proxy") == 29
+    call(
+        client,
+        transport,
+        lambda c: sandbox_process_close_stdin.sync(PID, client=c),
+        lambda c: sandbox_process_close_stdin.asyncio(PID, client=c),
+    )
+    assert server.closes == 1
+    assert bytes(server.accepted) == b"to the sandbox, not the proxy"
+    assert recorder.requests == []
+
+
+# -- 2: confirmed bytes are counted whatever exception follows ------------------------------
+
+CTRL_C = textwrap.dedent(
+    """
+    import os, signal, sys, threading
+    from tensorlake_sandbox import sandbox_client, stdin_writer
+    from tests.servers.fault import OK, FaultServer, Slow
+
+    MIB = 1 << 20
+    server = FaultServer(plan=[OK, Slow(60)], keep_bodies=False).start()
+    client = sandbox_client(base_url=server.base_url, api_key="k", timeout=120)
+
+    def interrupt_when_second_request_arrived():
+        server.wait_accepted(2 * MIB, timeout=60)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    threading.Thread(target=interrupt_when_second_request_arrived, daemon=True).start()
+    w = stdin_writer(client, 1, chunk_size=MIB)
+    try:
+        with w:
+            w.write(os.urandom(3 * MIB))
+    except KeyboardInterrupt as exc:
+        print("counted", w.bytes_delivered, getattr(exc, "bytes_delivered", None))
+        for note in getattr(exc, "__notes__", []):
+            print("note", note)
+    sys.stdout.flush()
+    os._exit(0)
+    """
+)
+
+
+def _figures(note: str) -> list[int]:
+    return [int(word) for word in note.replace("(", " ").split() if word.isdigit()]
+
+
+def test_ctrl_c_after_a_confirmed_request_keeps_its_exact_count():
+    out = subprocess.run(
+        [sys.executable, "-c", CTRL_C], capture_output=True, text=True, timeout=120, cwd=ROOT
+    ).stdout
+    lines = out.splitlines()
+    assert lines[0] == f"counted {MIB} {MIB}", out
+    notes = [line for line in lines if line.startswith("note")]
+    assert len(notes) >= 2, out  # the write's own note, and the writer's "left open" note
+    # Every figure of delivered bytes in every note is the same exact one.
+    assert all(MIB in _figures(n) and 0 not in _figures(n) for n in notes), out
+
+
+@pytest.mark.parametrize("transport", ["httpx", "aiohttp"])
+def test_wait_for_cancellation_after_a_confirmed_request_keeps_its_exact_count(make_server, transport):
+    server = make_server(plan=[OK, Slow(60)], keep_bodies=False)
+    client = client_for(server.base_url, transport, timeout=120)
+
+    async def main() -> tuple[int, BaseException]:
+        w = astdin_writer(client, PID, chunk_size=MIB)
+        try:
+            with pytest.raises(TimeoutError) as info:
+                # The second request is held by the server: wait_for cancels the write.
+                await asyncio.wait_for(w.write(os.urandom(3 * MIB)), timeout=5)
+        finally:
+            await client.aclose()
+        return w.bytes_delivered, info.value
+
+    delivered, error = asyncio.run(main())
+    assert server.accepted_count == 2 * MIB  # the held request arrived, unconfirmed
+    assert delivered == MIB
+    cancelled = error.__context__
+    assert cancelled is not None and getattr(cancelled, "bytes_delivered", None) == MIB
+    assert any(MIB in _figures(n) for n in getattr(cancelled, "__notes__", []))
+
+
+# -- 3: a 204 with a body breaks framing: the write is unknown, never a silent success ----------
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_204_with_a_body_is_delivery_unknown_and_the_connection_is_dropped(make_server, transport):
+    server = make_server(plan=[OK, BodyOn204()])
+    client = client_for(server.base_url, transport)
+    data = os.urandom(3 * 1000)
+    with pytest.raises(DeliveryUnknownError) as info:
+        write(client, transport, data, chunk_size=1000, retry=FAST)
+    assert (info.value.bytes_delivered, info.value.request_bytes) == (1000, 1000)
+    assert isinstance(info.value.__cause__, SandboxConnectionError)
+    assert bytes(server.accepted) == data[:2000]
+    # The next write goes on a fresh connection and is answered by the server itself.
+    assert write(client, transport, b"next") == 4
+    assert bytes(server.accepted) == data[:2000] + b"next"
+    assert [r.size for r in server.stdin_requests] == [1000, 1000, 4]
+
+
+# -- 4: one error surface ------------------------------------------------------------------
+
+
+def _closed_port() -> int:
+    import socket
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port: int = s.getsockname()[1]
+    s.close()
+    return port
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_generated_call_raises_sandbox_connection_error_that_is_still_httpx_connect_error(transport):
+    client = client_for(f"http://127.0.0.1:{_closed_port()}", transport)
+    with pytest.raises(SandboxConnectionError) as info:
+        call(
+            client,
+            transport,
+            lambda c: sandbox_process_get.sync(PID, client=c),
+            lambda c: sandbox_process_get.asyncio(PID, client=c),
+        )
+    err = info.value
+    assert isinstance(err, SandboxError) and isinstance(err, httpx.ConnectError)
+    assert err.may_have_been_sent is False
+    assert type(err.__cause__) is httpx.ConnectError
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_generated_call_timeout_is_sandbox_timeout_error_that_may_have_been_sent(make_server, transport):
+    server = make_server(close_plan=[Slow(10)])
+    client = client_for(server.base_url, transport, timeout=0.5)
+    with pytest.raises(SandboxTimeoutError) as info:
+        call(
+            client,
+            transport,
+            lambda c: sandbox_process_close_stdin.sync(PID, client=c),
+            lambda c: sandbox_process_close_stdin.asyncio(PID, client=c),
+        )
+    assert isinstance(info.value, httpx.ReadTimeout)
+    assert info.value.may_have_been_sent is True
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_close_stdin_after_connection_failures_raises_a_sandbox_error(transport):
+    client = client_for(f"http://127.0.0.1:{_closed_port()}", transport)
+    with pytest.raises(SandboxConnectionError) as info:
+        call(
+            client,
+            transport,
+            lambda c: close_stdin(c, PID, retry=FAST),
+            lambda c: aclose_stdin(c, PID, retry=FAST),
+        )
+    assert info.value.may_have_been_sent is False
+
+
+# -- 5: close_stdin is bounded by the caller's timeout, and not retried when unknown -----------
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_close_stdin_never_retries_when_the_close_may_have_arrived(make_server, transport):
+    server = make_server(close_plan=[Slow(30), Slow(30), Slow(30)])
+    client = client_for(server.base_url, transport)
+    started = time.monotonic()
+    with pytest.raises(DeliveryUnknownError):
+        call(
+            client,
+            transport,
+            lambda c: close_stdin(c, PID, timeout=1.0),
+            lambda c: aclose_stdin(c, PID, timeout=1.0),
+        )
+    elapsed = time.monotonic() - started
+    assert len([r for r in server.requests if r.path.endswith("/stdin/close")]) == 1
+    assert elapsed < 10, elapsed  # about 1 s; generous for a loaded machine
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_close_stdin_retries_stop_at_the_callers_timeout(transport):
+    client = client_for(f"http://127.0.0.1:{_closed_port()}", transport)
+    patient = RetryPolicy(attempts=1000, base_delay=0.5, max_delay=0.5)
+    started = time.monotonic()
+    with pytest.raises(SandboxConnectionError) as info:
+        call(
+            client,
+            transport,
+            lambda c: close_stdin(c, PID, timeout=1.5, retry=patient),
+            lambda c: aclose_stdin(c, PID, timeout=1.5, retry=patient),
+        )
+    elapsed = time.monotonic() - started
+    assert 0.5 < elapsed < 1.5 + 3, elapsed  # it did retry, and stopped near the budget
+    assert any("1.5" in n for n in info.value.__notes__)
+
+
+# -- 6: a refused request may have been partly written ---------------------------------------
+
+
+READ_THEN_CLOSE = (
+    "import os, time\nn = 0\nwhile n < 1_500_000:\n    n += len(os.read(0, 1_500_000 - n))\n"
+    "os.close(0)\ntime.sleep(30)"
+)
+
+
+def test_refused_request_partly_written_says_so(start_process, local_sandbox):
+    proc = start_process(sys.executable, "-c", READ_THEN_CLOSE, stdin="pipe", stdout="discard")
+    client = local_sandbox.client()
+    _clients.append(client)
+    with pytest.raises(StdinNotWritableError) as info:
+        write_stdin(client, proc.pid, os.urandom(3 * MIB), chunk_size=MIB)
+    err = info.value
+    assert (err.bytes_delivered, err.request_bytes) == (MIB, MIB)
+    assert err.request_partly_written is True
+
+
+# -- 7: httpx_args cannot replace what keeps the key safe -------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("base_url", "http://127.0.0.1:1"),
+        ("auth", ("user", "pw")),
+        ("follow_redirects", True),
+        ("follow_redirects", False),
+    ],
+)
+def test_httpx_args_cannot_replace_base_url_auth_or_redirects(key, value):
+    with pytest.raises(ValueError, match=rf"httpx_args\[{key!r}\]") as info:
+        sandbox_client(base_url="http://127.0.0.1:8500", api_key="secret-key", httpx_args={key: value})
+    assert "secret-key" not in str(info.value)
+
+
+def test_user_event_hooks_run_after_the_error_mapping(recorder):
+    seen: list[int] = []
+    client = sandbox_client(
+        base_url=recorder.url,
+        api_key="k",
+        httpx_args={"event_hooks": {"response": [lambda r: seen.append(r.status_code)]}},
+    )
+    _clients.append(client)
+    recorder.reply(404, b'{"error": "no such process"}')
+    with pytest.raises(SandboxError):
+        sandbox_process_get.sync(PID, client=client)
+    assert seen == []  # the typed error was raised first; the user's hook never saw the 404
