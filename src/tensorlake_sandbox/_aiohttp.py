@@ -9,8 +9,8 @@ must get right, because the stdin retry rule reads the exception types:
 * aiohttp has no write timeout, so a server that stops reading a large body would hang
   the request forever: the body is fed through a watchdog that raises
   ``httpx.WriteTimeout`` when one piece takes longer than the write timeout to send.
-* A response that breaks framing (a 204 with a body) closes its connection here, where
-  aiohttp's connection is at hand; ``_http`` applies the same rule on the httpx transports.
+* A response that breaks framing (a 204 with a body) is refused by ``_http``'s rule, as on
+  the httpx transports; aiohttp itself never reuses a connection with unparsed bytes left.
 * The session leaves cookies and the Content-Type header to httpx, so requests carry the
   same headers as on the default transport; it never reads proxy settings.
 """
@@ -26,8 +26,6 @@ from typing import Any
 
 import aiohttp
 import httpx
-
-from ._http import framing_problem
 
 __all__ = ["SandboxAiohttpTransport"]
 
@@ -227,10 +225,6 @@ class SandboxAiohttpTransport(httpx.AsyncBaseTransport):
         finally:
             _used.reset(token)
 
-        problem = framing_problem(response.status, httpx.Headers(response.raw_headers))
-        if problem is not None:
-            response.close()  # drops the connection: what follows on it is out of step
-            raise httpx.RemoteProtocolError(problem, request=request)
         extensions: dict[str, Any] = {"http_version": b"HTTP/1.1"}
         if response.reason:
             extensions["reason_phrase"] = response.reason.encode()
