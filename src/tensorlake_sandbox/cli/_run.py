@@ -88,7 +88,6 @@ def _describe(error: BaseException, args: argparse.Namespace) -> CliError:
         AuthenticationError,
         DeliveryUnknownError,
         ProcessNotFoundError,
-        SandboxError,
         SandboxUnavailableError,
         StdinNotWritableError,
     )
@@ -119,18 +118,19 @@ def _describe(error: BaseException, args: argparse.Namespace) -> CliError:
             f"{error.request_bytes or 'request'} bytes may or may not have arrived, so nothing was resent",
             EXIT_DELIVERY_UNKNOWN,
         )
+    # Transport failures are SandboxUnavailableErrors too, and still the httpx type: first.
+    if isinstance(error, httpx.TimeoutException):
+        return CliError(
+            f"{args.sandbox}: no answer within the timeout ({error}){sent}; raise --timeout?",
+            EXIT_UNAVAILABLE,
+        )
+    if isinstance(error, httpx.TransportError):
+        return CliError(f"{args.sandbox}: cannot reach the sandbox: {error}{sent}", EXIT_UNAVAILABLE)
     if isinstance(error, SandboxUnavailableError):
         return CliError(
             f"{args.sandbox}: sandbox unavailable: {error}{sent}; try again later", EXIT_UNAVAILABLE
         )
-    if isinstance(error, SandboxError):
-        return CliError(f"{who}: {error}{sent}", EXIT_ERROR)
-    if isinstance(error, httpx.TimeoutException):
-        return CliError(
-            f"{args.sandbox}: no answer within the timeout ({error}); raise --timeout?", EXIT_UNAVAILABLE
-        )
-    assert isinstance(error, httpx.TransportError)
-    return CliError(f"{args.sandbox}: cannot reach the sandbox: {error}", EXIT_UNAVAILABLE)
+    return CliError(f"{who}: {error}{sent}", EXIT_ERROR)
 
 
 def run_guarded(command: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
@@ -147,8 +147,12 @@ def run_guarded(command: Callable[[argparse.Namespace], int], args: argparse.Nam
     except CliError as exc:
         print(f"tensorlake-sandbox: {exc}", file=sys.stderr)
         return exc.code
-    except KeyboardInterrupt:
-        print("tensorlake-sandbox: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        delivered = getattr(exc, "bytes_delivered", None)
+        done = (
+            "" if delivered is None else f": {delivered} bytes reached stdin; the last request may not have"
+        )
+        print(f"tensorlake-sandbox: interrupted{done}", file=sys.stderr)
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         # stdout closed early (e.g. piped into head): not an error worth a traceback.
