@@ -302,13 +302,25 @@ READ_THEN_CLOSE = (
 )
 
 
-def test_refused_request_partly_written_says_so(start_process, local_sandbox):
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_refused_request_partly_written_says_so(start_process, local_sandbox, transport):
     proc = start_process(sys.executable, "-c", READ_THEN_CLOSE, stdin="pipe", stdout="discard")
-    client = local_sandbox.client()
+    client = sandbox_client(
+        base_url=local_sandbox.base_url,
+        api_key=local_sandbox.token,
+        async_transport="aiohttp" if transport == "aiohttp" else "httpx",
+    )
     _clients.append(client)
+    data = os.urandom(3 * MIB)
     with pytest.raises(StdinNotWritableError) as info:
-        write_stdin(client, proc.pid, os.urandom(3 * MIB), chunk_size=MIB)
+        call(
+            client,
+            transport,
+            lambda c: write_stdin(c, proc.pid, data, chunk_size=MIB),
+            lambda c: awrite_stdin(c, proc.pid, data, chunk_size=MIB),
+        )
     err = info.value
+    # The first request was confirmed; the process read part of the second, then closed stdin.
     assert (err.bytes_delivered, err.request_bytes) == (MIB, MIB)
     assert err.request_partly_written is True
 
