@@ -267,7 +267,8 @@ class WriterBase:
         if error is not None and self._uncertain:
             error.add_note(
                 f"stdin of process {self.pid} was left open: the last write's delivery is unknown "
-                f"({self.bytes_delivered} bytes confirmed); resume, close it, or kill the process"
+                f"({self.bytes_delivered} bytes confirmed through this writer); resume, close it, "
+                "or kill the process"
             )
             return True
         return False
