@@ -78,6 +78,13 @@ def call(
     return asyncio.run(main())
 
 
+def generated(client: SandboxClient, transport: str, module: Any, *args: Any) -> Any:
+    """A generated operation's ``sync`` on the sync path, else its ``asyncio``."""
+    return call(
+        client, transport, lambda c: module.sync(*args, client=c), lambda c: module.asyncio(*args, client=c)
+    )
+
+
 def write(client: SandboxClient, transport: str, data: bytes, **kwargs: Any) -> int:
     return call(  # type: ignore[no-any-return]
         client,
@@ -99,12 +106,7 @@ def test_loopback_is_never_sent_to_an_environment_proxy(make_server, recorder, m
     server = make_server()
     client = client_for(server.base_url, transport)
     assert write(client, transport, b"to the sandbox, not the proxy") == 29
-    call(
-        client,
-        transport,
-        lambda c: sandbox_process_close_stdin.sync(PID, client=c),
-        lambda c: sandbox_process_close_stdin.asyncio(PID, client=c),
-    )
+    generated(client, transport, sandbox_process_close_stdin, PID)
     assert server.closes == 1
     assert bytes(server.accepted) == b"to the sandbox, not the proxy"
     assert recorder.requests == []
@@ -216,12 +218,7 @@ def _closed_port() -> int:
 def test_generated_call_raises_sandbox_connection_error_that_is_still_httpx_connect_error(transport):
     client = client_for(f"http://127.0.0.1:{_closed_port()}", transport)
     with pytest.raises(SandboxConnectionError) as info:
-        call(
-            client,
-            transport,
-            lambda c: sandbox_process_get.sync(PID, client=c),
-            lambda c: sandbox_process_get.asyncio(PID, client=c),
-        )
+        generated(client, transport, sandbox_process_get, PID)
     err = info.value
     assert isinstance(err, SandboxError) and isinstance(err, httpx.ConnectError)
     assert err.may_have_been_sent is False
@@ -233,12 +230,7 @@ def test_generated_call_timeout_is_sandbox_timeout_error_that_may_have_been_sent
     server = make_server(close_plan=[Slow(10)])
     client = client_for(server.base_url, transport, timeout=0.5)
     with pytest.raises(SandboxTimeoutError) as info:
-        call(
-            client,
-            transport,
-            lambda c: sandbox_process_close_stdin.sync(PID, client=c),
-            lambda c: sandbox_process_close_stdin.asyncio(PID, client=c),
-        )
+        generated(client, transport, sandbox_process_close_stdin, PID)
     assert isinstance(info.value, httpx.ReadTimeout)
     assert info.value.may_have_been_sent is True
 
