@@ -185,18 +185,50 @@ def test_wait_for_cancellation_after_a_confirmed_request_keeps_its_exact_count(m
 # -- 3: a 204 with a body breaks framing: the write is unknown, never a silent success ----------
 
 
+@pytest.mark.parametrize("body_after", [0.0, 0.3], ids=["one-packet", "body-later"])
 @pytest.mark.parametrize("transport", TRANSPORTS)
-def test_204_with_a_body_is_delivery_unknown_and_the_connection_is_dropped(make_server, transport):
-    server = make_server(plan=[OK, BodyOn204()])
+def test_204_with_a_body_is_delivery_unknown_and_the_connection_is_dropped(
+    make_server, transport, body_after
+):
+    server = make_server(plan=[OK, BodyOn204(body_after)])
     client = client_for(server.base_url, transport)
     data = os.urandom(3 * 1000)
-    with pytest.raises(DeliveryUnknownError) as info:
-        write(client, transport, data, chunk_size=1000, retry=FAST)
-    assert (info.value.bytes_delivered, info.value.request_bytes) == (1000, 1000)
-    assert isinstance(info.value.__cause__, SandboxConnectionError)
-    assert bytes(server.accepted) == data[:2000]
-    # The next write goes on a fresh connection and is answered by the server itself.
-    assert write(client, transport, b"next") == 4
+
+    def both(first: Any, second: Any) -> tuple[BaseException | None, int]:
+        try:
+            first()
+        except DeliveryUnknownError as exc:
+            error: BaseException | None = exc
+        else:
+            error = None
+        time.sleep(body_after + 0.2)  # whatever the old connection still receives has arrived
+        return error, second()
+
+    async def aboth() -> tuple[BaseException | None, int]:
+        try:
+            await awrite_stdin(client, PID, data, chunk_size=1000, retry=FAST)
+        except DeliveryUnknownError as exc:
+            error: BaseException | None = exc
+        else:
+            error = None
+        await asyncio.sleep(body_after + 0.2)
+        # Same event loop, same connection pool: the next write must not reuse the broken one.
+        return error, await awrite_stdin(client, PID, b"next")
+
+    error, written = call(
+        client,
+        transport,
+        lambda c: both(
+            lambda: write_stdin(c, PID, data, chunk_size=1000, retry=FAST),
+            lambda: write_stdin(c, PID, b"next"),
+        ),
+        lambda c: aboth(),
+    )
+    assert isinstance(error, DeliveryUnknownError), "a 204 with a body was taken for a success"
+    assert (error.bytes_delivered, error.request_bytes) == (1000, 1000)
+    assert isinstance(error.__cause__, SandboxConnectionError)
+    # The next write went on a fresh connection and was answered by the server itself.
+    assert written == 4
     assert bytes(server.accepted) == data[:2000] + b"next"
     assert [r.size for r in server.stdin_requests] == [1000, 1000, 4]
 

@@ -9,8 +9,9 @@ must get right, because the stdin retry rule reads the exception types:
 * aiohttp has no write timeout, so a server that stops reading a large body would hang
   the request forever: the body is fed through a watchdog that raises
   ``httpx.WriteTimeout`` when one piece takes longer than the write timeout to send.
-* A response that breaks framing (a 204 with a body) is refused by ``_http``'s rule, as on
-  the httpx transports; aiohttp itself never reuses a connection with unparsed bytes left.
+* A response that breaks framing (a 204 with a body) is refused by ``_http``'s response
+  hook, as on the httpx transports, and its connection is aborted here, never reused
+  (aiohttp would put it back in its pool and read the stray body as the next answer).
 * The session leaves cookies and the Content-Type header to httpx, so requests carry the
   same headers as on the default transport; it never reads proxy settings.
 """
@@ -26,6 +27,8 @@ from typing import Any
 
 import aiohttp
 import httpx
+
+from ._http import framing_problem
 
 __all__ = ["SandboxAiohttpTransport"]
 
@@ -217,13 +220,16 @@ class SandboxAiohttpTransport(httpx.AsyncBaseTransport):
                     )
         except TimeoutError as exc:
             if watchdog.expired():
-                for transport in used:
-                    if isinstance(transport, asyncio.WriteTransport):
-                        transport.abort()
+                _abort(used)
                 raise httpx.WriteTimeout(f"sending the request body took over {write_timeout} s") from exc
             raise
         finally:
             _used.reset(token)
+        if framing_problem(response.status, httpx.Headers(response.raw_headers)) is not None:
+            # aiohttp already put the connection back in its pool (an empty body is complete
+            # at once) and would read the stray body as the next answer: kill it. The
+            # response hook in _http then fails the call, as on the httpx transports.
+            _abort(used)
 
         extensions: dict[str, Any] = {"http_version": b"HTTP/1.1"}
         if response.reason:
@@ -235,6 +241,12 @@ class SandboxAiohttpTransport(httpx.AsyncBaseTransport):
             request=request,
             extensions=extensions,
         )
+
+
+def _abort(transports: list[asyncio.BaseTransport]) -> None:
+    for transport in transports:
+        if isinstance(transport, asyncio.WriteTransport):
+            transport.abort()
 
 
 def _small(body: bytes | AsyncIterable[bytes]) -> bool:

@@ -29,7 +29,7 @@ from ._bodies import aiter_file, is_file_body, iter_file, remaining_length
 from ._errors import SandboxError, error_for_status, transport_error
 from ._urls import is_loopback_host
 
-__all__ = ["async_http", "on_response", "sync_http"]
+__all__ = ["async_http", "framing_problem", "on_response", "sync_http"]
 
 # An in-memory body this small is sent as bytes: cheaper per call than a stream. A larger
 # one is streamed: httpx keeps a request (and a bytes body) in reference cycles until the

@@ -49,8 +49,11 @@ class BodyOn204:
     """Accept the body, then answer a 204 that carries a body (a framing violation).
 
     The body is itself a complete 204 response, so a client that trusts the 204 reads it as
-    the answer to its next request: the connection is out of step from then on.
+    the answer to its next request: the connection is out of step from then on. With
+    ``body_after`` the body follows the head that many seconds later (another packet).
     """
+
+    body_after: float = 0.0
 
 
 OK = Reply(204, None, None)
@@ -247,7 +250,10 @@ class FaultServer:
         if isinstance(action, BodyOn204):
             self._record(method, path, size, 204)
             self._accept(body, size)
-            conn.sendall(_BODY_ON_204)
+            head, _, rest = _BODY_ON_204.partition(b"\r\n\r\n")
+            conn.sendall(head + b"\r\n\r\n")
+            self._stopping.wait(action.body_after)
+            conn.sendall(rest)
             return None
         if isinstance(action, Slow):
             self._record(method, path, size, 204)
