@@ -1,5 +1,6 @@
 """Unit tests for the status -> typed error rule and raise_for_response."""
 
+import pickle
 from http import HTTPStatus
 
 import httpx
@@ -11,12 +12,15 @@ from tensorlake_sandbox import (
     BadRequestError,
     PayloadTooLargeError,
     ProcessNotFoundError,
+    SandboxConnectionError,
     SandboxError,
+    SandboxTimeoutError,
     SandboxUnavailableError,
     StdinNotWritableError,
     error_for_status,
     raise_for_response,
 )
+from tensorlake_sandbox._errors import transport_error
 
 JSON_400 = b'{"error":"stdin is not writable","code":"STDIN_NOT_WRITABLE"}'
 
@@ -107,3 +111,25 @@ def test_raise_for_response_httpx_response_uses_path():
         raise_for_response(response)
     assert type(info.value) is BadRequestError
     assert raise_for_response(httpx.Response(200, request=request)) is None
+
+
+@pytest.mark.parametrize(
+    ("httpx_error", "base", "sent"),
+    [
+        (httpx.ConnectError("refused"), SandboxConnectionError, False),
+        (httpx.ConnectTimeout("slow connect"), SandboxTimeoutError, False),
+        (httpx.PoolTimeout("pool"), SandboxTimeoutError, False),
+        (httpx.ReadTimeout("slow"), SandboxTimeoutError, True),
+        (httpx.WriteTimeout("slow write"), SandboxTimeoutError, True),
+        (httpx.RemoteProtocolError("dropped"), SandboxConnectionError, True),
+        (httpx.ReadError("reset"), SandboxConnectionError, True),
+    ],
+)
+def test_transport_errors_are_sandbox_errors_and_stay_their_httpx_type(httpx_error, base, sent):
+    err = transport_error(httpx_error)
+    assert isinstance(err, base) and isinstance(err, SandboxUnavailableError)
+    assert isinstance(err, type(httpx_error))  # `except httpx.ConnectError` keeps working
+    assert err.may_have_been_sent is sent
+    assert err.status_code is None
+    copy = pickle.loads(pickle.dumps(err))
+    assert type(copy) is type(err) and str(copy) == str(err) and copy.may_have_been_sent is sent

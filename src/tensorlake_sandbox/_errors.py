@@ -102,6 +102,11 @@ class _TransportFailure(SandboxUnavailableError):
     may_have_been_sent: bool = True
     """False only when the connection failed before any byte of the request left."""
 
+    def __reduce__(self) -> tuple[object, ...]:
+        # The class is made per httpx type (see `transport_error`): rebuilt by name when unpickled.
+        httpx_type = next(c for c in type(self).__mro__ if c.__module__.startswith("httpx"))
+        return (_rebuild, (httpx_type.__name__, self.message, self.may_have_been_sent))
+
 
 class SandboxConnectionError(_TransportFailure):
     """The connection failed or broke (refused, reset, closed early, a malformed answer).
@@ -141,6 +146,14 @@ def transport_error(exc: httpx.TransportError) -> SandboxError:
     if isinstance(err, httpx.RequestError):
         with contextlib.suppress(RuntimeError):  # no request attached
             err.request = exc.request
+    return err
+
+
+def _rebuild(httpx_name: str, message: str, may_have_been_sent: bool) -> SandboxError:
+    err = transport_error(getattr(httpx, httpx_name)(message))
+    err.message = message
+    err.args = (message,)
+    err.may_have_been_sent = may_have_been_sent  # type: ignore[attr-defined]
     return err
 
 
