@@ -14,11 +14,24 @@ import secrets
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["SecurityMiddleware", "generate_token", "host_is_loopback", "split_host_header"]
+__all__ = [
+    "DRAIN_LIMIT",
+    "SecurityMiddleware",
+    "expects_continue",
+    "generate_token",
+    "host_is_loopback",
+    "split_host_header",
+]
 
-# A rejected request's body is read (and dropped) up to this many bytes before answering, so
+# A refused request's body is read (and dropped) up to this many bytes before answering, so
 # that a client in the middle of an upload sees the answer rather than a reset connection.
-_DRAIN_LIMIT = 4 * 1024 * 1024
+# Past it, or when the client waits for "100 Continue", the connection is closed instead.
+DRAIN_LIMIT = 4 * 1024 * 1024
+
+
+def expects_continue(scope: Scope) -> bool:
+    """True when the client waits for "100 Continue" before sending its body."""
+    return any(k == b"expect" and v.lower() == b"100-continue" for k, v in scope["headers"])
 
 
 def generate_token() -> str:
@@ -56,15 +69,21 @@ def host_is_loopback(host: str) -> bool:
         return False
 
 
-async def _drain(receive: Receive) -> None:
+async def _drain(scope: Scope, receive: Receive) -> bool:
+    """Read and drop the body, up to DRAIN_LIMIT; True when it was read to its end."""
+    if scope.get("method") in ("GET", "HEAD", "DELETE"):
+        return True
+    if expects_continue(scope):
+        return False  # reading would send "100 Continue"
     seen = 0
-    while seen <= _DRAIN_LIMIT:
+    while seen <= DRAIN_LIMIT:
         message = await receive()
         if message["type"] != "http.request":
-            return
+            return False
         seen += len(message.get("body", b""))
         if not message.get("more_body", False):
-            return
+            return True
+    return False
 
 
 async def _reject(
@@ -75,15 +94,18 @@ async def _reject(
     code: str,
     error: str,
     extra: list[tuple[bytes, bytes]],
+    *,
+    drain: bool = True,
 ) -> None:
-    if scope.get("method") not in ("GET", "HEAD", "DELETE"):
-        await _drain(receive)
+    complete = drain and await _drain(scope, receive)
     body = json.dumps({"error": error, "code": code}).encode()
     headers = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),
         *extra,
     ]
+    if not complete:
+        headers.append((b"connection", b"close"))
     start: Message = {"type": "http.response.start", "status": status, "headers": headers}
     await send(start)
     await send({"type": "http.response.body", "body": body})
@@ -120,6 +142,20 @@ class SecurityMiddleware:
             if scope["type"] == "lifespan":
                 await self.app(scope, receive, send)
             return  # no websockets
+        names = [k for k, _ in scope["headers"]]
+        if b"transfer-encoding" in names and b"content-length" in names:
+            # Ambiguous framing (the shape of request smuggling): refuse, read nothing, close.
+            await _reject(
+                scope,
+                receive,
+                send,
+                400,
+                "BAD_REQUEST",
+                "a request must not carry both Content-Length and Transfer-Encoding",
+                [],
+                drain=False,
+            )
+            return
         if not self._host_ok(scope):
             await _reject(
                 scope,
