@@ -37,6 +37,7 @@ except ModuleNotFoundError as _exc:  # the `local` extra is not installed: say s
     def __getattr__(name: str) -> object:
         raise ImportError(MISSING_EXTRA)
 
+
 __all__ = [
     "DEFAULT_HOST",
     "DEFAULT_MAX_BODY_BYTES",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -23,7 +23,16 @@ from starlette.routing import Route
 from starlette.types import Receive
 
 from ._output import Batch
-from ._processes import ManagedProcess, ProcessTable, StartError, StartSpec, StdinNotWritable, StreamName
+from ._processes import (
+    RETAINED_FINISHED,
+    TOTAL_OUTPUT_BUDGET,
+    ManagedProcess,
+    ProcessTable,
+    StartError,
+    StartSpec,
+    StdinNotWritable,
+    StreamName,
+)
 from ._security import DRAIN_LIMIT, SecurityMiddleware, expects_continue
 
 __all__ = ["DEFAULT_MAX_BODY_BYTES", "create_app"]
@@ -280,6 +289,27 @@ async def close_stdin(request: Request) -> Response:
     return Response(status_code=204)
 
 
+def _json_strings(lines: list[str]) -> Iterator[bytes]:
+    """``lines`` as the inside of a JSON array, in pieces of at most about _CHUNK_BYTES."""
+    small: list[str] = []
+    sep = b""
+    for line in lines:
+        if len(line) <= _CHUNK_BYTES:
+            small.append(line)
+            continue
+        if small:
+            yield sep + json.dumps(small, ensure_ascii=False, separators=(",", ":"))[1:-1].encode()
+            small, sep = [], b","
+        # A long line is escaped a slice at a time (JSON escapes character by character).
+        yield sep + b'"'
+        sep = b","
+        for i in range(0, len(line), _CHUNK_BYTES):
+            yield json.dumps(line[i : i + _CHUNK_BYTES], ensure_ascii=False)[1:-1].encode()
+        yield b'"'
+    if small:
+        yield sep + json.dumps(small, ensure_ascii=False, separators=(",", ":"))[1:-1].encode()
+
+
 async def _json_lines(pid: int, proc: ManagedProcess, stream: StreamName) -> AsyncIterator[bytes]:
     """An OutputResponse, streamed a piece at a time: never the whole text in memory, never a long
     stretch without letting other requests run. The lines are those captured when it began."""
@@ -288,14 +318,16 @@ async def _json_lines(pid: int, proc: ManagedProcess, stream: StreamName) -> Asy
     for batch in proc.log.batches(proc.log.first, proc.log.end):
         if stream != "output" and batch.stream != stream:
             continue
-        text = json.dumps(batch.lines, ensure_ascii=False, separators=(",", ":"))[1:-1].encode()
-        pending.append(b"," + text if count else text)
+        if count:
+            pending.append(b",")
+        for piece in _json_strings(batch.lines):
+            pending.append(piece)
+            size += len(piece)
+            if size >= _CHUNK_BYTES:
+                yield b"".join(pending)
+                pending, size = [], 0
+                await asyncio.sleep(0)
         count += len(batch.lines)
-        size += len(text)
-        if size >= _CHUNK_BYTES:
-            yield b"".join(pending)
-            pending, size = [], 0
-            await asyncio.sleep(0)
     pending.append(b'],"line_count":%d}' % count)
     yield b"".join(pending)
 
@@ -366,11 +398,17 @@ def create_app(
     token: str,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     allowed_hosts: frozenset[str] | None = frozenset(),
+    retained_finished: int = RETAINED_FINISHED,
+    total_output_budget: int = TOTAL_OUTPUT_BUDGET,
 ) -> Starlette:
-    """The local sandbox's ASGI app. Its processes are killed when the app shuts down (lifespan)."""
+    """The local sandbox's ASGI app. Its processes are killed when the app shuts down (lifespan).
+
+    ``retained_finished`` and ``total_output_budget`` bound what finished processes may keep
+    (see _processes.py).
+    """
     if max_body_bytes < 1:
         raise ValueError("max_body_bytes must be positive")
-    table = ProcessTable()
+    table = ProcessTable(retained_finished=retained_finished, total_output_budget=total_output_budget)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

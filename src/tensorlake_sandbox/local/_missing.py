@@ -8,9 +8,7 @@ __all__ = ["EXTRA_MODULES", "MISSING_EXTRA", "main"]
 
 # Top-level modules of the ``local`` extra.
 EXTRA_MODULES = frozenset({"uvicorn", "starlette", "sse_starlette", "h11"})
-MISSING_EXTRA = (
-    'the local sandbox needs the "local" extra: pip install "tensorlake-sandbox-client[local]"'
-)
+MISSING_EXTRA = 'the local sandbox needs the "local" extra: pip install "tensorlake-sandbox-client[local]"'
 
 
 def main(argv: list[str] | None = None, *, prog: str = "python -m tensorlake_sandbox.local") -> int:

@@ -55,12 +55,11 @@ class GuardedH11Protocol(H11Protocol):
         self._made_at = time.monotonic()
         self._head_deadline: asyncio.TimerHandle | None = None
         self._arm_head_deadline()
-        if len(self.connections) > self.connection_cap:
-            waiting = [
-                c
-                for c in self.connections
-                if isinstance(c, GuardedH11Protocol) and c._awaiting_head() and c is not self
-            ]
+        open_ = [
+            c for c in self.connections if isinstance(c, GuardedH11Protocol) and not c.transport.is_closing()
+        ]
+        if len(open_) > self.connection_cap:
+            waiting = [c for c in open_ if c is not self and c._awaiting_head()]
             victim = min(waiting, key=lambda c: c._made_at, default=self)
             victim._close()
 
@@ -103,11 +102,19 @@ class GuardedH11Protocol(H11Protocol):
 
 
 def make_config(
-    app: Any, *, lifespan: Literal["on", "off"] = "on", log_requests: bool = False, log_config: Any = None
+    app: Any,
+    *,
+    lifespan: Literal["on", "off"] = "on",
+    log_requests: bool = False,
+    log_config: Any = None,
+    header_timeout: float = HEADER_TIMEOUT,
+    connection_cap: int | None = None,
 ) -> uvicorn.Config:
     """A uvicorn config with the guarded protocol; quiet (warnings only) unless ``log_requests``."""
-    cap = max_connections()
-    protocol = type("GuardedH11Protocol", (GuardedH11Protocol,), {"connection_cap": cap})
+    cap = max_connections() if connection_cap is None else connection_cap
+    protocol = type(
+        "GuardedH11Protocol", (GuardedH11Protocol,), {"connection_cap": cap, "header_timeout": header_timeout}
+    )
     return uvicorn.Config(
         app,
         http=protocol,
