@@ -7,7 +7,9 @@ Nothing else is served: no docs pages, no file API. Every error body is
 from __future__ import annotations
 
 import asyncio
+import importlib.metadata
 import json
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -28,6 +30,7 @@ from ._processes import (
     TOTAL_OUTPUT_BUDGET,
     ManagedProcess,
     ProcessTable,
+    RunSpec,
     StartError,
     StartSpec,
     StdinNotWritable,
@@ -377,6 +380,84 @@ def _follow(stream: StreamName) -> Callable[[Request], Awaitable[Response]]:
     return endpoint
 
 
+# -- run, health, info -------------------------------------------------------------------------
+
+
+def _sse(event: str, data: dict[str, Any]) -> bytes:
+    return (
+        b"event: " + event.encode() + b"\ndata: " + json.dumps(data, separators=(",", ":")).encode() + b"\n\n"
+    )
+
+
+def _exit_event(proc: ManagedProcess) -> dict[str, Any]:
+    if proc.timed_out:
+        reason = "timed_out"
+    elif proc.signal is not None:
+        reason = "signaled"
+    else:
+        reason = "exited"
+    return {"exit_code": proc.exit_code, "signal": proc.signal, "oom_killed": False, "reason": reason}
+
+
+async def _run_events(proc: ManagedProcess, timeout: float | None) -> AsyncIterator[bytes]:
+    # The docs name no SSE events for run (their one example frame is a bare `data:`); like the
+    # follow endpoints, these are named: `start`, then `output`s, then `exit`. Clients that
+    # read only `data:` (the official SDK tells the frames apart by their fields) are unaffected.
+    timer = None
+    if timeout is not None:
+
+        def expire() -> None:
+            if not proc.finished:
+                proc.timed_out = True
+                proc.kill()  # the whole process group: the tree it started
+
+        timer = asyncio.get_running_loop().call_later(timeout, expire)
+    try:
+        yield _sse("start", {"handle": proc.handle, "pid": proc.pid, "started_at": proc.started_at})
+        async for chunk in follow_events(proc, "output"):
+            yield chunk
+        yield _sse("exit", _exit_event(proc))
+    finally:
+        if timer is not None:
+            timer.cancel()
+        if not proc.finished:
+            proc.kill()  # the client went away: a run's process does not outlive its request
+
+
+async def run(request: Request) -> Response:
+    try:
+        spec = RunSpec.parse(await _json_body(request))
+        proc = await _table(request).start(spec.start)
+    except _TooLarge as exc:
+        return _too_large(str(exc), exc.complete)
+    except (ValueError, StartError) as exc:
+        return _error(400, "BAD_REQUEST", str(exc))
+    return EventSourceResponse(_run_events(proc, spec.timeout), ping=15, sep="\n")
+
+
+async def health(request: Request) -> Response:
+    return JSONResponse({"healthy": True})
+
+
+async def info(request: Request) -> Response:
+    table = _table(request)
+    return JSONResponse(
+        {
+            "version": request.app.state.version,
+            "uptime_secs": round(time.monotonic() - request.app.state.started, 3),
+            "running_processes": table.running,
+            "total_processes": table.total_started,
+        }
+    )
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("tensorlake-sandbox-client")
+    except importlib.metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
 # -- errors and the application ---------------------------------------------------------------
 
 
@@ -420,6 +501,10 @@ def create_app(
     base = "/api/v1/processes"
     pid = base + "/{pid:pid}"
     routes = [
+        Route("/api/v1/health", health, methods=["GET"]),
+        Route("/api/v1/info", info, methods=["GET"]),
+        # Before the pid routes (which only match digits anyway).
+        Route(base + "/run", run, methods=["POST"]),
         Route(base, processes, methods=["GET", "POST"]),
         Route(pid, process, methods=["GET", "DELETE"]),
         Route(pid + "/signal", signal, methods=["POST"]),
@@ -436,5 +521,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.table = table
+    app.state.version = _version()
+    app.state.started = time.monotonic()
     app.state.max_body_bytes = max_body_bytes
     return app

@@ -29,7 +29,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import json
 import os
+import pwd
 import signal as _signal
 import subprocess
 import sys
@@ -48,10 +50,12 @@ __all__ = [
     "TOTAL_OUTPUT_BUDGET",
     "ManagedProcess",
     "ProcessTable",
+    "RunSpec",
     "StartError",
     "StartSpec",
     "StdinNotWritable",
     "StreamName",
+    "check_user",
 ]
 
 # Bytes of output kept per process (line bytes plus bookkeeping, see _output.py).
@@ -190,6 +194,8 @@ class ManagedProcess:
         self.signal: int | None = None
         # The leader's exit, as (exit_code, signal), before the status turns final.
         self.leader_exit: tuple[int | None, int | None] | None = None
+        # Set when a run's timeout killed it.
+        self.timed_out = False
         self.stdin_lock = asyncio.Lock()
         self._stdin: asyncio.WriteTransport | None = None
         self._stdin_protocol: _Writer | None = None
@@ -414,6 +420,59 @@ class ManagedProcess:
         self.log.clear()
 
 
+def _current_user() -> tuple[str, int, int]:
+    uid, gid = os.getuid(), os.getgid()
+    try:
+        name = pwd.getpwuid(uid).pw_name
+    except KeyError:
+        name = str(uid)
+    return name, uid, gid
+
+
+def _uid_gid(text: str) -> tuple[int, int | None] | None:
+    uid, sep, gid = text.partition(":")
+    if uid.isdigit() and (not sep or gid.isdigit()):
+        return int(uid), int(gid) if sep else None
+    return None
+
+
+def check_user(user: Any) -> None:
+    """Refuse (ValueError) a ``user`` that is not the one this server runs every process as.
+
+    Accepted: the current user's name, its uid (``"1000"``), ``"uid:gid"``, ``{"name": ...}``
+    or ``{"uid": ..., "gid": ...}``. Leaving the field out means the current user.
+    """
+    name, uid, gid = _current_user()
+    matches = False
+    if isinstance(user, str):
+        ids = _uid_gid(user)
+        matches = user == name or (ids is not None and ids[0] == uid and ids[1] in (None, gid))
+        shown = repr(user)
+    elif isinstance(user, dict) and ("name" in user or "uid" in user or "gid" in user):
+        if "name" in user and ("uid" in user or "gid" in user):
+            raise ValueError("user must give either name or uid and gid, not both")
+        if "name" in user:
+            if not isinstance(user["name"], str):
+                raise ValueError("user name must be a string")
+            matches = user["name"] == name
+        else:
+            given = (user.get("uid"), user.get("gid"))
+            if not all(isinstance(v, int) and not isinstance(v, bool) for v in given):
+                raise ValueError("user needs both uid and gid, as integers")
+            matches = given == (uid, gid)
+        shown = json.dumps(user)
+    else:
+        raise ValueError(
+            'user must be a string ("name", "uid" or "uid:gid") or an object {name} or {uid, gid}; '
+            "leave it out for the default"
+        )
+    if not matches:
+        raise ValueError(
+            f"user {shown} is not available: this local sandbox runs every process as the user who "
+            f"started it, {name!r} (uid {uid}, gid {gid}); omit user or name that one"
+        )
+
+
 def _mode(spec: Mapping[str, Any], key: str, allowed: tuple[str, str]) -> str:
     if key not in spec:
         return allowed[0]
@@ -457,6 +516,8 @@ class StartSpec:
             raise ValueError("working_dir must be a string or null")
         if any("\0" in s for s in (command, *args, working_dir or "")):
             raise ValueError("command, args and working_dir must not contain NUL characters")
+        if "user" in body:
+            check_user(body["user"])
         return cls(
             command=command,
             args=list(args),
@@ -466,6 +527,33 @@ class StartSpec:
             capture_stdout=_mode(body, "stdout_mode", ("capture", "discard")) == "capture",
             capture_stderr=_mode(body, "stderr_mode", ("capture", "discard")) == "capture",
         )
+
+
+@dataclass(frozen=True, slots=True)
+class RunSpec:
+    """A validated RunProcessRequest: a start request whose stdin is closed and output captured."""
+
+    start: StartSpec
+    timeout: float | None
+
+    @classmethod
+    def parse(cls, body: Any) -> RunSpec:
+        spec = StartSpec.parse(body)
+        timeout = body.get("timeout")
+        whole = isinstance(timeout, int) or (isinstance(timeout, float) and timeout.is_integer())
+        if timeout is not None and (isinstance(timeout, bool) or not whole or not 1 <= timeout < 2**31):
+            raise ValueError("timeout must be a whole number of seconds (1 or more), or null")
+        # As documented: stdin is closed and stdout/stderr are captured, whatever was asked.
+        forced = StartSpec(
+            command=spec.command,
+            args=spec.args,
+            env=spec.env,
+            working_dir=spec.working_dir,
+            stdin_pipe=False,
+            capture_stdout=True,
+            capture_stderr=True,
+        )
+        return cls(forced, None if timeout is None else float(timeout))
 
 
 class ProcessTable:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import json
+import re
 import secrets
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -20,6 +21,7 @@ __all__ = [
     "expects_continue",
     "generate_token",
     "host_is_loopback",
+    "host_is_sdk_local_name",
     "split_host_header",
 ]
 
@@ -56,6 +58,19 @@ def split_host_header(value: str) -> str:
     if not port.isdigit() or ":" in host:
         return ""
     return host
+
+
+# `<sandbox-id>.local`: what Tensorlake's official SDK sends as Host to a proxy URL on localhost.
+_SDK_LOCAL_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9_-]{0,62})\.local")
+
+
+def host_is_sdk_local_name(host: str) -> bool:
+    """True for a one-label ``<name>.local`` Host, as the official SDK sends to a localhost proxy.
+
+    Accepting it weakens nothing: such a name carries no credentials (every request still
+    needs the token), and a page that got a browser to resolve it to 127.0.0.1 has no token.
+    """
+    return _SDK_LOCAL_NAME.fullmatch(host.rstrip(".")) is not None
 
 
 def host_is_loopback(host: str) -> bool:
@@ -127,7 +142,7 @@ class SecurityMiddleware:
         host = split_host_header(values[0].decode("latin-1"))
         if not host:
             return False
-        if host_is_loopback(host):
+        if host_is_loopback(host) or host_is_sdk_local_name(host):
             return True
         return self._allowed_hosts is None or host.lower() in self._allowed_hosts
 
@@ -163,7 +178,8 @@ class SecurityMiddleware:
                 send,
                 421,
                 "MISDIRECTED_REQUEST",
-                "this local sandbox answers only to localhost, 127.0.0.1 or [::1] in the Host header",
+                "this local sandbox answers only to localhost, 127.0.0.1, [::1] or <name>.local "
+                "in the Host header",
                 [],
             )
             return
