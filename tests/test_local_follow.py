@@ -10,7 +10,8 @@ import io
 import json
 import os
 import time
-from collections.abc import Iterator
+import tracemalloc
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -117,6 +118,33 @@ def test_output_log_keeps_a_byte_budget_and_absolute_indexes() -> None:
     tail = list(log.batches(19_999))
     assert [b.lines for b in tail] == [["line-19999"]] and tail[0].index == 19_999
     assert list(log.batches(20_000)) == []
+
+
+def test_output_log_counts_what_its_lines_really_cost() -> None:
+    def measure(fill: Callable[[OutputLog], None]) -> tuple[int, OutputLog]:
+        tracemalloc.start()
+        try:
+            before = tracemalloc.get_traced_memory()[0]
+            log = OutputLog(budget=1 << 30)
+            fill(log)
+            return tracemalloc.get_traced_memory()[0] - before, log
+        finally:
+            tracemalloc.stop()
+
+    def floods(log: OutputLog) -> None:  # 1.2 M lines, mostly empty, in big runs
+        for n in range(300):
+            log.add("stdout" if n % 3 else "stderr", b"\n" * 4000, n)
+            log.add("stdout", b"x" * 99 + b"\n", n)
+
+    def trickles(log: OutputLog) -> None:  # one line per run, streams alternating
+        for n in range(100_000):
+            log.add("stdout" if n % 2 else "stderr", b"line\n", n)
+
+    for fill, lines in ((floods, 300 * 4001), (trickles, 100_000)):
+        used, log = measure(fill)
+        assert log.end == lines
+        # What the log says it costs is what it costs (within 10 %, plus one open segment).
+        assert abs(used - log.nbytes) <= log.nbytes / 10 + 64 * 1024, (fill.__name__, used, log.nbytes)
 
 
 def test_output_log_tags_streams_and_decodes_invalid_utf8_per_line() -> None:
