@@ -5,6 +5,7 @@ output floods; and what it prints (quiet logs, URLs, a busy port, a missing extr
 
 from __future__ import annotations
 
+import resource
 import signal
 import socket
 import subprocess
@@ -229,3 +230,32 @@ def test_the_server_environment_token_is_not_inherited() -> None:
         stop(server)
     assert any(line.startswith("PATH=") for line in lines)
     assert not any("env-token-xyz" in line or line.startswith("TENSORLAKE_") for line in lines)
+
+
+def test_idle_connections_cannot_starve_a_client_under_a_low_fd_limit() -> None:
+    def low_fd_limit() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tensorlake_sandbox.local", "--port", "0", "--token", "tk"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=low_fd_limit,
+    )
+    idle: list[socket.socket] = []
+    try:
+        assert proc.stdout is not None
+        url = proc.stdout.readline().split()[-1]
+        port = int(url.rsplit(":", 1)[1])
+        for _ in range(130):  # unauthenticated, never sending a byte
+            idle.append(socket.create_connection(("127.0.0.1", port), timeout=10))
+        began = time.monotonic()
+        response = httpx.get(url + "/api/v1/processes", headers={"Authorization": "Bearer tk"}, timeout=10)
+        assert response.status_code == 200 and time.monotonic() - began < 5
+    finally:
+        for s in idle:
+            s.close()
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=20)
+    assert "out of system resource" not in err and len(err) < 2000, err[:2000]

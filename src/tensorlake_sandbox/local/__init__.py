@@ -31,7 +31,7 @@ except ModuleNotFoundError as _exc:  # the `local` extra is not installed: say s
     from ._missing import EXTRA_MODULES, MISSING_EXTRA
     from ._missing import main as main
 
-    if _exc.name not in EXTRA_MODULES:
+    if (_exc.name or "").partition(".")[0] not in EXTRA_MODULES:
         raise
 
     def __getattr__(name: str) -> object:

@@ -23,7 +23,15 @@ import h11
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-__all__ = ["HEADER_TIMEOUT", "GuardedH11Protocol", "ServerThread", "bind", "make_config", "max_connections"]
+__all__ = [
+    "HEADER_TIMEOUT",
+    "GuardedH11Protocol",
+    "Server",
+    "ServerThread",
+    "bind",
+    "make_config",
+    "max_connections",
+]
 
 # Seconds a connection may take to send a complete request head (first request or next one).
 HEADER_TIMEOUT = 10.0
@@ -31,6 +39,8 @@ HEADER_TIMEOUT = 10.0
 KEEP_ALIVE_TIMEOUT = 5
 # The largest request head accepted (h11's default, stated).
 MAX_HEAD_BYTES = 16 * 1024
+# Connections the kernel queues before they are accepted.
+LISTEN_BACKLOG = 128
 # Open follow (SSE) streams never end by themselves; shutdown waits this long for them.
 GRACEFUL_SHUTDOWN_SECONDS = 2
 
@@ -125,6 +135,10 @@ def make_config(
         timeout_keep_alive=KEEP_ALIVE_TIMEOUT,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
         limit_concurrency=cap + 16,  # the cap above keeps connections below it; this bounds tasks
+        # Also how many connections asyncio accepts per wake-up: kept small next to the cap, so
+        # that accepting never outruns closing idle ones into "Too many open files". (`Server`
+        # then sets the kernel's queue back to LISTEN_BACKLOG.)
+        backlog=max(4, cap // 4),
         h11_max_incomplete_event_size=MAX_HEAD_BYTES,
         log_config=log_config,
     )
@@ -140,7 +154,7 @@ def bind(host: str, port: int) -> socket.socket:
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
-        sock.listen(128)
+        sock.listen(LISTEN_BACKLOG)
     except BaseException:
         sock.close()
         raise
@@ -148,11 +162,24 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+class Server(uvicorn.Server):
+    """uvicorn's server, with the listening sockets' kernel queue at LISTEN_BACKLOG.
+
+    asyncio uses ``backlog`` both for ``listen()`` and for how many connections it accepts per
+    wake-up; the config keeps the latter small, and this restores a deep queue for bursts.
+    """
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        for sock in sockets or []:
+            sock.listen(LISTEN_BACKLOG)
+
+
 class ServerThread:
     """uvicorn serving ``config`` on ``sock`` in a daemon thread: `start` waits until it serves."""
 
     def __init__(self, config: uvicorn.Config, sock: socket.socket, name: str = "uvicorn") -> None:
-        self.server = uvicorn.Server(config)
+        self.server = Server(config)
         self.sock = sock
         self._thread = threading.Thread(
             target=self.server.run, kwargs={"sockets": [sock]}, name=name, daemon=True

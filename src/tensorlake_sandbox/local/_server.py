@@ -16,11 +16,10 @@ from collections.abc import Iterable
 from types import FrameType, TracebackType
 from typing import TYPE_CHECKING, Self
 
-import uvicorn
 from uvicorn.config import LOGGING_CONFIG
 
 from ._app import DEFAULT_MAX_BODY_BYTES, create_app
-from ._runner import ServerThread, bind, make_config
+from ._runner import Server, ServerThread, bind, make_config
 from ._security import generate_token, host_is_loopback
 
 if TYPE_CHECKING:
@@ -244,7 +243,7 @@ def main(argv: list[str] | None = None, *, prog: str = "python -m tensorlake_san
         print(f"Token (generated, shown once): {token}")
     print("Processes run as your user. Press Ctrl-C to stop; that kills every process started here.")
     sys.stdout.flush()
-    server = uvicorn.Server(make_config(app, log_requests=args.log_requests, log_config=LOGGING_CONFIG))
+    server = Server(make_config(app, log_requests=args.log_requests, log_config=LOGGING_CONFIG))
     hung_up = False
 
     def on_hangup(sig: int, frame: FrameType | None) -> None:
