@@ -10,7 +10,8 @@ import io
 import json
 import os
 import time
-from collections.abc import Iterator
+import tracemalloc
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -21,7 +22,7 @@ from tensorlake_api_client.api.sandbox_processes import sandbox_process_close_st
 from tensorlake_api_client.types import File
 from tensorlake_sandbox import SandboxClient
 from tensorlake_sandbox.local import LocalSandbox
-from tensorlake_sandbox.local._processes import CapturedLines, OutputLine
+from tensorlake_sandbox.local._output import SEGMENT_COST, OutputLog
 
 from .conftest import StartFn
 
@@ -104,16 +105,55 @@ def test_follow_unknown_pid_is_404_json(raw: httpx.Client) -> None:
         assert response.json()["code"] == "NOT_FOUND"
 
 
-def test_captured_lines_keep_a_byte_budget_and_absolute_indexes() -> None:
-    lines = CapturedLines(budget=10 * 74)  # each 10-character line counts 10 + 64
-    for n in range(25):
-        lines.append(OutputLine("stdout", f"line-{n:05d}", n))
-    assert len(lines) == 25  # absolute: one past the newest line
-    assert lines.first > 0 and lines.entries[-1].line == "line-00024"
-    assert sum(74 for _ in lines.entries) <= 10 * 74
-    start, tail = lines.since(0)  # a follower that fell behind resumes at the oldest line kept
-    assert start == lines.first and [e.line for e in tail] == [f"line-{n:05d}" for n in range(start, 25)]
-    assert lines.since(24)[1][0].line == "line-00024" and lines.since(25) == (25, [])
+def test_output_log_keeps_a_byte_budget_and_absolute_indexes() -> None:
+    log = OutputLog(budget=4 * SEGMENT_COST + 64 * 1024)
+    block = b"".join(b"line-%05d\n" % n for n in range(20_000))  # 200 kB: four segments' worth
+    for i in range(0, len(block), 10 * 100):
+        log.add("stdout", block[i : i + 10 * 100], i)
+    assert log.end == 20_000  # absolute: one past the newest line
+    assert log.nbytes <= log.budget and log.first > 0
+    kept = [line for b in log.batches(0) for line in b.lines]
+    # A follower that fell behind resumes at the oldest line kept; nothing in between is lost.
+    assert kept == [f"line-{n:05d}" for n in range(log.first, 20_000)]
+    tail = list(log.batches(19_999))
+    assert [b.lines for b in tail] == [["line-19999"]] and tail[0].index == 19_999
+    assert list(log.batches(20_000)) == []
+
+
+def test_output_log_counts_what_its_lines_really_cost() -> None:
+    def measure(fill: Callable[[OutputLog], None]) -> tuple[int, OutputLog]:
+        tracemalloc.start()
+        try:
+            before = tracemalloc.get_traced_memory()[0]
+            log = OutputLog(budget=1 << 30)
+            fill(log)
+            return tracemalloc.get_traced_memory()[0] - before, log
+        finally:
+            tracemalloc.stop()
+
+    def floods(log: OutputLog) -> None:  # 1.2 M lines, mostly empty, in big runs
+        for n in range(300):
+            log.add("stdout" if n % 3 else "stderr", b"\n" * 4000, n)
+            log.add("stdout", b"x" * 99 + b"\n", n)
+
+    def trickles(log: OutputLog) -> None:  # one line per run, streams alternating
+        for n in range(100_000):
+            log.add("stdout" if n % 2 else "stderr", b"line\n", n)
+
+    for fill, lines in ((floods, 300 * 4001), (trickles, 100_000)):
+        used, log = measure(fill)
+        assert log.end == lines
+        # What the log says it costs is what it costs (within 10 %, plus one open segment).
+        assert abs(used - log.nbytes) <= log.nbytes / 10 + 64 * 1024, (fill.__name__, used, log.nbytes)
+
+
+def test_output_log_tags_streams_and_decodes_invalid_utf8_per_line() -> None:
+    log = OutputLog(budget=1 << 20)
+    log.add("stdout", b"a\n\xff\xfe\n", 1)
+    log.add("stderr", b"\xe2\x82\n", 2)  # a truncated sequence stays in its line
+    log.add("stdout", b"\xac\n", 3)
+    got = [(b.stream, b.timestamp, b.lines) for b in log.batches(0)]
+    assert got == [("stdout", 1, ["a", "\ufffd\ufffd"]), ("stderr", 2, ["\ufffd"]), ("stdout", 3, ["\ufffd"])]
 
 
 def test_stopping_with_an_open_follow_stream_is_prompt_and_kills_processes() -> None:

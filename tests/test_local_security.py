@@ -109,7 +109,8 @@ def test_host_header_parsing() -> None:
 
 def test_nothing_beyond_the_process_api(local_sandbox: LocalSandbox, anon: httpx.Client) -> None:
     auth = bearer(local_sandbox.token)
-    for path in ("/", "/docs", "/openapi.json", "/api/v1/files", "/api/v1/health", "/api/v1/processes/run"):
+    # Nothing beyond the documented API (health, info and run are part of it; files are not).
+    for path in ("/", "/docs", "/openapi.json", "/api/v1/files", "/api/v1/files/list", "/api/v1/pty"):
         response = anon.get(path, headers=auth)
         assert response.status_code in (404, 405), path
         assert response.json()["code"] in ("NOT_FOUND", "METHOD_NOT_ALLOWED")
@@ -153,9 +154,9 @@ def test_help_says_processes_run_as_the_server_user(capsys: pytest.CaptureFixtur
 
 
 def test_extra_hosts_are_accepted_and_nothing_else():
-    """`LocalSandbox(extra_hosts=...)` adds Host names (the official SDK's `<id>.local`)."""
-    with LocalSandbox(extra_hosts=["Bench.local"]) as sb:
+    """`LocalSandbox(extra_hosts=...)` adds Host names (`<id>.local` needs none: it is always accepted)."""
+    with LocalSandbox(extra_hosts=["Bench.internal"]) as sb:
         headers = {"Authorization": f"Bearer {sb.token}"}
         with httpx.Client(base_url=sb.base_url, headers=headers) as http:
-            assert http.get("/api/v1/processes", headers={"Host": "bench.local"}).status_code == 200
-            assert http.get("/api/v1/processes", headers={"Host": "other.local"}).status_code == 421
+            assert http.get("/api/v1/processes", headers={"Host": "bench.internal"}).status_code == 200
+            assert http.get("/api/v1/processes", headers={"Host": "other.internal"}).status_code == 421

@@ -1,48 +1,113 @@
 """The process table: the processes a local sandbox started, their stdin pipes and captured output.
 
-Everything here runs on the server's event loop. A process is started in its own session
-(so that killing it also kills what it started), its stdout and stderr are read line by
-line into memory, and its status turns final only once both readers reached end of file,
-so a client that sees ``exited`` also sees all of the output.
+Everything here runs on the server's event loop thread (processes are forked from it).
+
+Ownership. Each process starts in its own session and process group, whose id is its pid.
+The server does not reap a process when it exits: its leader stays a zombie, which keeps
+the pid (and so the process group id) from being reused by the kernel, until the process
+is evicted from the table or the server stops. So signalling the group can never reach a
+stranger: the group is the one the server created, or empty. On Linux the exit is watched
+through a pidfd (no thread, no polling); elsewhere a thread waits with ``WNOWAIT``.
+
+Dying with the server. Children are told by ``PR_SET_PDEATHSIG`` (Linux) to die with SIGKILL
+when the server's thread that forked them ends, so even a SIGKILLed server leaves no
+process it started directly (their own children are not covered: they are killed by a
+clean shutdown, which SIGKILLs every group).
+
+Status. It turns final as soon as the process exits and its output pipes reached end of
+file, or `DRAIN_GRACE` seconds after the exit, whichever is first: something it left in
+the background may hold the pipes open for ever. Reading goes on after that.
+
+Memory. Each process keeps at most `PROCESS_OUTPUT_BUDGET` bytes of output (oldest lines
+dropped), and the table at most `TOTAL_OUTPUT_BUDGET` across processes and
+`RETAINED_FINISHED` finished processes: beyond either, the oldest finished processes are
+evicted (their group is killed, they are reaped, and their pid answers 404 from then on).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
+import json
 import os
+import pwd
 import signal as _signal
+import subprocess
+import sys
+import threading
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from ._output import Batch, OutputLog, StreamName
+
 __all__ = [
-    "CapturedLines",
+    "DRAIN_GRACE",
+    "PROCESS_OUTPUT_BUDGET",
+    "RETAINED_FINISHED",
+    "TOTAL_OUTPUT_BUDGET",
     "ManagedProcess",
-    "OutputLine",
     "ProcessTable",
+    "RunSpec",
     "StartError",
+    "StartSpec",
     "StdinNotWritable",
     "StreamName",
+    "check_user",
 ]
 
-StreamName = Literal["stdout", "stderr", "output"]
-
-# Bytes read from a pipe at a time, and the longest line kept whole (a longer one is split).
-_READ_CHUNK = 64 * 1024
-_MAX_LINE = 1024 * 1024
-# Captured output kept per stream (roughly, in characters); older lines are dropped beyond it.
-_CAPTURE_BUDGET = 32 * 1024 * 1024
-# How long a finished process waits for its output pipes to reach end of file. Something
-# it started in the background may hold them open; its status must not wait for that forever.
-_DRAIN_GRACE = 2.0
+# Bytes of output kept per process (line bytes plus bookkeeping, see _output.py).
+PROCESS_OUTPUT_BUDGET = 16 * 1024 * 1024
+# Bytes of output kept across all processes of one server.
+TOTAL_OUTPUT_BUDGET = 64 * 1024 * 1024
+# Finished processes kept listed; the oldest are evicted beyond this.
+RETAINED_FINISHED = 256
+# How long a finished process waits for its output pipes to reach end of file.
+DRAIN_GRACE = 0.5
+# The longest line kept whole (a longer one is split).
+MAX_LINE = 1024 * 1024
 # Signals accepted by the signal endpoint.
 _VALID_SIGNALS = frozenset(int(s) for s in _signal.valid_signals() if 0 < int(s) < _signal.NSIG)
+# Environment variables of the server that a process never inherits: the server's own token
+# and any Tensorlake credential or setting (a request may still set them explicitly).
+_SCRUBBED_PREFIX = "TENSORLAKE_"
+
+_PIDFD = sys.platform == "linux" and hasattr(os, "pidfd_open") and hasattr(os, "P_PIDFD")
 
 
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+def child_environment(extra: Mapping[str, str]) -> dict[str, str]:
+    """The server's environment without Tensorlake keys, plus what the request asked for."""
+    env = {k: v for k, v in os.environ.items() if not k.upper().startswith(_SCRUBBED_PREFIX)}
+    env.update(extra)
+    return env
+
+
+def _pdeathsig_preexec() -> Any:
+    """A preexec_fn that makes the child die with SIGKILL when its parent thread ends (Linux)."""
+    if sys.platform != "linux":
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+    pr_set_pdeathsig = 1
+
+    def preexec() -> None:
+        prctl(pr_set_pdeathsig, int(_signal.SIGKILL), 0, 0, 0)
+        if os.getppid() != parent:  # the server died before prctl took effect
+            os._exit(137)
+
+    return preexec
+
+
+_PREEXEC = _pdeathsig_preexec()
 
 
 class StartError(Exception):
@@ -53,86 +118,171 @@ class StdinNotWritable(Exception):
     """The process's stdin is not an open pipe: never opened, closed, or the process has exited."""
 
 
-@dataclass(frozen=True, slots=True)
-class OutputLine:
-    """One captured line, without its line ending."""
+class _Reader(asyncio.Protocol):
+    """Reads one output pipe into the process's log."""
 
-    stream: Literal["stdout", "stderr"]
-    line: str
-    timestamp: int
+    def __init__(self, owner: ManagedProcess, stream: Literal["stdout", "stderr"]) -> None:
+        self._owner = owner
+        self._stream = stream
+        self._buf = bytearray()
+        self.done = asyncio.get_running_loop().create_future()
+
+    def data_received(self, data: bytes) -> None:
+        buf = self._buf
+        buf += data
+        now = _now_ms()
+        if b"\n" in data:
+            cut = buf.rfind(b"\n") + 1
+            block = bytes(buf[:cut])
+            del buf[:cut]
+            self._owner._add(self._stream, block, now)
+        while len(buf) >= MAX_LINE:
+            self._owner._add(self._stream, bytes(buf[:MAX_LINE]) + b"\n", now)
+            del buf[:MAX_LINE]
+
+    def eof_received(self) -> bool | None:
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._buf:
+            self._owner._add(self._stream, bytes(self._buf) + b"\n", _now_ms())
+            self._buf = bytearray()
+        if not self.done.done():
+            self.done.set_result(None)
 
 
-class CapturedLines:
-    """The captured lines of one stream, oldest first, kept within a byte budget.
+class _Writer(asyncio.BaseProtocol):
+    """Flow control for the stdin pipe."""
 
-    When the budget is exceeded the oldest lines are dropped; `first` is the absolute index
-    of the oldest line kept, so a follower can tell how far it is.
-    """
+    def __init__(self) -> None:
+        self._can_write = asyncio.Event()
+        self._can_write.set()
+        self.lost = False
 
-    def __init__(self, budget: int = _CAPTURE_BUDGET) -> None:
-        self.entries: list[OutputLine] = []
-        self.first = 0
-        self._bytes = 0
-        self._budget = budget
+    def pause_writing(self) -> None:
+        self._can_write.clear()
 
-    def __len__(self) -> int:
-        """The absolute index one past the newest line."""
-        return self.first + len(self.entries)
+    def resume_writing(self) -> None:
+        self._can_write.set()
 
-    def append(self, entry: OutputLine) -> None:
-        self.entries.append(entry)
-        self._bytes += len(entry.line) + 64
-        if self._bytes > self._budget:
-            drop = 0
-            while self._bytes > self._budget * 3 // 4 and drop < len(self.entries):
-                self._bytes -= len(self.entries[drop].line) + 64
-                drop += 1
-            del self.entries[:drop]
-            self.first += drop
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = True
+        self._can_write.set()
 
-    def since(self, index: int) -> tuple[int, list[OutputLine]]:
-        """Lines from absolute ``index`` on (from the oldest kept, if those were dropped)."""
-        start = max(index, self.first)
-        return start, self.entries[start - self.first :]
+    async def drain(self) -> None:
+        await self._can_write.wait()
+        if self.lost:
+            raise BrokenPipeError
 
 
 class ManagedProcess:
     """One process started by the local sandbox."""
 
     def __init__(
-        self,
-        proc: asyncio.subprocess.Process,
-        *,
-        handle: int,
-        command: str,
-        args: list[str],
-        stdin_pipe: bool,
+        self, popen: subprocess.Popen[bytes], *, handle: int, spec: StartSpec, table: ProcessTable
     ) -> None:
-        self.proc = proc
-        self.pid = proc.pid
+        self._popen = popen
+        self.pid = popen.pid
         self.handle = handle
-        self.command = command
-        self.args = args
-        self.stdin_pipe = stdin_pipe
+        self.command = spec.command
+        self.args = list(spec.args)
+        self.stdin_pipe = spec.stdin_pipe
         self.started_at = _now_ms()
         self.ended_at: int | None = None
         self.status = "running"
         self.exit_code: int | None = None
         self.signal: int | None = None
-        # Serializes stdin writes and closes: requests are applied in arrival order.
+        # The leader's exit, as (exit_code, signal), before the status turns final.
+        self.leader_exit: tuple[int | None, int | None] | None = None
+        # Set when a run's timeout killed it.
+        self.timed_out = False
         self.stdin_lock = asyncio.Lock()
-        self._stdin_closed = not stdin_pipe
-        self.lines: dict[StreamName, CapturedLines] = {
-            "stdout": CapturedLines(),
-            "stderr": CapturedLines(),
-            "output": CapturedLines(2 * _CAPTURE_BUDGET),
-        }
+        self._stdin: asyncio.WriteTransport | None = None
+        self._stdin_protocol: _Writer | None = None
+        self._stdin_closed = not spec.stdin_pipe
+        self.log = OutputLog(PROCESS_OUTPUT_BUDGET, table._account)
+        self._table = table
+        self._readers: list[_Reader] = []
+        self._reader_transports: list[asyncio.BaseTransport] = []
+        self._pidfd: int | None = None
+        self._reaped = False
         self._changed = asyncio.Event()
         self._finished = asyncio.Event()
-        self._readers_done = asyncio.Event()
+        self._exited: asyncio.Future[tuple[int | None, int | None]] = (
+            asyncio.get_running_loop().create_future()
+        )
         self._task: asyncio.Task[None] | None = None
 
-    # -- state ------------------------------------------------------------------------------
+    async def _attach(self) -> None:
+        loop = asyncio.get_running_loop()
+        popen = self._popen
+        if _PIDFD:
+            self._pidfd = os.pidfd_open(self.pid)
+            loop.add_reader(self._pidfd, self._on_pidfd)
+        else:
+            threading.Thread(target=self._wait_in_thread, args=(loop,), daemon=True).start()
+        for pipe, stream in ((popen.stdout, "stdout"), (popen.stderr, "stderr")):
+            if pipe is not None:
+                reader = _Reader(self, stream)  # type: ignore[arg-type]
+                read_transport, _ = await loop.connect_read_pipe(lambda r=reader: r, pipe)  # type: ignore[misc]
+                self._readers.append(reader)
+                self._reader_transports.append(read_transport)
+        if popen.stdin is not None:
+            self._stdin, self._stdin_protocol = await loop.connect_write_pipe(_Writer, popen.stdin)
+        self._task = asyncio.create_task(self._run())
+
+    # -- exit ---------------------------------------------------------------------------------
+
+    def _on_pidfd(self) -> None:
+        assert self._pidfd is not None
+        try:
+            result = os.waitid(os.P_PIDFD, self._pidfd, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        except ChildProcessError:  # reaped by someone else (SIGCHLD ignored?): treat as gone
+            result = None
+            self._reaped = True
+        if result is None and not self._reaped:
+            return  # spurious wake-up
+        asyncio.get_running_loop().remove_reader(self._pidfd)
+        self._set_exit(result)
+
+    def _wait_in_thread(self, loop: asyncio.AbstractEventLoop) -> None:
+        try:
+            result = os.waitid(os.P_PID, self.pid, os.WEXITED | os.WNOWAIT)
+        except ChildProcessError:
+            result = None
+        with contextlib.suppress(RuntimeError):  # the loop is closed: the server is gone
+            loop.call_soon_threadsafe(self._set_exit, result)
+
+    def _set_exit(self, result: Any) -> None:
+        if self._exited.done():
+            return
+        if result is None:
+            exit_info: tuple[int | None, int | None] = (None, _signal.SIGKILL)
+        elif result.si_code == os.CLD_EXITED:
+            exit_info = (result.si_status, None)
+        else:
+            exit_info = (None, result.si_status)
+        self.leader_exit = exit_info
+        self._exited.set_result(exit_info)
+
+    async def _run(self) -> None:
+        exit_code, signal = await self._exited
+        if self._stdin is not None:
+            self._stdin.close()
+        readers = [r.done for r in self._readers]
+        if readers:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(asyncio.gather(*readers)), DRAIN_GRACE)
+        if signal is not None:
+            self.status, self.signal = "signaled", signal
+        else:
+            self.status, self.exit_code = "exited", exit_code
+        self.ended_at = _now_ms()
+        self._finished.set()
+        self._notify()
+        self._table._finished(self)
+
+    # -- state --------------------------------------------------------------------------------
 
     @property
     def finished(self) -> bool:
@@ -141,12 +291,11 @@ class ManagedProcess:
 
     @property
     def stdin_writable(self) -> bool:
-        writer = self.proc.stdin
         return (
             not self._stdin_closed
-            and writer is not None
-            and not writer.is_closing()
-            and self.proc.returncode is None
+            and self._stdin is not None
+            and not self._stdin.is_closing()
+            and self.leader_exit is None
         )
 
     def info(self) -> dict[str, Any]:
@@ -164,84 +313,41 @@ class ManagedProcess:
             "ended_at": self.ended_at,
         }
 
-    # -- output -----------------------------------------------------------------------------
+    # -- output -------------------------------------------------------------------------------
 
-    def _add_line(self, stream: Literal["stdout", "stderr"], raw: bytes) -> None:
-        if raw.endswith(b"\r"):
-            raw = raw[:-1]
-        entry = OutputLine(stream, raw.decode("utf-8", "replace"), _now_ms())
-        self.lines[stream].append(entry)
-        self.lines["output"].append(entry)
+    def _add(self, stream: Literal["stdout", "stderr"], block: bytes, timestamp: int) -> None:
+        self.log.add(stream, block.replace(b"\r\n", b"\n"), timestamp)
         self._notify()
 
     def _notify(self) -> None:
         self._changed.set()
         self._changed = asyncio.Event()
 
-    async def _read(self, reader: asyncio.StreamReader, stream: Literal["stdout", "stderr"]) -> None:
-        buf = bytearray()
+    async def follow(self, stream: StreamName, start: int = 0) -> AsyncIterator[Batch]:
+        """Captured lines of ``stream``, then live ones, until the status is final and all was read."""
+        i = start
         while True:
-            chunk = await reader.read(_READ_CHUNK)
-            if not chunk:
-                break
-            start = len(buf)
-            buf += chunk
-            while (i := buf.find(b"\n", start)) >= 0:
-                self._add_line(stream, bytes(buf[:i]))
-                del buf[: i + 1]
-                start = 0
-            while len(buf) >= _MAX_LINE:
-                self._add_line(stream, bytes(buf[:_MAX_LINE]))
-                del buf[:_MAX_LINE]
-        if buf:
-            self._add_line(stream, bytes(buf))
-
-    async def _run(self) -> None:
-        readers = []
-        if self.proc.stdout is not None:
-            readers.append(asyncio.create_task(self._read(self.proc.stdout, "stdout")))
-        if self.proc.stderr is not None:
-            readers.append(asyncio.create_task(self._read(self.proc.stderr, "stderr")))
-        readers_done = asyncio.gather(*readers, return_exceptions=True)
-        returncode = await self.proc.wait()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.shield(readers_done), _DRAIN_GRACE)
-        if returncode < 0:
-            self.status, self.signal = "signaled", -returncode
-        else:
-            self.status, self.exit_code = "exited", returncode
-        self.ended_at = _now_ms()
-        if self.proc.stdin is not None:
-            self.proc.stdin.close()
-        self._finished.set()
-        self._notify()
-        await readers_done
-        self._readers_done.set()
-
-    async def follow(self, stream: StreamName) -> AsyncIterator[OutputLine]:
-        """Captured lines of ``stream``, then live ones, until the process finished and is drained."""
-        i = 0
-        while True:
-            i, new = self.lines[stream].since(i)
-            for entry in new:
-                yield entry
-                i += 1
-            if i < len(self.lines[stream]):
+            stop = self.log.end
+            for batch in self.log.batches(i, stop):
+                if stream == "output" or batch.stream == stream:
+                    yield batch
+            i = max(stop, self.log.first)
+            if i < self.log.end:
                 continue
             if self.finished:
                 return
             await self._changed.wait()
 
-    # -- stdin ------------------------------------------------------------------------------
+    # -- stdin --------------------------------------------------------------------------------
 
     async def write_stdin(self, chunk: bytes) -> None:
         """Write and wait until the pipe takes it (backpressure). Call with `stdin_lock` held."""
-        writer = self.proc.stdin
-        if writer is None or not self.stdin_writable:
+        transport, protocol = self._stdin, self._stdin_protocol
+        if transport is None or protocol is None or not self.stdin_writable or protocol.lost:
             raise StdinNotWritable
         try:
-            writer.write(chunk)
-            await writer.drain()
+            transport.write(chunk)
+            await protocol.drain()
         except (BrokenPipeError, ConnectionResetError) as exc:
             raise StdinNotWritable from exc
 
@@ -250,39 +356,121 @@ class ManagedProcess:
         if not self.stdin_pipe:
             raise StdinNotWritable
         self._stdin_closed = True
-        writer = self.proc.stdin
-        if writer is not None and not writer.is_closing():
-            writer.close()
-            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-                await writer.wait_closed()
+        if self._stdin is not None:
+            self._stdin.close()
 
-    # -- signals ----------------------------------------------------------------------------
+    # -- signals ------------------------------------------------------------------------------
+
+    def _group_is_ours(self) -> bool:
+        """True while the leader is unreaped, so its pid still names the group this server made."""
+        if self._reaped:
+            return False
+        if self._pidfd is not None:
+            try:
+                _signal.pidfd_send_signal(self._pidfd, 0)
+            except ProcessLookupError:
+                self._reaped = True
+                return False
+            except PermissionError:
+                return False
+        return True
 
     def send_signal(self, sig: int) -> None:
-        """Signal the process itself. Raises ValueError for an invalid signal or a finished process."""
+        """Signal the process group. Raises ValueError for an invalid signal or a finished process."""
         if sig not in _VALID_SIGNALS:
             raise ValueError(f"invalid signal {sig}")
-        if self.proc.returncode is not None:
+        if self.leader_exit is not None or not self._group_is_ours():
             raise ValueError(f"process {self.pid} is not running")
         try:
-            os.kill(self.pid, sig)
-        except ProcessLookupError:
+            os.killpg(self.pid, sig)
+        except (ProcessLookupError, PermissionError):
             raise ValueError(f"process {self.pid} is not running") from None
 
     def kill(self) -> None:
-        """SIGKILL the process and everything in its session (no error when already gone)."""
-        # While the leader is unreaped, or something in its group still holds its output
-        # pipes, the pid is still this group's and cannot name another process group.
-        if self.proc.returncode is None or not self._readers_done.is_set():
-            try:
+        """SIGKILL the process group it was started in (no error when already gone)."""
+        if self._group_is_ours():
+            with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(self.pid, _signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                if self.proc.returncode is None:
-                    with contextlib.suppress(ProcessLookupError):
-                        os.kill(self.pid, _signal.SIGKILL)
 
     async def wait_finished(self) -> None:
         await self._finished.wait()
+
+    def release(self) -> None:
+        """Kill what is left of its group, reap it and drop its output (eviction, shutdown)."""
+        self.kill()
+        if self._pidfd is not None:
+            with contextlib.suppress(ValueError, OSError):
+                asyncio.get_running_loop().remove_reader(self._pidfd)
+        if not self._reaped and self._exited.done():
+            with contextlib.suppress(ChildProcessError):
+                if self._pidfd is not None:
+                    os.waitid(os.P_PIDFD, self._pidfd, os.WEXITED | os.WNOHANG)
+                else:
+                    os.waitpid(self.pid, os.WNOHANG)
+            self._reaped = True
+            # Tell subprocess it was reaped, so that it never waits for a reused pid.
+            self._popen.returncode = -1
+        if self._pidfd is not None and self._reaped:
+            os.close(self._pidfd)
+            self._pidfd = None
+        for transport in self._reader_transports:
+            transport.close()
+        if self._stdin is not None:
+            self._stdin.close()
+        self.log.clear()
+
+
+def _current_user() -> tuple[str, int, int]:
+    uid, gid = os.getuid(), os.getgid()
+    try:
+        name = pwd.getpwuid(uid).pw_name
+    except KeyError:
+        name = str(uid)
+    return name, uid, gid
+
+
+def _uid_gid(text: str) -> tuple[int, int | None] | None:
+    uid, sep, gid = text.partition(":")
+    if uid.isdigit() and (not sep or gid.isdigit()):
+        return int(uid), int(gid) if sep else None
+    return None
+
+
+def check_user(user: Any) -> None:
+    """Refuse (ValueError) a ``user`` that is not the one this server runs every process as.
+
+    Accepted: the current user's name, its uid (``"1000"``), ``"uid:gid"``, ``{"name": ...}``
+    or ``{"uid": ..., "gid": ...}``. Leaving the field out means the current user.
+    """
+    name, uid, gid = _current_user()
+    matches = False
+    if isinstance(user, str):
+        ids = _uid_gid(user)
+        matches = user == name or (ids is not None and ids[0] == uid and ids[1] in (None, gid))
+        shown = repr(user)
+    elif isinstance(user, dict) and ("name" in user or "uid" in user or "gid" in user):
+        if "name" in user and ("uid" in user or "gid" in user):
+            raise ValueError("user must give either name or uid and gid, not both")
+        if "name" in user:
+            if not isinstance(user["name"], str):
+                raise ValueError("user name must be a string")
+            matches = user["name"] == name
+        else:
+            given = (user.get("uid"), user.get("gid"))
+            if not all(isinstance(v, int) and not isinstance(v, bool) for v in given):
+                raise ValueError("user needs both uid and gid, as integers")
+            matches = given == (uid, gid)
+        shown = json.dumps(user)
+    else:
+        raise ValueError(
+            'user must be a string ("name", "uid" or "uid:gid") or an object {name} or {uid, gid}; '
+            "leave it out for the default"
+        )
+    if not matches:
+        raise ValueError(
+            f"user {shown} is not available: this local sandbox runs every process as the user who "
+            f"started it, {name!r} (uid {uid}, gid {gid}); omit user or name that one"
+        )
 
 
 def _mode(spec: Mapping[str, Any], key: str, allowed: tuple[str, str]) -> str:
@@ -328,6 +516,8 @@ class StartSpec:
             raise ValueError("working_dir must be a string or null")
         if any("\0" in s for s in (command, *args, working_dir or "")):
             raise ValueError("command, args and working_dir must not contain NUL characters")
+        if "user" in body:
+            check_user(body["user"])
         return cls(
             command=command,
             args=list(args),
@@ -339,12 +529,50 @@ class StartSpec:
         )
 
 
-class ProcessTable:
-    """The processes of one local sandbox, by pid. Finished processes stay listed."""
+@dataclass(frozen=True, slots=True)
+class RunSpec:
+    """A validated RunProcessRequest: a start request whose stdin is closed and output captured."""
 
-    def __init__(self) -> None:
+    start: StartSpec
+    timeout: float | None
+
+    @classmethod
+    def parse(cls, body: Any) -> RunSpec:
+        spec = StartSpec.parse(body)
+        timeout = body.get("timeout")
+        whole = isinstance(timeout, int) or (isinstance(timeout, float) and timeout.is_integer())
+        if timeout is not None and (isinstance(timeout, bool) or not whole or not 1 <= timeout < 2**31):
+            raise ValueError("timeout must be a whole number of seconds (1 or more), or null")
+        # As documented: stdin is closed and stdout/stderr are captured, whatever was asked.
+        forced = StartSpec(
+            command=spec.command,
+            args=spec.args,
+            env=spec.env,
+            working_dir=spec.working_dir,
+            stdin_pipe=False,
+            capture_stdout=True,
+            capture_stderr=True,
+        )
+        return cls(forced, None if timeout is None else float(timeout))
+
+
+class ProcessTable:
+    """The processes of one local sandbox, by pid, within the retention and output budgets."""
+
+    def __init__(
+        self,
+        *,
+        retained_finished: int = RETAINED_FINISHED,
+        total_output_budget: int = TOTAL_OUTPUT_BUDGET,
+    ) -> None:
         self._by_pid: dict[int, ManagedProcess] = {}
+        self._finished_order: dict[int, ManagedProcess] = {}  # oldest finished first
         self._next_handle = 1
+        self.retained_finished = retained_finished
+        self.total_output_budget = total_output_budget
+        self.output_bytes = 0
+        self._enforce_scheduled = False
+        self.evicted = 0
 
     def __iter__(self) -> Any:
         return iter(list(self._by_pid.values()))
@@ -352,39 +580,87 @@ class ProcessTable:
     def get(self, pid: int) -> ManagedProcess | None:
         return self._by_pid.get(pid)
 
+    @property
+    def total_started(self) -> int:
+        return self._next_handle - 1
+
+    @property
+    def running(self) -> int:
+        return sum(1 for p in self._by_pid.values() if not p.finished)
+
+    def _account(self, delta: int) -> None:
+        self.output_bytes += delta
+        if self.output_bytes > self.total_output_budget and not self._enforce_scheduled:
+            self._enforce_scheduled = True
+            asyncio.get_running_loop().call_soon(self._enforce)
+
+    def _finished(self, proc: ManagedProcess) -> None:
+        if proc.pid in self._by_pid:
+            self._finished_order[proc.pid] = proc
+        self._enforce()
+
+    def _evict(self, proc: ManagedProcess) -> None:
+        self._by_pid.pop(proc.pid, None)
+        self._finished_order.pop(proc.pid, None)
+        proc.release()
+        self.evicted += 1
+
+    def _enforce(self) -> None:
+        """Evict the oldest finished processes beyond the limits; then trim the largest log."""
+        self._enforce_scheduled = False
+        while self._finished_order and (
+            len(self._finished_order) > self.retained_finished or self.output_bytes > self.total_output_budget
+        ):
+            self._evict(next(iter(self._finished_order.values())))
+        while self.output_bytes > self.total_output_budget:
+            largest = max(self._by_pid.values(), key=lambda p: p.log.nbytes, default=None)
+            if largest is None or largest.log.nbytes == 0:
+                break
+            before = largest.log.nbytes
+            largest.log.trim(before // 2)
+            if largest.log.nbytes == before:
+                break
+
     async def start(self, spec: StartSpec) -> ManagedProcess:
         """Start a process; raises StartError when it cannot run."""
         if spec.working_dir is not None and not os.path.isdir(spec.working_dir):
             raise StartError(f"working_dir {spec.working_dir!r} is not a directory")
-        pipe, devnull = asyncio.subprocess.PIPE, asyncio.subprocess.DEVNULL
+        pipe, devnull = subprocess.PIPE, subprocess.DEVNULL
         try:
-            proc = await asyncio.create_subprocess_exec(
-                spec.command,
-                *spec.args,
+            popen = subprocess.Popen(
+                [spec.command, *spec.args],
                 stdin=pipe if spec.stdin_pipe else devnull,
                 stdout=pipe if spec.capture_stdout else devnull,
                 stderr=pipe if spec.capture_stderr else devnull,
-                env={**os.environ, **spec.env},
+                env=child_environment(spec.env),
                 cwd=spec.working_dir,
                 start_new_session=True,
+                preexec_fn=_PREEXEC,
+                bufsize=0,
             )
-        except (OSError, ValueError, TypeError) as exc:
+        except (OSError, ValueError, TypeError, subprocess.SubprocessError) as exc:
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             raise StartError(f"cannot start {spec.command!r}: {reason}") from None
-        managed = ManagedProcess(
-            proc, handle=self._next_handle, command=spec.command, args=spec.args, stdin_pipe=spec.stdin_pipe
-        )
+        managed = ManagedProcess(popen, handle=self._next_handle, spec=spec, table=self)
         self._next_handle += 1
         self._by_pid[managed.pid] = managed
-        managed._task = asyncio.create_task(managed._run())
+        try:
+            await managed._attach()
+        except BaseException:
+            managed.kill()
+            raise
         return managed
 
     async def shutdown(self, timeout: float = 5.0) -> None:
-        """Kill every process this table started and wait (bounded) for them to finish."""
-        procs: Sequence[ManagedProcess] = list(self._by_pid.values())
+        """Kill every process group this table started, wait (bounded) for them, and reap them."""
+        procs = list(self._by_pid.values())
         for p in procs:
             p.kill()
         waits = [p.wait_finished() for p in procs if not p.finished]
         if waits:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.gather(*waits), timeout)
+        for p in procs:
+            p.release()
+        self._by_pid.clear()
+        self._finished_order.clear()

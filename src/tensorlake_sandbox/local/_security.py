@@ -9,17 +9,32 @@ from __future__ import annotations
 
 import hmac
 import json
+import re
 import secrets
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .._urls import is_loopback_host as host_is_loopback
 
-__all__ = ["SecurityMiddleware", "generate_token", "host_is_loopback", "split_host_header"]
+__all__ = [
+    "DRAIN_LIMIT",
+    "SecurityMiddleware",
+    "expects_continue",
+    "generate_token",
+    "host_is_loopback",
+    "host_is_sdk_local_name",
+    "split_host_header",
+]
 
-# A rejected request's body is read (and dropped) up to this many bytes before answering, so
+# A refused request's body is read (and dropped) up to this many bytes before answering, so
 # that a client in the middle of an upload sees the answer rather than a reset connection.
-_DRAIN_LIMIT = 4 * 1024 * 1024
+# Past it, or when the client waits for "100 Continue", the connection is closed instead.
+DRAIN_LIMIT = 4 * 1024 * 1024
+
+
+def expects_continue(scope: Scope) -> bool:
+    """True when the client waits for "100 Continue" before sending its body."""
+    return any(k == b"expect" and v.lower() == b"100-continue" for k, v in scope["headers"])
 
 
 def generate_token() -> str:
@@ -46,15 +61,34 @@ def split_host_header(value: str) -> str:
     return host
 
 
-async def _drain(receive: Receive) -> None:
+# `<sandbox-id>.local`: what Tensorlake's official SDK sends as Host to a proxy URL on localhost.
+_SDK_LOCAL_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9_-]{0,62})\.local")
+
+
+def host_is_sdk_local_name(host: str) -> bool:
+    """True for a one-label ``<name>.local`` Host, as the official SDK sends to a localhost proxy.
+
+    Accepting it weakens nothing: such a name carries no credentials (every request still
+    needs the token), and a page that got a browser to resolve it to 127.0.0.1 has no token.
+    """
+    return _SDK_LOCAL_NAME.fullmatch(host.rstrip(".")) is not None
+
+
+async def _drain(scope: Scope, receive: Receive) -> bool:
+    """Read and drop the body, up to DRAIN_LIMIT; True when it was read to its end."""
+    if scope.get("method") in ("GET", "HEAD", "DELETE"):
+        return True
+    if expects_continue(scope):
+        return False  # reading would send "100 Continue"
     seen = 0
-    while seen <= _DRAIN_LIMIT:
+    while seen <= DRAIN_LIMIT:
         message = await receive()
         if message["type"] != "http.request":
-            return
+            return False
         seen += len(message.get("body", b""))
         if not message.get("more_body", False):
-            return
+            return True
+    return False
 
 
 async def _reject(
@@ -65,15 +99,18 @@ async def _reject(
     code: str,
     error: str,
     extra: list[tuple[bytes, bytes]],
+    *,
+    drain: bool = True,
 ) -> None:
-    if scope.get("method") not in ("GET", "HEAD", "DELETE"):
-        await _drain(receive)
+    complete = drain and await _drain(scope, receive)
     body = json.dumps({"error": error, "code": code}).encode()
     headers = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),
         *extra,
     ]
+    if not complete:
+        headers.append((b"connection", b"close"))
     start: Message = {"type": "http.response.start", "status": status, "headers": headers}
     await send(start)
     await send({"type": "http.response.body", "body": body})
@@ -95,7 +132,7 @@ class SecurityMiddleware:
         host = split_host_header(values[0].decode("latin-1"))
         if not host:
             return False
-        if host_is_loopback(host):
+        if host_is_loopback(host) or host_is_sdk_local_name(host):
             return True
         return self._allowed_hosts is None or host.lower() in self._allowed_hosts
 
@@ -110,6 +147,20 @@ class SecurityMiddleware:
             if scope["type"] == "lifespan":
                 await self.app(scope, receive, send)
             return  # no websockets
+        names = [k for k, _ in scope["headers"]]
+        if b"transfer-encoding" in names and b"content-length" in names:
+            # Ambiguous framing (the shape of request smuggling): refuse, read nothing, close.
+            await _reject(
+                scope,
+                receive,
+                send,
+                400,
+                "BAD_REQUEST",
+                "a request must not carry both Content-Length and Transfer-Encoding",
+                [],
+                drain=False,
+            )
+            return
         if not self._host_ok(scope):
             await _reject(
                 scope,
@@ -117,7 +168,8 @@ class SecurityMiddleware:
                 send,
                 421,
                 "MISDIRECTED_REQUEST",
-                "this local sandbox answers only to localhost, 127.0.0.1 or [::1] in the Host header",
+                "this local sandbox answers only to localhost, 127.0.0.1, [::1] or <name>.local "
+                "in the Host header",
                 [],
             )
             return

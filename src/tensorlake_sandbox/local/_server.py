@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import getpass
 import ipaddress
 import os
+import signal
 import socket
 import sys
-import threading
+import weakref
 from collections.abc import Iterable
-from types import TracebackType
+from types import FrameType, TracebackType
 from typing import TYPE_CHECKING, Self
 
-import uvicorn
+from uvicorn.config import LOGGING_CONFIG
 
 from ._app import DEFAULT_MAX_BODY_BYTES, create_app
+from ._runner import Server, ServerThread, bind, make_config
 from ._security import generate_token, host_is_loopback
 
 if TYPE_CHECKING:
@@ -27,8 +31,6 @@ DEFAULT_HOST = "127.0.0.1"
 # The token can come from this variable instead of --token (which `ps` shows to other users).
 TOKEN_ENV = "TENSORLAKE_LOCAL_TOKEN"
 DEFAULT_PORT = 8500
-# Open follow (SSE) streams never end by themselves; shutdown waits this long for them.
-_GRACEFUL_SHUTDOWN_SECONDS = 2
 
 
 def _is_wildcard(host: str) -> bool:
@@ -50,24 +52,18 @@ def _allowed_hosts(host: str, allow_remote: bool) -> frozenset[str] | None:
     return None if _is_wildcard(host) else frozenset({host.strip("[]").lower()})
 
 
-def _bind(host: str, port: int) -> socket.socket:
-    host = host.strip("[]")
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-        sock.listen(128)
-    except BaseException:
-        sock.close()
-        raise
-    sock.set_inheritable(False)
-    return sock
-
-
 def _url(sock: socket.socket) -> str:
+    """A URL that reaches ``sock`` from this machine: loopback for a wildcard address."""
     host, port = sock.getsockname()[:2]
+    if _is_wildcard(host):
+        host = "::1" if ":" in host else "127.0.0.1"
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def _stop_quietly(server: ServerThread) -> None:
+    """At interpreter exit (or when a running LocalSandbox is garbage-collected): stop it."""
+    with contextlib.suppress(Exception):
+        server.stop(10)
 
 
 class LocalSandbox:
@@ -77,9 +73,9 @@ class LocalSandbox:
     ...     client = sb.client()
 
     ``port=0`` picks a free port; ``token=None`` generates one. ``extra_hosts`` are Host
-    names accepted besides loopback ones (e.g. the ``<sandbox-id>.local`` that Tensorlake's
-    official SDK sends to a localhost proxy). Stopping it (leaving the ``with`` block) kills
-    every process it started. Processes run as the current user.
+    names accepted besides loopback ones. Stopping it (leaving the ``with`` block, calling
+    `stop`, or the interpreter exiting) kills every process it started. Processes run as the
+    current user.
     """
 
     def __init__(
@@ -99,9 +95,8 @@ class LocalSandbox:
         self._app = create_app(token=self.token, max_body_bytes=max_body_bytes, allowed_hosts=allowed)
         self._host = host
         self._port = port
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-        self._sock: socket.socket | None = None
+        self._server: ServerThread | None = None
+        self._finalizer: weakref.finalize[[ServerThread], None] | None = None
         self._base_url: str | None = None
 
     @property
@@ -117,49 +112,31 @@ class LocalSandbox:
         return sandbox_client(base_url=self.base_url, api_key=self.token)
 
     def start(self, timeout: float = 10.0) -> Self:
-        if self._thread is not None:
+        if self._server is not None:
             raise RuntimeError("the local sandbox is already running")
-        sock = _bind(self._host, self._port)
-        config = uvicorn.Config(
-            self._app,
-            log_config=None,
-            log_level="warning",
-            access_log=False,
-            lifespan="on",
-            ws="none",
-            timeout_graceful_shutdown=_GRACEFUL_SHUTDOWN_SECONDS,
-        )
-        server = uvicorn.Server(config)
-        thread = threading.Thread(
-            target=server.run, kwargs={"sockets": [sock]}, name="tensorlake-local-sandbox", daemon=True
-        )
-        thread.start()
-        ready = threading.Event()
-        while not server.started and thread.is_alive() and not ready.wait(0.01):
-            pass
-        if not server.started:
-            server.should_exit = True
-            thread.join(timeout)
-            sock.close()
-            raise RuntimeError("the local sandbox did not start")
-        self._server, self._thread, self._sock = server, thread, sock
+        sock = bind(self._host, self._port)
+        server = ServerThread(make_config(self._app), sock, name="tensorlake-local-sandbox")
+        try:
+            server.start(timeout)
+        except RuntimeError:
+            raise RuntimeError("the local sandbox did not start") from None
+        self._server = server
+        self._finalizer = weakref.finalize(self, _stop_quietly, server)  # type: ignore[arg-type]
         self._base_url = _url(sock)
         return self
 
     def stop(self, timeout: float = 15.0) -> None:
         """Stop serving and kill the processes it started (idempotent)."""
-        server, thread = self._server, self._thread
-        if server is None or thread is None:
+        server, self._server, self._base_url = self._server, None, None
+        if self._finalizer is not None:
+            self._finalizer.detach()
+            self._finalizer = None
+        if server is None:
             return
-        server.should_exit = True
-        thread.join(timeout)
-        if self._sock is not None:
-            self._sock.close()
-        self._server = self._thread = None
-        self._sock = None
-        self._base_url = None
-        if thread.is_alive():
-            raise RuntimeError("the local sandbox did not stop in time")
+        try:
+            server.stop(timeout)
+        except RuntimeError:
+            raise RuntimeError("the local sandbox did not stop in time") from None
 
     def __enter__(self) -> Self:
         return self.start()
@@ -220,6 +197,11 @@ def _parser(prog: str) -> argparse.ArgumentParser:
         help="allow a non-loopback --host. Dangerous: anyone who can reach it with the token "
         "runs commands as your user, and the token travels in clear text",
     )
+    parser.add_argument(
+        "--log-requests",
+        action="store_true",
+        help="log every request (by default only warnings and errors are logged)",
+    )
     return parser
 
 
@@ -245,27 +227,37 @@ def main(argv: list[str] | None = None, *, prog: str = "python -m tensorlake_san
         )
     token = args.token if args.token is not None else generate_token()
     try:
-        sock = _bind(args.host, args.port)
+        sock = bind(args.host, args.port)
     except OSError as exc:
-        print(f"error: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
+        hint = ""
+        if exc.errno == errno.EADDRINUSE:
+            hint = " (another local sandbox may be running there; --port 0 picks a free port)"
+        print(
+            f"error: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}{hint}", file=sys.stderr
+        )
         return 1
     app = create_app(token=token, max_body_bytes=args.max_body_bytes, allowed_hosts=allowed)
-    print(f"Local sandbox listening on {_url(sock)}")
+    where = " (listening on every address)" if _is_wildcard(args.host) else ""
+    print(f"Local sandbox listening on {_url(sock)}{where}")
     if args.token is None:
         print(f"Token (generated, shown once): {token}")
     print("Processes run as your user. Press Ctrl-C to stop; that kills every process started here.")
     sys.stdout.flush()
-    config = uvicorn.Config(
-        app,
-        log_level="info",
-        lifespan="on",
-        ws="none",
-        timeout_graceful_shutdown=_GRACEFUL_SHUTDOWN_SECONDS,
-    )
+    server = Server(make_config(app, log_requests=args.log_requests, log_config=LOGGING_CONFIG))
+    hung_up = False
+
+    def on_hangup(sig: int, frame: FrameType | None) -> None:
+        # Closing the terminal: stop like on SIGTERM (uvicorn handles SIGINT and SIGTERM itself).
+        nonlocal hung_up
+        hung_up = True
+        server.should_exit = True
+
+    previous = signal.signal(signal.SIGHUP, on_hangup)
     try:
-        uvicorn.Server(config).run(sockets=[sock])
+        server.run(sockets=[sock])
     except KeyboardInterrupt:
         return 130
     finally:
+        signal.signal(signal.SIGHUP, previous)
         sock.close()
-    return 0
+    return 128 + signal.SIGHUP if hung_up else 0
