@@ -3,7 +3,8 @@
 ``sandbox_client`` gives the generated functions a client that knows the sandbox's URL and
 key; the errors here are what it raises. ``write_stdin`` / ``awrite_stdin`` stream any
 source to a process's stdin without losing or duplicating a byte; ``close_stdin`` sends
-EOF; ``stdin_writer`` wraps both in a context manager.
+EOF; ``stdin_writer`` wraps both in a context manager. ``run`` / ``start`` (and the async
+``arun`` / ``astart``) drive a whole process the way `subprocess` does.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from ._aprocess import AsyncLineStream, AsyncRemoteProcess, arun, astart
     from ._client import API_KEY_ENV, DEFAULT_TIMEOUT, SandboxClient, sandbox_client
     from ._errors import (
         AuthenticationError,
@@ -27,6 +29,8 @@ if TYPE_CHECKING:
         error_for_status,
         raise_for_response,
     )
+    from ._process import LineStream, RemoteProcess, run, start
+    from ._process_common import OutputLine
     from ._retry import RetryPolicy
     from ._stdin import (
         DEFAULT_CHUNK_SIZE,
@@ -45,6 +49,8 @@ if TYPE_CHECKING:
 # httpx and the generated client.
 _LAZY: dict[str, str] = {
     "API_KEY_ENV": "._client",
+    "AsyncLineStream": "._aprocess",
+    "AsyncRemoteProcess": "._aprocess",
     "AsyncStdinWriter": "._stdin",
     "AuthenticationError": "._errors",
     "BadRequestError": "._errors",
@@ -52,8 +58,11 @@ _LAZY: dict[str, str] = {
     "DEFAULT_PROXY_HOST": "._urls",
     "DEFAULT_TIMEOUT": "._client",
     "DeliveryUnknownError": "._errors",
+    "LineStream": "._process",
+    "OutputLine": "._process_common",
     "PayloadTooLargeError": "._errors",
     "ProcessNotFoundError": "._errors",
+    "RemoteProcess": "._process",
     "RetryPolicy": "._retry",
     "SandboxClient": "._client",
     "SandboxConnectionError": "._errors",
@@ -63,14 +72,18 @@ _LAZY: dict[str, str] = {
     "StdinNotWritableError": "._errors",
     "StdinWriter": "._stdin",
     "aclose_stdin": "._stdin",
+    "arun": "._aprocess",
+    "astart": "._aprocess",
     "astdin_writer": "._stdin",
     "awrite_stdin": "._stdin",
     "close_stdin": "._stdin",
     "error_for_status": "._errors",
     "is_loopback_host": "._urls",
     "raise_for_response": "._errors",
+    "run": "._process",
     "sandbox_client": "._client",
     "sandbox_url": "._urls",
+    "start": "._process",
     "stdin_writer": "._stdin",
     "write_stdin": "._stdin",
 }
@@ -80,12 +93,17 @@ __all__ = [
     "DEFAULT_CHUNK_SIZE",
     "DEFAULT_PROXY_HOST",
     "DEFAULT_TIMEOUT",
+    "AsyncLineStream",
+    "AsyncRemoteProcess",
     "AsyncStdinWriter",
     "AuthenticationError",
     "BadRequestError",
     "DeliveryUnknownError",
+    "LineStream",
+    "OutputLine",
     "PayloadTooLargeError",
     "ProcessNotFoundError",
+    "RemoteProcess",
     "RetryPolicy",
     "SandboxClient",
     "SandboxConnectionError",
@@ -95,14 +113,18 @@ __all__ = [
     "StdinNotWritableError",
     "StdinWriter",
     "aclose_stdin",
+    "arun",
+    "astart",
     "astdin_writer",
     "awrite_stdin",
     "close_stdin",
     "error_for_status",
     "is_loopback_host",
     "raise_for_response",
+    "run",
     "sandbox_client",
     "sandbox_url",
+    "start",
     "stdin_writer",
     "write_stdin",
 ]

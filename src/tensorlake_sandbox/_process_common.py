@@ -1,0 +1,320 @@
+"""What the sync and async process layers share: argument checks, request bodies, event parsing.
+
+Everything here is pure (no I/O), so `_process.py` and `_aprocess.py` differ only where
+one blocks and the other awaits.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal as _signal
+import subprocess
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, NamedTuple
+
+from tensorlake_api_client.models import (
+    OutputEvent,
+    ProcessInfo,
+    ProcessUserIds,
+    ProcessUserName,
+    RunExitEvent,
+    RunProcessRequest,
+    RunStartEvent,
+    StartProcessRequest,
+    StdinMode,
+)
+from tensorlake_api_client.models.run_process_request_env import RunProcessRequestEnv
+from tensorlake_api_client.models.start_process_request_env import StartProcessRequestEnv
+from tensorlake_api_client.types import Unset
+
+from ._client import SandboxClient
+from ._errors import SandboxError
+
+__all__ = [
+    "OutputLine",
+    "ProcessSpec",
+    "StreamName",
+    "UserArg",
+    "check_client",
+    "check_input",
+    "check_timeout",
+    "join_lines",
+    "parse_follow_event",
+    "parse_run_event",
+    "returncode_of",
+]
+
+StreamName = Literal["stdout", "stderr", "output"]
+UserArg = str | Mapping[str, Any]
+
+# Bytes-like, str, or a binary file: what `write_stdin` takes for communicate(input=...).
+_INPUT_TYPES = (str, bytes, bytearray, memoryview)
+
+
+class OutputLine(NamedTuple):
+    """One line of a process's combined output: which stream it came from, and its text.
+
+    The line terminator is not part of ``line`` (the process API captures output by line).
+    Unpacks as ``for stream, line in p.output``.
+    """
+
+    stream: Literal["stdout", "stderr"]
+    line: str
+
+
+def check_client(client: object) -> SandboxClient:
+    if not isinstance(client, SandboxClient):
+        raise TypeError(
+            "client must be a SandboxClient (from tensorlake_sandbox.sandbox_client(), or "
+            f"LocalSandbox.client()), not {type(client).__name__}"
+        )
+    return client
+
+
+def check_timeout(timeout: object, name: str = "timeout") -> float | None:
+    """None, or a positive finite number of seconds."""
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+        raise TypeError(f"{name} must be a number of seconds or None, not {type(timeout).__name__}")
+    if not math.isfinite(timeout) or timeout <= 0:
+        raise ValueError(f"{name} must be a positive, finite number of seconds (or None), not {timeout!r}")
+    return float(timeout)
+
+
+def check_input(data: object) -> None:
+    if data is None or isinstance(data, _INPUT_TYPES):
+        return
+    if hasattr(data, "read"):
+        return  # a binary file: write_stdin checks the rest
+    raise TypeError(
+        f"input must be str, bytes or a binary file, not {type(data).__name__}; "
+        "to stream an iterable, use p.stdin.write(...) on a started process"
+    )
+
+
+def _check_args(args: object) -> list[str]:
+    if isinstance(args, (str, bytes)):
+        shown = args if isinstance(args, str) else args.decode("utf-8", "replace")
+        raise TypeError(
+            f"args must be a list of strings (the program and its arguments), not a string: "
+            f"use [{'sh'!r}, {'-c'!r}, {shown!r}] to run it through a shell, or split it yourself"
+        )
+    if not isinstance(args, Sequence) or isinstance(args, (bytearray, memoryview)):
+        raise TypeError(f"args must be a list of strings, not {type(args).__name__}")
+    out = [os.fspath(a) if isinstance(a, os.PathLike) else a for a in args]
+    if not out:
+        raise ValueError("args is empty: pass at least the program to run, e.g. ['ls', '-l']")
+    for i, a in enumerate(out):
+        if not isinstance(a, str):
+            raise TypeError(f"args[{i}] must be a str, not {type(a).__name__} ({a!r})")
+        if "\0" in a:
+            raise ValueError(f"args[{i}] contains a NUL character, which no process can receive")
+    if not out[0]:
+        raise ValueError("args[0] (the program) is empty")
+    return out
+
+
+def _check_env(env: object) -> dict[str, str] | None:
+    if env is None:
+        return None
+    if not isinstance(env, Mapping):
+        raise TypeError(f"env must be a mapping of str to str, not {type(env).__name__}")
+    out: dict[str, str] = {}
+    for key, value in env.items():
+        if not isinstance(key, str) or not isinstance(value, str):
+            raise TypeError(
+                f"env must map str to str; {key!r}: {value!r} is {type(key).__name__}: {type(value).__name__}"
+            )
+        if not key or "=" in key or "\0" in key or "\0" in value:
+            raise ValueError(f"env: {key!r} is not a valid variable name (empty, or contains '=' or NUL)")
+        out[key] = value
+    return out
+
+
+def _check_cwd(cwd: object) -> str | None:
+    if cwd is None:
+        return None
+    if isinstance(cwd, os.PathLike):
+        cwd = os.fspath(cwd)
+    if not isinstance(cwd, str):
+        raise TypeError(f"cwd must be a str path in the sandbox, not {type(cwd).__name__}")
+    if not cwd or "\0" in cwd:
+        raise ValueError(f"cwd {cwd!r} is not a valid path")
+    return cwd
+
+
+def _check_user(user: object) -> str | ProcessUserName | ProcessUserIds | None:
+    if user is None:
+        return None
+    if isinstance(user, str):
+        if not user:
+            raise ValueError('user is empty: pass a user name, "uid:gid", or leave it out')
+        return user
+    if isinstance(user, Mapping):
+        if set(user) == {"name"} and isinstance(user["name"], str) and user["name"]:
+            return ProcessUserName(name=user["name"])
+        if set(user) == {"uid", "gid"} and all(
+            isinstance(user[k], int) and not isinstance(user[k], bool) and user[k] >= 0
+            for k in ("uid", "gid")
+        ):
+            return ProcessUserIds(uid=user["uid"], gid=user["gid"])
+    raise TypeError(
+        f'user must be a user name, "uid:gid", {{"name": str}} or {{"uid": int, "gid": int}}; not {user!r}'
+    )
+
+
+@dataclass(frozen=True)
+class ProcessSpec:
+    """A checked command line and its options, ready to become a start or run request."""
+
+    args: list[str]
+    env: dict[str, str] | None
+    cwd: str | None
+    user: str | ProcessUserName | ProcessUserIds | None
+
+    @classmethod
+    def check(cls, args: object, env: object, cwd: object, user: object) -> ProcessSpec:
+        return cls(_check_args(args), _check_env(env), _check_cwd(cwd), _check_user(user))
+
+    def start_request(self, *, stdin: bool) -> StartProcessRequest:
+        body = StartProcessRequest(command=self.args[0], args=self.args[1:])
+        if stdin:
+            body.stdin_mode = StdinMode.PIPE
+        if self.env is not None:
+            body.env = StartProcessRequestEnv.from_dict(self.env)
+        if self.cwd is not None:
+            body.working_dir = self.cwd
+        if self.user is not None:
+            body.user = self.user
+        return body
+
+    def run_request(self, timeout: float | None) -> RunProcessRequest:
+        body = RunProcessRequest(command=self.args[0], args=self.args[1:])
+        if self.env is not None:
+            body.env = RunProcessRequestEnv.from_dict(self.env)
+        if self.cwd is not None:
+            body.working_dir = self.cwd
+        if self.user is not None:
+            body.user = self.user
+        if timeout is not None:
+            # The server's timeout is whole seconds: a backstop (the client enforces the exact one).
+            body.timeout = max(1, math.ceil(timeout))
+        return body
+
+
+# -- results ------------------------------------------------------------------------------------
+
+
+def _int(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def returncode_of(info: ProcessInfo) -> int | None:
+    """subprocess's returncode from a ProcessInfo: None while running, -N when signal N ended it."""
+    if info.status == "running":
+        return None
+    code, sig = _int(info.exit_code), _int(info.signal)
+    if code is not None:
+        return code
+    if sig is not None:
+        return -sig
+    if info.status == "oom_killed":
+        return -int(_signal.SIGKILL)
+    raise SandboxError(
+        f"process {info.pid} has status {info.status!r} with neither an exit code nor a signal"
+    )
+
+
+def join_lines(lines: Iterable[str], text: bool) -> str | bytes:
+    """Captured lines back to text: each line followed by ``"\\n"``.
+
+    The process API strips line terminators, so ``"\\r\\n"`` comes back as ``"\\n"`` and a
+    last line that had no newline gets one. Bytes are the UTF-8 encoding of that text.
+    """
+    joined = "".join(f"{line}\n" for line in lines)
+    return joined if text else joined.encode("utf-8")
+
+
+# -- events -------------------------------------------------------------------------------------
+
+
+def _data(raw: str, what: str) -> dict[str, Any]:
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        data = None
+    if not isinstance(data, dict):
+        raise SandboxError(f"malformed {what} event from the sandbox: {raw[:200]!r}")
+    return data
+
+
+def parse_follow_event(name: str, raw: str, stream: StreamName) -> str | OutputLine | None:
+    """One follow event: the line (an `OutputLine` on ``output``), None for eof; ValueError to skip."""
+    if name == "eof":
+        return None
+    if name not in ("output", "message", ""):
+        raise ValueError(name)  # an event this client does not know: skipped
+    try:
+        event = OutputEvent.from_dict(_data(raw, stream))
+    except (KeyError, TypeError) as exc:
+        raise SandboxError(f"malformed {stream} event from the sandbox: {raw[:200]!r}") from exc
+    if stream != "output":
+        return event.line
+    which = event.stream if isinstance(event.stream, str) else "stdout"
+    return OutputLine("stderr" if which == "stderr" else "stdout", event.line)
+
+
+RunEvent = RunStartEvent | OutputLine | RunExitEvent
+
+
+def parse_run_event(name: str, raw: str) -> RunEvent | None:
+    """One run event, read by its fields (the event name only breaks ties); None to skip."""
+    data = _data(raw, "run")
+    try:
+        if "line" in data:
+            event = OutputEvent.from_dict(data)
+            which = event.stream if isinstance(event.stream, str) else "stdout"
+            return OutputLine("stderr" if which == "stderr" else "stdout", event.line)
+        if name == "exit" or any(k in data for k in ("exit_code", "signal", "reason")):
+            return RunExitEvent.from_dict(data)
+        if "pid" in data:
+            return RunStartEvent.from_dict(data)
+    except (KeyError, TypeError) as exc:
+        raise SandboxError(f"malformed run event from the sandbox: {raw[:200]!r}") from exc
+    return None
+
+
+def exit_returncode(event: RunExitEvent) -> int:
+    code, sig = _int(event.exit_code), _int(event.signal)
+    if code is not None:
+        return code
+    if sig is not None:
+        return -sig
+    if event.oom_killed is True or event.reason == "oom_killed":
+        return -int(_signal.SIGKILL)
+    raise SandboxError(f"the run's exit event has neither an exit code nor a signal: {event.to_dict()}")
+
+
+def timed_out(event: RunExitEvent) -> bool:
+    return not isinstance(event.reason, Unset) and event.reason == "timed_out"
+
+
+def timeout_expired(
+    args: list[str], timeout: float, out: list[str], err: list[str], text: bool
+) -> subprocess.TimeoutExpired:
+    return subprocess.TimeoutExpired(
+        args, timeout, output=join_lines(out, text), stderr=join_lines(err, text)
+    )
+
+
+def completed(
+    args: list[str], returncode: int, out: list[str], err: list[str], *, text: bool, check: bool
+) -> subprocess.CompletedProcess[Any]:
+    stdout, stderr = join_lines(out, text), join_lines(err, text)
+    if check and returncode != 0:
+        raise subprocess.CalledProcessError(returncode, args, output=stdout, stderr=stderr)
+    return subprocess.CompletedProcess(args, returncode, stdout, stderr)
