@@ -174,9 +174,11 @@ class _Communication:
                 raise cast(BaseException, task.exception())
         return not pending
 
-    def cancel(self) -> None:
+    async def cancel(self) -> None:
         for task in self.tasks:
             task.cancel()
+        # Wait for them, so that their connections are closed before the client is.
+        await asyncio.gather(*self.tasks, return_exceptions=True)
 
 
 async def _feed(writer: AsyncStdinWriter | None, data: object) -> None:
@@ -315,7 +317,7 @@ class AsyncRemoteProcess:
         for stream in self._streams.values():
             await stream.aclose()
         if self._communication is not None:
-            self._communication.cancel()
+            await self._communication.cancel()
 
     async def __aenter__(self) -> Self:
         return self
