@@ -152,7 +152,7 @@ def test_not_writable_names_the_fix(local_sandbox, start_process, env):
     result = run(["stdin", local_sandbox.base_url, str(proc.pid)], env, input=b"data")
     assert result.returncode == 4
     assert f"process {proc.pid}: stdin is not writable" in result.stderr.decode()
-    assert "stdin_mode=pipe" in result.stderr.decode()
+    assert f"tensorlake-sandbox start {local_sandbox.base_url} --stdin -- CMD" in result.stderr.decode()
 
 
 def test_wrong_key_and_missing_key(local_sandbox, env):

@@ -216,10 +216,14 @@ def _remaining(deadline: float | None) -> float | None:
     return None if deadline is None else max(0.0, deadline - time.monotonic())
 
 
+OnLine = Callable[[OutputLine], object]
+
+
 class _Communication:
     """communicate()'s work, begun once: feed the input then EOF, and collect the output."""
 
-    def __init__(self, proc: RemoteProcess, data: object):
+    def __init__(self, proc: RemoteProcess, data: object, on_line: OnLine | None = None):
+        self.on_line = on_line
         self.out: list[str] = []
         self.err: list[str] = []
         # Lines the caller already took from p.stdout / p.stderr are not returned again.
@@ -230,11 +234,13 @@ class _Communication:
         self.reader.start()
 
     def _read(self, proc: RemoteProcess, skip: dict[str, int]) -> None:
-        for stream, line in LineStream[OutputLine](proc._client, proc.pid, "output"):
-            if skip[stream]:
-                skip[stream] -= 1
-            else:
-                (self.err if stream == "stderr" else self.out).append(line)
+        for item in LineStream[OutputLine](proc._client, proc.pid, "output"):
+            if skip[item.stream]:
+                skip[item.stream] -= 1
+                continue
+            (self.err if item.stream == "stderr" else self.out).append(item.line)
+            if self.on_line is not None:
+                self.on_line(item)
 
     def finish(self, deadline: float | None) -> bool:
         done = self.feeder.join_until(deadline) and self.reader.join_until(deadline)
@@ -485,10 +491,13 @@ class _RunMissing(Exception):
 class _Run:
     """Reads one /processes/run event stream; resumes over the follow endpoint if it drops."""
 
-    def __init__(self, client: SandboxClient, spec: ProcessSpec, timeout: float | None):
+    def __init__(
+        self, client: SandboxClient, spec: ProcessSpec, timeout: float | None, on_line: OnLine | None = None
+    ):
         self.client = client
         self.spec = spec
         self.timeout = timeout
+        self.on_line = on_line
         self.pid: int | None = None
         self.out: list[str] = []
         self.err: list[str] = []
@@ -517,7 +526,7 @@ class _Run:
                     self.pid = event.pid
                     self.started.set()
                 elif isinstance(event, OutputLine):
-                    (self.err if event.stream == "stderr" else self.out).append(event.line)
+                    self._line(event)
                 elif isinstance(event, RunExitEvent):
                     self.exit = event
                     self.returncode = exit_returncode(event)
@@ -526,15 +535,20 @@ class _Run:
             raise SandboxError("the run stream ended before its start event")
         self._resume()
 
+    def _line(self, item: OutputLine) -> None:
+        (self.err if item.stream == "stderr" else self.out).append(item.line)
+        if self.on_line is not None:
+            self.on_line(item)
+
     def _resume(self) -> None:
         """The run stream ended early: the rest of the output from /output/follow, the code from get."""
         assert self.pid is not None
         skip = {"stdout": len(self.out), "stderr": len(self.err)}
-        for stream, line in LineStream[OutputLine](self.client, self.pid, "output"):
-            if skip[stream]:
-                skip[stream] -= 1
+        for item in LineStream[OutputLine](self.client, self.pid, "output"):
+            if skip[item.stream]:
+                skip[item.stream] -= 1
             else:
-                (self.err if stream == "stderr" else self.out).append(line)
+                self._line(item)
         self.returncode = RemoteProcess(self.client, self.pid, self.spec.args, stdin=None).wait(_KILL_GRACE)
 
 
@@ -621,9 +635,15 @@ def _communicate(
 
 
 def _run_stream(
-    client: SandboxClient, spec: ProcessSpec, timeout: float | None, *, text: bool, check: bool
+    client: SandboxClient,
+    spec: ProcessSpec,
+    timeout: float | None,
+    *,
+    text: bool,
+    check: bool,
+    on_line: OnLine | None = None,
 ) -> subprocess.CompletedProcess[Any]:
-    state = _Run(client, spec, timeout)
+    state = _Run(client, spec, timeout, on_line)
     worker = _Worker(state, "run")
     deadline = _deadline(timeout)
     worker.start()
@@ -635,6 +655,8 @@ def _run_stream(
     if worker.error is not None:
         if state.pid is None and _is_missing(worker.error):
             raise _RunMissing from worker.error
+        if state.returncode is None:
+            _kill_run(client, state)  # never leave it running after a failure here
         raise worker.error
     if not finished or (state.exit is not None and timed_out(state.exit)):
         if not finished:
@@ -643,6 +665,31 @@ def _run_stream(
         raise timeout_expired(spec.args, cast(float, timeout), state.out, state.err, text)
     assert state.returncode is not None
     return completed(spec.args, state.returncode, state.out, state.err, text=text, check=check)
+
+
+def run_streaming(
+    client: SandboxClient,
+    args: list[str],
+    on_line: OnLine,
+    *,
+    timeout: float | None = None,
+    env: dict[str, str] | None = None,
+    cwd: str | None = None,
+) -> int:
+    """`run` without input that calls ``on_line`` with each `OutputLine` as it arrives (for the CLI).
+
+    Returns the return code; raises `subprocess.TimeoutExpired` after killing the process.
+    """
+    client = check_client(client)
+    spec = ProcessSpec.check(args, env, cwd, None)
+    timeout = check_timeout(timeout)
+    try:
+        return _run_stream(client, spec, timeout, text=True, check=False, on_line=on_line).returncode
+    except _RunMissing:
+        pass
+    with start(client, spec.args, stdin=False, env=spec.env, cwd=spec.cwd) as p:
+        p._communication = _Communication(p, None, on_line)
+        return _communicate(p, None, timeout, text=True, check=False).returncode
 
 
 def _kill_run(client: SandboxClient, state: _Run) -> None:

@@ -20,7 +20,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return local_main(argv[1:], prog="tensorlake-sandbox local")
     args = build_parser().parse_args(argv)
-    from . import _commands, _exec
+    from . import _commands, _exec, _process
     from ._run import run_guarded
 
     commands = {
@@ -29,5 +29,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "ps": _commands.cmd_ps,
         "kill": _commands.cmd_kill,
         "exec": _exec.cmd_exec,
+        "start": _process.cmd_start,
+        "logs": _process.cmd_logs,
+        "run": _process.cmd_run,
     }
     return run_guarded(commands[args.command], args)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import sys
+from typing import Any, NoReturn
 
 __all__ = ["EXIT_CODES", "build_parser"]
 
@@ -14,7 +16,9 @@ EXIT_NOT_WRITABLE = 4
 EXIT_AUTH = 5
 EXIT_UNAVAILABLE = 6
 EXIT_DELIVERY_UNKNOWN = 7
+EXIT_TIMEOUT = 124
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 128 + 13  # SIGPIPE: like a local writer whose reader went away
 
 _EXIT_MEANINGS = {
     0: "success (exec: the remote process's own exit code; 128+N if killed by signal N)",
@@ -25,9 +29,40 @@ _EXIT_MEANINGS = {
     EXIT_AUTH: "authentication failed (check TENSORLAKE_API_KEY)",
     EXIT_UNAVAILABLE: "the sandbox could not be reached, or did not answer in time",
     EXIT_DELIVERY_UNKNOWN: "delivery unknown: the last request may or may not have reached the process",
+    EXIT_TIMEOUT: "run: the --timeout expired (the remote process was killed)",
     EXIT_INTERRUPTED: "interrupted (Ctrl-C)",
+    EXIT_BROKEN_PIPE: "exec, run, logs: the output pipe closed (the remote process was killed)",
 }
 EXIT_CODES = "exit codes:\n" + "".join(f"  {code:<5}{text}\n" for code, text in _EXIT_MEANINGS.items())
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with each usage error on one line that says where the help is."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"{self.prog}: {message} (see {self.prog} --help)", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive number")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not (0 < value < float("inf")):
+        raise argparse.ArgumentTypeError(f"{text} is not a positive, finite number of seconds")
+    return value
+
 
 _SANDBOX_HELP = (
     "a sandbox ID or name (https://NAME.sandbox.tensorlake.ai), or a base URL such as "
@@ -43,28 +78,29 @@ def _common(p: argparse.ArgumentParser) -> None:
         help="read the API key from this file (default: the TENSORLAKE_API_KEY environment variable)",
     )
     p.add_argument(
-        "--timeout", type=float, default=60.0, metavar="SECONDS", help="per-request timeout (default 60)"
+        "--timeout", type=_seconds, default=60.0, metavar="SECONDS", help="per-request timeout (default 60)"
     )
 
 
 def _pid(p: argparse.ArgumentParser) -> None:
-    p.add_argument("pid", metavar="PID", type=int, help="the process's operating-system PID")
+    p.add_argument("pid", metavar="PID", type=_positive_int, help="the process's operating-system PID")
 
 
 def _sub(
-    subs: argparse._SubParsersAction[argparse.ArgumentParser], name: str, summary: str, example: str
+    subs: argparse._SubParsersAction[Any], name: str, summary: str, example: str
 ) -> argparse.ArgumentParser:
-    return subs.add_parser(
+    parser: argparse.ArgumentParser = subs.add_parser(
         name,
         help=summary,
         description=summary,
         epilog=f"example:\n  {example}\n\n{EXIT_CODES}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    return parser
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="tensorlake-sandbox",
         description="Feed bytes to processes in Tensorlake sandboxes, from any shell.",
         epilog=(
@@ -76,6 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action=_Version, help="print the version and exit")
     subs = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     p = _sub(
@@ -146,6 +183,8 @@ def build_parser() -> argparse.ArgumentParser:
         " Exits with the remote exit code."
     )
 
+    _process_commands(subs)
+
     p = _sub(
         subs,
         "local",
@@ -154,3 +193,82 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     return parser
+
+
+class _Version(argparse.Action):
+    """``--version``: read from the installed package's metadata only when asked."""
+
+    def __init__(self, option_strings: list[str], dest: str, **kwargs: object):
+        super().__init__(option_strings, dest, nargs=0, help=kwargs.get("help"))  # type: ignore[arg-type]
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: object) -> None:
+        from importlib.metadata import version
+
+        print(f"{parser.prog} {version('tensorlake-sandbox-client')}")
+        raise SystemExit(0)
+
+
+def _command_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--env", "-e", action="append", default=[], metavar="KEY=VALUE", help="set a variable (repeatable)"
+    )
+    p.add_argument("--cwd", metavar="DIR", default=None, help="working directory in the sandbox")
+    p.add_argument("argv", metavar="COMMAND", nargs="+", help="the command and its arguments, after --")
+
+
+def _process_commands(subs: argparse._SubParsersAction[Any]) -> None:
+    """start, logs, run: driving a process (cli/_process.py)."""
+    p = _sub(
+        subs,
+        "start",
+        "Start a command in a sandbox in the background and print its PID.",
+        "tensorlake-sandbox start my-sandbox --stdin -- python3 -i",
+    )
+    _common(p)
+    p.add_argument("--stdin", action="store_true", help="give it a stdin pipe (write with the stdin command)")
+    _command_options(p)
+
+    p = _sub(
+        subs,
+        "logs",
+        "Print a process's output: stdout by default; -f follows it until the process ends.",
+        "tensorlake-sandbox logs my-sandbox 42 -f",
+    )
+    _common(p)
+    _pid(p)
+    p.add_argument(
+        "--follow", "-f", action="store_true", help="keep printing new lines until the process ends"
+    )
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--stderr", dest="stream", action="store_const", const="stderr", help="stderr instead")
+    which.add_argument(
+        "--output", dest="stream", action="store_const", const="output", help="stdout and stderr, merged"
+    )
+    p.set_defaults(stream="stdout")
+
+    p = _sub(
+        subs,
+        "run",
+        "Run a command in a sandbox (no stdin), print its output as it comes, exit with its code.",
+        "tensorlake-sandbox run my-sandbox --timeout 60 -- make test",
+    )
+    p.add_argument("sandbox", metavar="SANDBOX", help=_SANDBOX_HELP)
+    p.add_argument(
+        "--api-key-file",
+        metavar="PATH",
+        help="read the API key from this file (default: the TENSORLAKE_API_KEY environment variable)",
+    )
+    p.add_argument(
+        "--timeout",
+        type=_seconds,
+        default=None,
+        metavar="SECONDS",
+        help="kill the command (and what it started) after this long, and exit 124 (default: no limit)",
+    )
+    p.set_defaults(request_timeout=60.0)
+    _command_options(p)
+    p.description = (
+        (p.description or "")
+        + " stdout and stderr go to this command's stdout and stderr, line by line. Exits with the"
+        " remote exit code (128+N when killed by signal N). Ctrl-C kills the remote command."
+    )

@@ -7,13 +7,16 @@ a documented exit code (see ``tensorlake-sandbox --help``); no traceback.
 from __future__ import annotations
 
 import argparse
+import math
 import os
+import re
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, BinaryIO, NoReturn
 
 from ._parser import (
     EXIT_AUTH,
+    EXIT_BROKEN_PIPE,
     EXIT_DELIVERY_UNKNOWN,
     EXIT_ERROR,
     EXIT_INTERRUPTED,
@@ -26,7 +29,15 @@ from ._parser import (
 if TYPE_CHECKING:
     from tensorlake_sandbox import SandboxClient
 
-__all__ = ["CliError", "fail", "make_client", "run_guarded", "unbuffered_stdin"]
+__all__ = [
+    "CliError",
+    "check_seconds",
+    "fail",
+    "in_shell_words",
+    "make_client",
+    "run_guarded",
+    "unbuffered_stdin",
+]
 
 
 class CliError(Exception):
@@ -57,27 +68,103 @@ def _read_key_file(path: str) -> str:
             key = f.read().strip()
     except OSError as exc:
         fail(f"cannot read the API key file {path!r}: {exc.strerror or exc}", EXIT_USAGE)
+    except UnicodeDecodeError:
+        fail(
+            f"the API key file {path!r} is not text (it has bytes that are not UTF-8); "
+            "it must hold only the key",
+            EXIT_USAGE,
+        )
     if not key:
         fail(f"the API key file {path!r} is empty", EXIT_USAGE)
     return key
 
 
+def check_seconds(value: float | None, option: str) -> None:
+    """A positive, finite number of seconds (argparse's float() accepts nan and inf)."""
+    if value is not None and (not math.isfinite(value) or value <= 0):
+        fail(f"{option} must be a positive number of seconds, not {value}", EXIT_USAGE)
+
+
+# Python's words in the library's messages, and what a shell user types instead.
+_PYTHON_WORDS = [
+    (
+        re.compile(
+            r"[.;] Pass the sandbox's ID or name alone, or pass base_url= with its ingress_endpoint\.?"
+        ),
+        "",
+    ),
+    (re.compile(r"\bbase_url\b=?"), "sandbox URL"),
+    (re.compile(r"\bapi_key=?"), "--api-key-file"),
+]
+
+
+def in_shell_words(message: str) -> str:
+    for pattern, replacement in _PYTHON_WORDS:
+        message = pattern.sub(replacement, message)
+    return message
+
+
+def _looks_like_an_address(target: str) -> bool:
+    """host, host:port, an IP address: something that is a URL without its scheme."""
+    if any(c in target for c in "/@?#") or any(c.isspace() for c in target):
+        return False
+    return "." in target or ":" in target or target.lower() == "localhost"
+
+
+def _url_hint(target: str) -> str:
+    from tensorlake_sandbox import is_loopback_host
+
+    host = target.rsplit(":", 1)[0] if target.count(":") == 1 else target
+    scheme = "http" if is_loopback_host(host.strip("[]")) else "https"
+    return f"{scheme}://{target}"
+
+
 def make_client(args: argparse.Namespace) -> SandboxClient:
     """The client for SANDBOX (a name or a URL), with the key from --api-key-file or the environment."""
+    import httpx
+
     from tensorlake_sandbox import API_KEY_ENV, sandbox_client
 
+    check_seconds(getattr(args, "timeout", None), "--timeout")
     key = _read_key_file(args.api_key_file) if args.api_key_file else os.environ.get(API_KEY_ENV)
     if not key:
         fail(f"no API key: set {API_KEY_ENV} or pass --api-key-file PATH", EXIT_USAGE)
-    if args.timeout is not None and args.timeout <= 0:
-        fail("--timeout must be a positive number of seconds", EXIT_USAGE)
+    timeout = getattr(args, "request_timeout", None) or args.timeout
     target = args.sandbox
     try:
         if "://" in target:
-            return sandbox_client(base_url=target, api_key=key, timeout=args.timeout)
-        return sandbox_client(target, api_key=key, timeout=args.timeout)
-    except (ValueError, TypeError) as exc:
-        fail(str(exc), EXIT_USAGE)
+            return sandbox_client(base_url=target, api_key=key, timeout=timeout)
+        return sandbox_client(target, api_key=key, timeout=timeout)
+    except (ValueError, TypeError, httpx.InvalidURL) as exc:
+        if "://" in target:
+            message = in_shell_words(str(exc))
+            if isinstance(exc, httpx.InvalidURL):
+                message = f"invalid sandbox URL {target!r}: {exc}"
+            fail(message, EXIT_USAGE)
+        if _looks_like_an_address(target):
+            fail(
+                f"{target!r} is not a sandbox name; for a sandbox at that address, write its URL "
+                f"whole: {_url_hint(target)}",
+                EXIT_USAGE,
+            )
+        fail(
+            f"{in_shell_words(str(exc))}; give the sandbox's ID or name, or its URL "
+            "(e.g. http://127.0.0.1:8500 for a local sandbox)",
+            EXIT_USAGE,
+        )
+
+
+def _unreachable_hint(target: str) -> str:
+    from urllib.parse import urlsplit
+
+    from tensorlake_sandbox import is_loopback_host
+
+    if "://" in target:
+        parts = urlsplit(target)
+        if is_loopback_host(parts.hostname or ""):
+            return f"is `tensorlake-sandbox local` running, on port {parts.port or 80}?"
+        return "is the URL right, and is the sandbox running?"
+    return "is the sandbox name right, and is the sandbox running?"
 
 
 def _describe(error: BaseException, args: argparse.Namespace) -> CliError:
@@ -99,7 +186,7 @@ def _describe(error: BaseException, args: argparse.Namespace) -> CliError:
     if isinstance(error, StdinNotWritableError):
         return CliError(
             f"{who}: stdin is not writable (not a pipe, already closed, or the process exited); "
-            f"start it with stdin_mode=pipe{sent}",
+            f"start it with a pipe: tensorlake-sandbox start {args.sandbox} --stdin -- CMD{sent}",
             EXIT_NOT_WRITABLE,
         )
     if isinstance(error, ProcessNotFoundError):
@@ -125,12 +212,15 @@ def _describe(error: BaseException, args: argparse.Namespace) -> CliError:
             EXIT_UNAVAILABLE,
         )
     if isinstance(error, httpx.TransportError):
-        return CliError(f"{args.sandbox}: cannot reach the sandbox: {error}{sent}", EXIT_UNAVAILABLE)
+        return CliError(
+            f"{args.sandbox}: cannot reach the sandbox ({error}){sent}; {_unreachable_hint(args.sandbox)}",
+            EXIT_UNAVAILABLE,
+        )
     if isinstance(error, SandboxUnavailableError):
         return CliError(
             f"{args.sandbox}: sandbox unavailable: {error}{sent}; try again later", EXIT_UNAVAILABLE
         )
-    return CliError(f"{who}: {error}{sent}", EXIT_ERROR)
+    return CliError(f"{who}: {in_shell_words(str(error))}{sent}", EXIT_ERROR)
 
 
 def run_guarded(command: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
@@ -155,7 +245,8 @@ def run_guarded(command: Callable[[argparse.Namespace], int], args: argparse.Nam
         print(f"tensorlake-sandbox: interrupted{done}", file=sys.stderr)
         return EXIT_INTERRUPTED
     except BrokenPipeError:
-        # stdout closed early (e.g. piped into head): not an error worth a traceback.
+        # stdout closed early (e.g. piped into head): not an error worth a traceback. A remote
+        # process was killed on the way out (see exec); exit like a process killed by SIGPIPE.
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
-        return EXIT_ERROR
+        return EXIT_BROKEN_PIPE

@@ -1,0 +1,95 @@
+"""The commands that drive a process: start, logs, run. All go through the library's process layer."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import TYPE_CHECKING, Any
+
+from ._exec import parse_env
+from ._run import make_client
+
+if TYPE_CHECKING:
+    from tensorlake_sandbox import OutputLine
+
+__all__ = ["EXIT_TIMEOUT", "cmd_logs", "cmd_run", "cmd_start", "exit_status", "print_line"]
+
+# Like timeout(1): the command ran out of time and was killed.
+EXIT_TIMEOUT = 124
+
+
+def exit_status(returncode: int) -> int:
+    """A shell's exit status for a return code: the code itself, 128+N for signal N."""
+    return 128 - returncode if returncode < 0 else returncode
+
+
+def print_line(item: OutputLine) -> None:
+    """One output line to local stdout or stderr, flushed at once (live output)."""
+    out = sys.stderr if item.stream == "stderr" else sys.stdout
+    out.write(f"{item.line}\n")
+    out.flush()
+
+
+def cmd_start(args: argparse.Namespace) -> int:
+    from tensorlake_sandbox import start
+
+    env = parse_env(args.env)
+    client = make_client(args)
+    try:
+        p = start(client, args.argv, stdin=args.stdin, env=env or None, cwd=args.cwd)
+    finally:
+        client.close()
+    print(p.pid)
+    return 0
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    from tensorlake_api_client.api.sandbox_processes import (
+        sandbox_process_output,
+        sandbox_process_stderr,
+        sandbox_process_stdout,
+    )
+    from tensorlake_sandbox import LineStream
+
+    client = make_client(args)
+    try:
+        if args.follow:
+            for item in LineStream[Any](client, args.pid, args.stream):
+                line = item if isinstance(item, str) else item.line
+                sys.stdout.write(f"{line}\n")
+                sys.stdout.flush()
+            return 0
+        op = {
+            "stdout": sandbox_process_stdout,
+            "stderr": sandbox_process_stderr,
+            "output": sandbox_process_output,
+        }
+        result = op[args.stream].sync(args.pid, client=client)
+        sys.stdout.write("".join(f"{line}\n" for line in result.lines))
+        sys.stdout.flush()
+        return 0
+    finally:
+        client.close()
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import subprocess
+
+    from tensorlake_sandbox._process import run_streaming
+
+    env = parse_env(args.env)
+    client = make_client(args)
+    try:
+        code = run_streaming(
+            client, args.argv, print_line, timeout=args.timeout, env=env or None, cwd=args.cwd
+        )
+    except subprocess.TimeoutExpired:
+        print(
+            f"tensorlake-sandbox: {args.argv[0]}: timed out after {args.timeout:g} s; "
+            "it was killed with what it started",
+            file=sys.stderr,
+        )
+        return EXIT_TIMEOUT
+    finally:
+        client.close()
+    return exit_status(code)
