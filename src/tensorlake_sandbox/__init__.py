@@ -13,6 +13,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    __version__: str
     from ._aprocess import AsyncLineStream, AsyncRemoteProcess, arun, astart
     from ._client import API_KEY_ENV, DEFAULT_TIMEOUT, SandboxClient, sandbox_client
     from ._errors import (
@@ -131,6 +132,11 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
+    if name == "__version__":
+        from importlib.metadata import version
+
+        globals()[name] = value = version("tensorlake-sandbox-client")
+        return value
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -133,8 +133,11 @@ def make_client(args: argparse.Namespace) -> SandboxClient:
     target = args.sandbox
     try:
         if "://" in target:
-            return sandbox_client(base_url=target, api_key=key, timeout=timeout)
-        return sandbox_client(target, api_key=key, timeout=timeout)
+            client = sandbox_client(base_url=target, api_key=key, timeout=timeout)
+        else:
+            client = sandbox_client(target, api_key=key, timeout=timeout)
+        client.get_httpx_client()  # httpx parses the URL only here
+        return client
     except (ValueError, TypeError, httpx.InvalidURL) as exc:
         if "://" in target:
             message = in_shell_words(str(exc))
