@@ -5,6 +5,7 @@ cuts the Server-Sent Event stream mid-way, and argument checks that send nothing
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import time
@@ -281,8 +282,36 @@ def test_a_stream_that_keeps_dropping_gives_up_with_a_clear_error(local_sandbox,
         assert stream.count == 2
 
 
-def test_run_resumes_when_the_run_stream_drops(local_sandbox, proxy):
-    proxy.cuts = [3]  # the run stream (or, without /run, the follow stream) dies after 3 events
+def serves_run(client: SandboxClient) -> bool:
+    """Whether the sandbox serves POST /processes/run (a body without a command: nothing starts)."""
+    from tensorlake_sandbox import ProcessNotFoundError, SandboxError
+
+    try:
+        client.get_httpx_client().post("/api/v1/processes/run", json={})
+    except ProcessNotFoundError:
+        return False
+    except SandboxError:
+        pass  # 400: the body was refused, the endpoint exists
+    return True
+
+
+def test_a_broken_run_stream_kills_the_run_and_says_so(local_sandbox, local_client, proxy):
+    if not serves_run(local_client):
+        pytest.skip("this local sandbox does not serve /processes/run yet (the fallback is tested below)")
+    proxy.cuts = [3]  # start, 1, 2, then the connection dies
+    client = proxied(proxy, local_sandbox)
+    script = "echo $$; echo 1; sleep 30"
+    with pytest.raises(SandboxUnavailableError, match=r"a run does not outlive its stream") as info:
+        run(client, ["sh", "-c", script])
+    assert re.search(r"process \d+ is killed", str(info.value))
+    pid = int(re.search(r"process (\d+)", str(info.value)).group(1))
+    assert wait_gone(pid)
+
+
+def test_run_without_the_run_endpoint_resumes_its_follow_stream(local_sandbox, local_client, proxy):
+    if serves_run(local_client):
+        pytest.skip("this local sandbox serves /processes/run: the fallback is not used")
+    proxy.cuts = [3]  # the follow stream of the fallback dies after 3 events
     client = proxied(proxy, local_sandbox)
     r = run(client, ["sh", "-c", "for i in 1 2 3 4 5 6; do echo $i; done; echo e >&2; exit 2"])
     assert (r.returncode, r.stdout, r.stderr) == (2, "1\n2\n3\n4\n5\n6\n", "e\n")

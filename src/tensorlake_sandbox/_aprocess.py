@@ -389,10 +389,10 @@ class _ARun:
     async def __call__(self) -> None:
         try:
             await self._read_run()
-        except _DROPS:
+        except _DROPS as exc:
             if self.pid is None:
-                raise
-            await self._resume()
+                raise  # nothing was started
+            raise self._dropped(f"{type(exc).__name__}: {exc}") from exc
         finally:
             self.started.set()
 
@@ -412,20 +412,15 @@ class _ARun:
                     self.exit = event
                     self.returncode = exit_returncode(event)
                     return
-        if self.pid is None:
-            raise SandboxError("the run stream ended before its start event")
-        await self._resume()
+        raise self._dropped("it ended without an exit event")
 
-    async def _resume(self) -> None:
-        assert self.pid is not None
-        skip = {"stdout": len(self.out), "stderr": len(self.err)}
-        async for stream, line in AsyncLineStream[OutputLine](self.client, self.pid, "output"):
-            if skip[stream]:
-                skip[stream] -= 1
-            else:
-                (self.err if stream == "stderr" else self.out).append(line)
-        proc = AsyncRemoteProcess(self.client, self.pid, self.spec.args, stdin=None)
-        self.returncode = await proc.wait(_KILL_GRACE)
+    def _dropped(self, why: str) -> SandboxError:
+        where = f"process {self.pid}" if self.pid is not None else "the process"
+        return SandboxUnavailableError(
+            f"the event stream of the run broke ({why}) after {len(self.out) + len(self.err)} output "
+            f"lines; {where} is killed, since a run does not outlive its stream. To drive a process "
+            "that must survive a dropped connection, use start() (its output streams resume)"
+        )
 
 
 @overload
@@ -505,6 +500,8 @@ async def _arun_stream(
         error = cast(BaseException, task.exception())
         if state.pid is None and _is_missing(error):
             raise _RunMissing from error
+        if state.returncode is None:
+            await _shielded(lambda: _akill_run(client, state, task))  # never leave it running
         raise error
     if not done or (state.exit is not None and timed_out(state.exit)):
         if not done:

@@ -508,10 +508,10 @@ class _Run:
     def __call__(self) -> None:
         try:
             self._read_run()
-        except _DROPS:
+        except _DROPS as exc:
             if self.pid is None:
-                raise
-            self._resume()
+                raise  # nothing was started
+            raise self._dropped(f"{type(exc).__name__}: {exc}") from exc
         finally:
             self.started.set()
 
@@ -531,25 +531,20 @@ class _Run:
                     self.exit = event
                     self.returncode = exit_returncode(event)
                     return
-        if self.pid is None:
-            raise SandboxError("the run stream ended before its start event")
-        self._resume()
+        raise self._dropped("it ended without an exit event")
 
     def _line(self, item: OutputLine) -> None:
         (self.err if item.stream == "stderr" else self.out).append(item.line)
         if self.on_line is not None:
             self.on_line(item)
 
-    def _resume(self) -> None:
-        """The run stream ended early: the rest of the output from /output/follow, the code from get."""
-        assert self.pid is not None
-        skip = {"stdout": len(self.out), "stderr": len(self.err)}
-        for item in LineStream[OutputLine](self.client, self.pid, "output"):
-            if skip[item.stream]:
-                skip[item.stream] -= 1
-            else:
-                self._line(item)
-        self.returncode = RemoteProcess(self.client, self.pid, self.spec.args, stdin=None).wait(_KILL_GRACE)
+    def _dropped(self, why: str) -> SandboxError:
+        where = f"process {self.pid}" if self.pid is not None else "the process"
+        return SandboxUnavailableError(
+            f"the event stream of the run broke ({why}) after {len(self.out) + len(self.err)} output "
+            f"lines; {where} is killed, since a run does not outlive its stream. To drive a process "
+            "that must survive a dropped connection, use start() (its output streams resume)"
+        )
 
 
 @overload
@@ -603,7 +598,10 @@ def run(
     is sent. ``timeout`` (seconds): when it expires, the remote process and everything it
     started are killed, then `subprocess.TimeoutExpired` is raised with the output so far.
     ``check=True`` raises `subprocess.CalledProcessError` for a non-zero return code. Any
-    other exception (Ctrl-C included) kills the remote process before it propagates.
+    other exception (Ctrl-C included) kills the remote process before it propagates; so does
+    a broken run event stream (`SandboxUnavailableError`: a run's stream cannot be resumed;
+    use `start` for a process that must survive a dropped connection). A sandbox that does
+    not serve ``/processes/run`` gets start and follow instead.
     """
     client = check_client(client)
     spec = ProcessSpec.check(args, env, cwd, user)
