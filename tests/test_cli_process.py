@@ -105,7 +105,8 @@ def test_exec_into_head_kills_the_remote_process(local_sandbox, env, local_clien
 def test_exec_broken_pipe_exit_status(local_sandbox, env):
     # Like a local `yes | head -1`: the writer ends as if killed by SIGPIPE.
     result = subprocess.run(
-        f"{CLI} exec {local_sandbox.base_url} -- yes </dev/null | head -1; echo ${{PIPESTATUS[0]}} >&2",
+        f"{CLI} exec {local_sandbox.base_url} -- sh -c 'while :; do echo y; sleep 0.01; done' </dev/null"
+        " | head -1; echo ${PIPESTATUS[0]} >&2",
         shell=True,
         executable="/bin/bash",
         env=env,
@@ -126,8 +127,26 @@ def closed_port() -> int:
     return port
 
 
-def check_one_line(result: subprocess.CompletedProcess[bytes], code: int) -> str:
-    err = result.stderr.decode()
+class Result:
+    def __init__(self, returncode: int, stderr: str):
+        self.returncode = returncode
+        self.stderr = stderr
+
+
+def in_process(args: list[str], monkeypatch, capsys, key: str = "k") -> Result:
+    """The CLI's main() in this process (the same code as the command, without an interpreter start)."""
+    from tensorlake_sandbox.cli import main
+
+    monkeypatch.setenv("TENSORLAKE_API_KEY", key)
+    try:
+        code = main(args)
+    except SystemExit as exc:  # argparse's usage errors
+        code = int(exc.code or 0)
+    return Result(code, capsys.readouterr().err)
+
+
+def check_one_line(result: Result, code: int) -> str:
+    err = result.stderr
     assert result.returncode == code, err
     assert err.count("\n") == 1 and err.startswith("tensorlake-sandbox"), err
     assert "Traceback" not in err
@@ -153,27 +172,34 @@ def check_one_line(result: subprocess.CompletedProcess[bytes], code: int) -> str
         (["start", "{url}", "-e", "NOEQUALS", "--", "true"], "expected KEY=VALUE"),
     ],
 )
-def test_usage_errors_are_one_line_in_shell_words(local_sandbox, env, args, words):
+def test_usage_errors_are_one_line_in_shell_words(local_sandbox, monkeypatch, capsys, args, words):
     args = [a.replace("{url}", local_sandbox.base_url) for a in args]
-    err = check_one_line(run(args, env), 2)
+    err = check_one_line(in_process(args, monkeypatch, capsys), 2)
     assert words in err
 
 
-def test_non_utf8_key_file(local_sandbox, env, tmp_path):
+def test_usage_errors_from_the_installed_command_too(local_sandbox, env):
+    result = run(["ps", "http://[::1]evil.com"], env)
+    assert result.returncode == 2 and result.stderr.count(b"\n") == 1 and b"Traceback" not in result.stderr
+
+
+def test_non_utf8_key_file(local_sandbox, monkeypatch, capsys, tmp_path):
     key = tmp_path / "key"
     key.write_bytes(b"\xff\xfe\x00")
-    err = check_one_line(run(["ps", local_sandbox.base_url, "--api-key-file", str(key)], env), 2)
+    args = ["ps", local_sandbox.base_url, "--api-key-file", str(key)]
+    err = check_one_line(in_process(args, monkeypatch, capsys), 2)
     assert "not text" in err
 
 
-def test_unreachable_local_sandbox_hints_at_the_local_command(env):
+def test_unreachable_local_sandbox_hints_at_the_local_command(monkeypatch, capsys):
     port = closed_port()
-    err = check_one_line(run(["ps", f"http://127.0.0.1:{port}"], env), 6)
+    err = check_one_line(in_process(["ps", f"http://127.0.0.1:{port}"], monkeypatch, capsys), 6)
     assert "cannot reach the sandbox" in err and "tensorlake-sandbox local" in err and str(port) in err
 
 
-def test_run_of_a_missing_command_is_one_line(local_sandbox, env):
-    err = check_one_line(run(["run", local_sandbox.base_url, "--", "no-such-command-xyz"], env), 1)
+def test_run_of_a_missing_command_is_one_line(local_sandbox, monkeypatch, capsys):
+    args = ["run", local_sandbox.base_url, "--", "no-such-command-xyz"]
+    err = check_one_line(in_process(args, monkeypatch, capsys, key=local_sandbox.token), 1)
     assert "no-such-command-xyz" in err
 
 

@@ -1,7 +1,11 @@
 """Async twins of `_process.py`: `arun`, `astart`, `AsyncRemoteProcess`, `AsyncLineStream`.
 
 The same rules (see `_process.py`); where the sync layer uses a helper thread and a join
-with a deadline, this one uses a task and `asyncio.wait`.
+with a deadline, this one uses a task and `asyncio.wait`. The pure rules are shared in
+`_process_common.py`; the I/O is written twice. When the project generates its sync code
+from async sources (unasync, as planned for `_stdin.py`), this module is the one to keep and
+`_process.py` the one to generate; the thread-versus-task difference then becomes one small
+backend helper.
 """
 
 from __future__ import annotations
