@@ -191,6 +191,12 @@ def test_non_utf8_key_file(local_sandbox, monkeypatch, capsys, tmp_path):
     assert "not text" in err
 
 
+def test_a_bad_key_names_where_it_came_from(local_sandbox, monkeypatch, capsys):
+    err = check_one_line(in_process(["ps", "my-sandbox"], monkeypatch, capsys, key="two words"), 2)
+    assert "TENSORLAKE_API_KEY" in err and "sandbox name" not in err
+    assert "two words" not in err  # never print the key
+
+
 def test_unreachable_local_sandbox_hints_at_the_local_command(monkeypatch, capsys):
     port = closed_port()
     err = check_one_line(in_process(["ps", f"http://127.0.0.1:{port}"], monkeypatch, capsys), 6)

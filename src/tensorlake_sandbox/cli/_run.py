@@ -139,6 +139,9 @@ def make_client(args: argparse.Namespace) -> SandboxClient:
         client.get_httpx_client()  # httpx parses the URL only here
         return client
     except (ValueError, TypeError, httpx.InvalidURL) as exc:
+        if "API key" in str(exc):
+            where = f"the file {args.api_key_file!r}" if args.api_key_file else API_KEY_ENV
+            fail(f"{in_shell_words(str(exc)).split(' (checked')[0]} (the key from {where})", EXIT_USAGE)
         if "://" in target:
             message = in_shell_words(str(exc))
             if isinstance(exc, httpx.InvalidURL):
