@@ -489,7 +489,7 @@ class _RunMissing(Exception):
 
 
 class _Run:
-    """Reads one /processes/run event stream; resumes over the follow endpoint if it drops."""
+    """Reads one /processes/run event stream (in a helper thread); a broken stream is an error."""
 
     def __init__(
         self, client: SandboxClient, spec: ProcessSpec, timeout: float | None, on_line: OnLine | None = None
