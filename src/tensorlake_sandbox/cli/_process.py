@@ -7,15 +7,13 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from ._exec import parse_env
+from ._parser import EXIT_TIMEOUT
 from ._run import make_client
 
 if TYPE_CHECKING:
     from tensorlake_sandbox import OutputLine
 
-__all__ = ["EXIT_TIMEOUT", "cmd_logs", "cmd_run", "cmd_start", "exit_status", "print_line"]
-
-# Like timeout(1): the command ran out of time and was killed.
-EXIT_TIMEOUT = 124
+__all__ = ["cmd_logs", "cmd_run", "cmd_start", "exit_status", "print_line"]
 
 
 def exit_status(returncode: int) -> int:
