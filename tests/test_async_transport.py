@@ -401,25 +401,47 @@ def test_server_that_stops_reading_is_a_write_timeout(transport):
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
 def test_reset_after_body_is_delivery_unknown(transport):
+    # The first request is answered 204; the connection of the second is reset (RST) once its
+    # whole body arrived. The bodies the server read are recorded, in order.
+    bodies: list[bytes] = []
+
     def reset_after_body(conn: socket.socket) -> None:
         buf = b""
-        while b"\r\n\r\n" not in buf:
-            buf += conn.recv(65536)
-        head, _, body = buf.partition(b"\r\n\r\n")
-        length = int(
-            next(line for line in head.split(b"\r\n") if line.lower().startswith(b"content-length"))[15:]
-        )
-        while len(body) < length:
-            body += conn.recv(65536)
-        # SO_LINGER 0: close() sends RST instead of FIN.
-        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
-        conn.close()
+        while True:
+            while b"\r\n\r\n" not in buf:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    return
+                buf += chunk
+            head, _, buf = buf.partition(b"\r\n\r\n")
+            length = int(
+                next(line for line in head.split(b"\r\n") if line.lower().startswith(b"content-length"))[15:]
+            )
+            while len(buf) < length:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    return
+                buf += chunk
+            bodies.append(buf[:length])
+            buf = buf[length:]
+            if len(bodies) == 1:
+                conn.sendall(b"HTTP/1.1 204 No Content\r\n\r\n")
+                continue
+            # SO_LINGER 0: close() sends RST instead of FIN.
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+            conn.close()
+            return
 
+    data = os.urandom(5000)
     with raw_server(reset_after_body) as url, pytest.raises(DeliveryUnknownError) as info:
-        fault_run(url, transport, lambda c: awrite_stdin(c, PID, b"z" * 5000, retry=FAST_RETRY))
+        fault_run(url, transport, lambda c: awrite_stdin(c, PID, data, chunk_size=2000, retry=FAST_RETRY))
     cause = info.value.__cause__
     assert isinstance(cause, httpx.TransportError)
     assert not isinstance(cause, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout))
+    err = info.value
+    assert (err.bytes_delivered, err.request_bytes, err.status_code) == (2000, 2000, None)
+    # Exactly two requests, never resent: the first accepted, the second's fate unknown.
+    assert bodies == [data[:2000], data[2000:4000]]
 
 
 # -- the mapping itself ---------------------------------------------------------------------

@@ -240,9 +240,11 @@ def test_key_never_shown(client, recorder, caplog):
     assert recorder.requests[0].headers["authorization"] == f"Bearer {KEY}"
 
 
-def test_default_timeout_is_finite(client):
-    timeout = client.get_httpx_client().timeout
-    assert None not in (timeout.connect, timeout.read, timeout.write, timeout.pool)
+def test_default_timeouts_are_what_the_readme_promises(client):
+    # README: "Finite timeouts (60 s per request, 10 s to connect)", on sync and async calls.
+    expected = {"connect": 10.0, "read": 60.0, "write": 60.0, "pool": 60.0}
+    assert client.get_httpx_client().timeout.as_dict() == expected
+    assert client.get_async_httpx_client().timeout.as_dict() == expected
 
 
 def test_key_from_environment(monkeypatch, recorder):
@@ -267,12 +269,23 @@ BAD_INPUTS = [
 
 
 @pytest.mark.parametrize(("kwargs", "exc", "message"), BAD_INPUTS)
-def test_bad_input_rejected_before_sending(recorder, kwargs, exc, message):
+def test_bad_input_rejected_before_sending(kwargs, exc, message):
     kwargs = {"api_key": "k", **kwargs}
     with pytest.raises(exc, match=message) as info:
         sandbox_client(**kwargs)
     assert "key with space" not in str(info.value)
+
+
+@pytest.mark.parametrize("bad_key", ["key with space", "key\n", "kéy", ""])
+def test_bad_key_for_a_reachable_server_sends_nothing(recorder, bad_key):
+    # The URL is the recording server's: a request sent for this key would be seen there.
+    with pytest.raises(ValueError):
+        sandbox_client(base_url=recorder.url, api_key=bad_key)
     assert recorder.requests == []
+    # Control: the same call with a good key does reach the recorder, once per request.
+    with sandbox_client(base_url=recorder.url, api_key="good-key") as client:
+        sandbox_process_stdin.sync_detailed(1, client=client, body=File(payload=io.BytesIO(b"x")))
+    assert [r.headers["authorization"] for r in recorder.requests] == ["Bearer good-key"]
 
 
 def test_missing_key_names_the_variable(monkeypatch):

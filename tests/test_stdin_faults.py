@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from collections.abc import Callable, Iterator
 
 import httpx
@@ -101,12 +102,17 @@ def test_gateway_errors_after_body_are_delivery_unknown(make_server, status):
     assert bytes(server.accepted) == data[:1000]
 
 
-def test_503_without_not_forwarded_code_is_delivery_unknown(make_server):
-    server = make_server(plan=[Reply(503, "SOMETHING_ELSE")])
+@pytest.mark.parametrize("code", ["SOMETHING_ELSE", None])
+def test_503_without_not_forwarded_code_is_delivery_unknown(make_server, code):
+    server = make_server(plan=[OK, Reply(503, code)])
+    data = os.urandom(3000)
     with pytest.raises(DeliveryUnknownError) as info:
-        write_stdin(client_for(server), PID, b"abc", retry=FAST_RETRY)
+        write_stdin(client_for(server), PID, data, chunk_size=1000, retry=FAST_RETRY)
     assert info.value.status_code == 503
-    assert len(server.stdin_requests) == 1
+    assert (info.value.bytes_delivered, info.value.request_bytes) == (1000, 1000)
+    # Not resent, and nothing after it sent: the first request's bytes only.
+    assert sizes(server) == [(1000, 204), (1000, 503)]
+    assert bytes(server.accepted) == data[:1000]
 
 
 @pytest.mark.parametrize("code", ["SANDBOX_NOT_READY", "SANDBOX_UNREACHABLE", "AUTH_SERVICE_UNAVAILABLE"])
@@ -169,30 +175,65 @@ def test_reply_slower_than_timeout_is_delivery_unknown(make_server):
     assert bytes(server.accepted) == data
 
 
+# The reply to the call after the override: far slower than the override, far faster than
+# the client's own timeout.
+SLOWER_THAN_OVERRIDE = 1.5
+
+
 def test_timeout_override_per_call(make_server):
-    server = make_server(plan=[Slow(30)])
+    server = make_server(plan=[Slow(30), Slow(SLOWER_THAN_OVERRIDE), Slow(SLOWER_THAN_OVERRIDE)])
     client = client_for(server, timeout=60)
     with pytest.raises(DeliveryUnknownError) as info:
         write_stdin(client, PID, b"x", timeout=0.3)
     assert isinstance(info.value.__cause__, httpx.ReadTimeout)
-    # The override was for that call only: the client's own timeout applies again.
+    # The override was for that call only: the next calls (a write, then a close) wait for a
+    # reply slower than 0.3 s under the client's own 60 s, and succeed.
+    started = time.monotonic()
     assert write_stdin(client, PID, b"y") == 1
-    assert client.get_httpx_client().timeout.read == 60
+    assert time.monotonic() - started >= SLOWER_THAN_OVERRIDE
+    with stdin_writer(client, PID) as w:
+        w.write(b"z")
+    assert sizes(server) == [(1, 204), (1, 204), (1, 204)]
+    assert bytes(server.accepted) == b"xyz"
+
+
+@pytest.mark.parametrize("async_transport", ["httpx", "aiohttp"])
+def test_async_timeout_override_per_call(make_server, async_transport):
+    server = make_server(plan=[Slow(30), Slow(SLOWER_THAN_OVERRIDE)])
+
+    async def main() -> None:
+        client = client_for(server, timeout=60, async_transport=async_transport)
+        try:
+            with pytest.raises(DeliveryUnknownError) as info:
+                await awrite_stdin(client, PID, b"x", timeout=0.3)
+            assert isinstance(info.value.__cause__, httpx.ReadTimeout)
+            assert await awrite_stdin(client, PID, b"y") == 1
+        finally:
+            await client.aclose()
+
+    asyncio.run(main())
+    assert sizes(server) == [(1, 204), (1, 204)]
 
 
 def test_413_halves_and_keeps_the_smaller_size(make_server):
+    # 30,000 bytes in 8 KiB chunks to a server that takes at most 3000 per request: 8192 and
+    # 4096 are refused, and every later request, in this chunk and the next ones, is 2048
+    # bytes: 2 refusals + 14 x 2048 + 1328 = 17 requests. Going back to 8192 for each new
+    # chunk would cost two refusals per chunk (21 requests).
     server = make_server(max_body=3000)
-    data = os.urandom(10_000)
-    assert write_stdin(client_for(server), PID, data, chunk_size=8192) == 10_000
-    assert sizes(server) == [
-        (8192, 413),
-        (4096, 413),
-        (2048, 204),
-        (2048, 204),
-        (2048, 204),
-        (2048, 204),
-        (1808, 204),
-    ]
+    data = os.urandom(30_000)
+    assert write_stdin(client_for(server), PID, data, chunk_size=8192) == 30_000
+    assert sizes(server) == [(8192, 413), (4096, 413)] + [(2048, 204)] * 14 + [(1328, 204)]
+    assert bytes(server.accepted) == data
+
+
+def test_413_size_is_kept_for_a_streamed_source_too(make_server):
+    # The same from an iterable of 8192-byte pieces: each new piece is sent at the kept size.
+    server = make_server(max_body=3000)
+    data = os.urandom(4 * 8192)
+    pieces = (data[i : i + 8192] for i in range(0, len(data), 8192))
+    assert write_stdin(client_for(server), PID, pieces, chunk_size=8192) == len(data)
+    assert sizes(server) == [(8192, 413), (4096, 413)] + [(2048, 204)] * 16
     assert bytes(server.accepted) == data
 
 
@@ -329,9 +370,12 @@ def test_seekable_file_is_left_after_the_delivered_bytes_for_an_exact_resume(mak
     first = make_server(plan=[OK, OK, failure])
     with open(path, "rb") as f:
         f.seek(100)
-        with pytest.raises((StdinNotWritableError, DeliveryUnknownError)) as info:
+        expected = StdinNotWritableError if isinstance(failure, Reply) else DeliveryUnknownError
+        with pytest.raises(expected) as info:
             write_stdin(client_for(first), PID, f, chunk_size=4000, retry=FAST_RETRY)
-        assert info.value.bytes_delivered == 8000
+        # Exactly this class: a 400 taken for "delivery unknown" (or the reverse) fails here.
+        assert type(info.value) is expected
+        assert (info.value.bytes_delivered, info.value.request_bytes) == (8000, 4000)
         assert f.tell() == 100 + 8000
         second = make_server()
         assert write_stdin(client_for(second), PID, f, chunk_size=4000) == len(data) - 8100
