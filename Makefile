@@ -19,7 +19,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 GEN_PKG := tensorlake_api_client
 GEN_DIR := generated/$(GEN_PKG)
 
-.PHONY: help setup generate check test demo bench clean
+.PHONY: help setup generate check test demo bench mutants clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
@@ -54,6 +54,9 @@ check: setup  ## _sync/ generated from _async/, ruff format --check, ruff check,
 
 test: setup check  ## the whole test suite (what CI runs)
 	$(BIN)/pytest
+
+mutants: setup  ## plant the most important bugs one at a time (tests/mutants.py); fails if any survives
+	$(BIN)/python -m tests.mutants
 
 demo: setup  ## the main job: write to a process's stdin in a local sandbox
 	$(BIN)/python -m tensorlake_sandbox.demo
