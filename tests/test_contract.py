@@ -60,7 +60,7 @@ SAFE_COMMANDS: dict[str, list[str]] = {"true": [], "echo": ["contract"], "cat": 
 # process whose stdin accepts writes (otherwise a stdin write could only ever get a 400).
 CAT_PIPE_SHARE = 0.5
 MAX_RUN_TIMEOUT = 2
-MAX_EXAMPLES = 25
+MAX_EXAMPLES = 20
 # The stateful phase: scenarios (each a chain of calls from a fresh start) and steps per scenario.
 STATEFUL_SCENARIOS = 15
 STATEFUL_STEPS = 10
@@ -77,6 +77,13 @@ _ME = pwd.getpwuid(os.getuid())
 def _pick(text: str, n: int) -> int:
     """A deterministic choice in range(n) from generated text (same case, same choice)."""
     return int(hashlib.sha256(text.encode("utf-8", "replace")).hexdigest(), 16) % n
+
+
+def is_json_integer(value: object) -> bool:
+    """An integer as JSON Schema counts them: 3 and 3.0 (not True)."""
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, int) or (isinstance(value, float) and value.is_integer())
 
 
 def make_command_safe(body: dict[str, Any]) -> None:
@@ -100,7 +107,7 @@ def make_command_safe(body: dict[str, Any]) -> None:
         body["user"] = _ME.pw_name
     elif isinstance(user, dict) and isinstance(user.get("name"), str) and "uid" not in user:
         body["user"] = {**user, "name": _ME.pw_name}
-    elif isinstance(user, dict) and all(isinstance(user.get(k), int) for k in ("uid", "gid")):
+    elif isinstance(user, dict) and all(is_json_integer(user.get(k)) for k in ("uid", "gid")):
         body["user"] = {**user, "uid": _ME.pw_uid, "gid": _ME.pw_gid}
 
 
@@ -125,7 +132,7 @@ def make_run_body_safe(body: dict[str, Any]) -> None:
     ``MAX_RUN_TIMEOUT`` seconds (a valid one stays valid, an invalid one stays invalid)."""
     make_command_safe(body)
     timeout = body.get("timeout")
-    if isinstance(timeout, int) and not isinstance(timeout, bool) and timeout > MAX_RUN_TIMEOUT:
+    if is_json_integer(timeout) and timeout > MAX_RUN_TIMEOUT:
         body["timeout"] = MAX_RUN_TIMEOUT
 
 
@@ -137,7 +144,7 @@ def steer_signal_body(body: dict[str, Any]) -> None:
     """Three in four integer signals (by value) become a real signal number, so that a signal
     to a live process can succeed; the rest stay as generated (mostly invalid numbers)."""
     sig = body.get("signal")
-    if isinstance(sig, int) and not isinstance(sig, bool) and _pick(f"signal:{sig}", 4) != 0:
+    if is_json_integer(sig) and _pick(f"signal:{sig}", 4) != 0:
         body["signal"] = STEERED_SIGNALS[_pick(str(sig), len(STEERED_SIGNALS))]
 
 
@@ -452,6 +459,16 @@ def test_start_bodies_are_made_safe() -> None:
     assert json.dumps({k: invalid[k] for k in ("args", "env", "working_dir")}) == json.dumps(
         {"args": "-rf /", "env": {"A": 1}, "working_dir": 5}
     )
+    for user, expected in [
+        ("root", _ME.pw_name),
+        ({"name": "nobody"}, {"name": _ME.pw_name}),
+        ({"uid": 5.0, "gid": -2147483648}, {"uid": _ME.pw_uid, "gid": _ME.pw_gid}),
+        ({"uid": "5", "gid": 1}, {"uid": "5", "gid": 1}),  # invalid: stays invalid
+        (7, 7),
+    ]:
+        with_user: dict[str, Any] = {"command": "id", "user": user}
+        make_start_body_safe(with_user)
+        assert with_user["user"] == expected
     bad_mode: dict[str, Any] = {"command": "rm", "stdin_mode": "socket"}
     make_start_body_safe(bad_mode)
     assert bad_mode["stdin_mode"] == "socket", "an invalid body must stay invalid"
@@ -467,7 +484,7 @@ def test_start_bodies_are_steered_to_a_live_stdin_pipe() -> None:
 
 
 def test_run_bodies_are_made_safe() -> None:
-    body: dict[str, Any] = {"command": "rm", "args": ["-rf", "/"], "env": {"A": "b"}, "timeout": 3600}
+    body: dict[str, Any] = {"command": "rm", "args": ["-rf", "/"], "env": {"A": "b"}, "timeout": 3600.0}
     make_run_body_safe(body)
     assert body["command"] in SAFE_COMMANDS and body["args"] == SAFE_COMMANDS[body["command"]]
     assert body["env"] == {"TL_CONTRACT": "1"} and body["timeout"] == MAX_RUN_TIMEOUT
