@@ -27,9 +27,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 COPIED = ("src", "generated", "tests", "pyproject.toml", "openapi.yaml", "README.md")
-STDIN = "src/tensorlake_sandbox/_stdin.py"
-RETRY = "src/tensorlake_sandbox/_retry.py"
-CLIENT = "src/tensorlake_sandbox/_client.py"
+# Where fragments are looked for: globs, so that code moving between modules does not matter.
+SRC = "src/tensorlake_sandbox/*.py"
+SYNC_STDIN = "src/tensorlake_sandbox/_sync/*.py"
+RETRY = SRC
+CLIENT = SRC
+GENERATED_CLIENT = "generated/tensorlake_api_client/client.py"
 LOCAL = "src/tensorlake_sandbox/local/*.py"
 # The tests each mutant must be caught by. Few distinct sets, so that each runs once on the
 # unmutated copy; with -x a caught mutant stops at its first failing test.
@@ -72,17 +75,29 @@ MUTANTS = [
         (
             (
                 RETRY,
+                "return Outcome.UNKNOWN if error.may_have_been_sent else Outcome.NOT_SENT",
+                "return Outcome.NOT_SENT",
+            ),
+        ),
+        STDIN_TESTS,
+    ),
+    Mutant(
+        "retry-raw-httpx-error-resent",
+        "the pure rule takes an httpx read/write failure for 'not sent'",
+        (
+            (
+                RETRY,
                 "        return Outcome.UNKNOWN\n    return None\n",
                 "        return Outcome.NOT_SENT\n    return None\n",
             ),
         ),
-        STDIN_TESTS,
+        ("tests/test_stdin_inputs.py",),
     ),
     # -- 413 halving, and the smaller size kept ---------------------------------------------
     Mutant(
         "413-not-halved",
         "after a 413 the request shrinks by one byte instead of by half",
-        ((STDIN, "self.limit = max(1, size // 2)", "self.limit = max(1, size - 1)"),),
+        ((SRC, "self.limit = max(1, size // 2)", "self.limit = max(1, size - 1)"),),
         STDIN_TESTS,
     ),
     Mutant(
@@ -90,12 +105,12 @@ MUTANTS = [
         "after a 413 the next chunk goes back to the full chunk size",
         (
             (
-                STDIN,
+                SRC,
                 "        self.limit = chunk_size\n",
                 "        self.limit = self.chunk_size = chunk_size\n",
             ),
             (
-                STDIN,
+                SYNC_STDIN,
                 "            chunk = source.take(state.limit)\n",
                 "            state.limit = state.chunk_size  # type: ignore[attr-defined]\n"
                 "            chunk = source.take(state.limit)\n",
@@ -107,7 +122,7 @@ MUTANTS = [
     Mutant(
         "accounting-delivered-reset",
         "bytes_delivered counts only the last confirmed request",
-        ((STDIN, "        self.delivered += size\n", "        self.delivered = size\n"),),
+        ((SRC, "self.delivered += size\n", "self.delivered = size\n"),),
         STDIN_TESTS,
     ),
     Mutant(
@@ -115,7 +130,7 @@ MUTANTS = [
         "DeliveryUnknownError counts the unconfirmed request as delivered",
         (
             (
-                STDIN,
+                SRC,
                 "unknown.bytes_delivered = self.delivered\n",
                 "unknown.bytes_delivered = self.delivered + size\n",
             ),
@@ -127,9 +142,9 @@ MUTANTS = [
         "a refused request's error reports the request size as delivered",
         (
             (
-                STDIN,
-                "error.bytes_delivered = self.delivered\n",
-                "error.bytes_delivered = self.delivered + size\n",
+                SRC,
+                "error.bytes_delivered = self.delivered",
+                "error.bytes_delivered = self.delivered + size",
             ),
         ),
         STDIN_TESTS,
@@ -138,7 +153,17 @@ MUTANTS = [
     Mutant(
         "timeout-leak",
         "a per-call timeout stays in force for the calls after it",
-        ((STDIN, "        _timeout_override.reset(token)\n", "        pass\n"),),
+        (
+            (
+                SRC,
+                "    if timeout is None:\n        return UNSET\n",
+                # Remember the last override and apply it to calls that give none.
+                "    global _last\n"
+                "    if timeout is None:\n"
+                '        return globals().get("_last", UNSET)\n'
+                "    _last = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)\n",
+            ),
+        ),
         STDIN_TESTS,
     ),
     Mutant(
@@ -163,7 +188,7 @@ MUTANTS = [
     Mutant(
         "key-in-auth-repr",
         "repr of the bearer auth shows the key",
-        ((CLIENT, 'return "<BearerAuth [secret]>"', 'return f"<BearerAuth {self._value}>"'),),
+        ((GENERATED_CLIENT, 'return "BearerAuth(<secret>)"', 'return f"BearerAuth({self._value})"'),),
         CLIENT_TESTS,
     ),
     # -- the local sandbox's Host check and loopback bind -------------------------------------
