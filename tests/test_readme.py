@@ -18,6 +18,8 @@ defining them (``pid``, ``data``, ``token``, ...) are given in ``GIVEN_NAMES``.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import re
 import shlex
@@ -33,7 +35,12 @@ from typing import Any
 import httpx
 import pytest
 
-from tensorlake_api_client.api.sandbox_processes import sandbox_process_get, sandbox_process_stdout
+from tensorlake_api_client.api.sandbox_processes import (
+    sandbox_process_get,
+    sandbox_process_kill,
+    sandbox_process_list,
+    sandbox_process_stdout,
+)
 from tensorlake_sandbox import SandboxClient, close_stdin
 from tensorlake_sandbox.local import LocalSandbox
 
@@ -44,10 +51,12 @@ BIN = Path(sys.executable).parent
 NOT_RUN: dict[str, str] = {
     "make demo": "`make test` would run this suite inside itself, and both run `make setup` (uv sync, "
     "which rewrites .venv under the running tests); the demo itself runs in tests/test_demo.py",
-    "pip install .": "installs into the environment from the package registry; the package build is "
-    "what `make setup` does",
+    "pip install": "installs from the package registry into the environment (what `make setup` does "
+    "here); where a block also starts `tensorlake-sandbox local`, that command runs from another block",
     "make generate": "rewrites generated/ in the working tree; tests/test_generated_is_fresh.py runs "
     "the same generation into a temporary folder",
+    "from tensorlake.sandbox import Sandbox": "the official `tensorlake` SDK is not installed in the test "
+    "environment (`make bench` installs it); tests/test_local_run.py drives it where it is",
 }
 
 
@@ -153,6 +162,7 @@ def python_substitutions(sandbox: LocalSandbox, pid: int) -> list[tuple[str, str
     return [
         ('sandbox_client("my-sandbox")', f"sandbox_client({local})"),
         ('"http://127.0.0.1:8500"', repr(sandbox.base_url)),
+        ('"dev-token"', repr(sandbox.token)),
         # The example PID, as a call's first argument.
         ("(\n        42,", f"(\n        {pid},"),
         ("(42,", f"({pid},"),
@@ -162,8 +172,10 @@ def python_substitutions(sandbox: LocalSandbox, pid: int) -> list[tuple[str, str
 
 
 def given_names(sandbox: LocalSandbox, pid: int) -> dict[str, Any]:
-    """Names the examples use without defining them."""
+    """Names the examples use without defining them (a block that defines one overrides it)."""
     return {
+        # An earlier block may have closed its client (`with sandbox_client(...) as client:`).
+        "client": sandbox.client(),
         "pid": pid,
         "token": sandbox.token,
         "sandbox_ingress_endpoint": sandbox.base_url,
@@ -207,8 +219,6 @@ def test_python_blocks_run_against_the_local_sandbox(
         client.close()
     unused = {p for p, _ in python_substitutions(local_sandbox, 0)} - used
     assert not unused, f"substitutions that match no python block any more: {unused}"
-    # The quickstart's write reached its process: exactly the bytes of "print('hello')\n".
-    assert counts[PYTHON[0].number] == len(b"print('hello')\n"), counts
 
 
 # -- shell blocks ----------------------------------------------------------------------------------
@@ -217,17 +227,27 @@ def test_python_blocks_run_against_the_local_sandbox(
 def shell_substitutions(sandbox: LocalSandbox, pid: int) -> list[tuple[str, str]]:
     return [
         (" my-sandbox ", f" {sandbox.base_url} "),
-        (" 42", f" {pid}"),
+        ("http://127.0.0.1:8500", sandbox.base_url),
+        ("dev-token", sandbox.token),
+        (" 42 ", f" {pid} "),
         ("TENSORLAKE_API_KEY=...", f"TENSORLAKE_API_KEY={sandbox.token}"),
-        # Optional arguments shown in brackets: given.
-        ("[--signal TERM]", "--signal TERM"),
         # Port 8500 may be taken on a shared machine: a free port instead.
         ("--port 8500", "--port 0"),
+        # The example workload of `run` is the reader's own test suite: a command that exists here.
+        ("-- make test", "-- sh -c 'echo tests pass'"),
+        # Scripts run with -e: a documented non-zero status is printed rather than stopping them.
+        ("; echo $?", " || echo $?"),
     ]
 
 
+def fill_brackets(command: str) -> str:
+    """Optional arguments shown in brackets are given; of alternatives, the first:
+    ``[--signal TERM]`` -> ``--signal TERM``, ``[--stderr | --output]`` -> ``--stderr``."""
+    return re.sub(r"\[([^]|]+)(\|[^]]*)?\]", lambda m: m.group(1).strip(), command)
+
+
 # Lines that start a server: run until they print their URL, then stopped with SIGTERM.
-SERVER_LINE = re.compile(r"^tensorlake-sandbox local\b")
+SERVER_LINE = re.compile(r"(^|\s)tensorlake-sandbox local\b")
 
 
 def shell_lines(block: Block) -> Iterator[tuple[str, int]]:
@@ -241,12 +261,11 @@ def shell_lines(block: Block) -> Iterator[tuple[str, int]]:
         yield command.strip(), int(exits.group(1)) if exits else 0
 
 
-def run_server_line(command: str, env: dict[str, str], cwd: Path) -> str:
-    if "--port" not in command:
-        command += " --port 0"  # 8500 may be taken on a shared machine
-    proc = subprocess.Popen(
-        ["bash", "-c", f"exec {command}"], env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-    )
+def run_server_line(words: list[str], env: dict[str, str], cwd: Path) -> str:
+    command = shlex.join(words)
+    if "--port" not in words:
+        words = [*words, "--port", "0"]  # 8500 may be taken on a shared machine
+    proc = subprocess.Popen(words, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         assert proc.stdout is not None
         printed = b""
@@ -275,6 +294,48 @@ def run_server_line(command: str, env: dict[str, str], cwd: Path) -> str:
             proc.stdout.close()
 
 
+def is_command_list(block: Block) -> bool:
+    """A block naming the example PID 42 is a list of independent commands (each line its own
+    example, on its own fresh process); any other block is one script, run whole."""
+    return re.search(r"\b42\b", block.code) is not None
+
+
+def split_assignments(command: str, env: dict[str, str]) -> list[str]:
+    """``NAME=value cmd ...`` -> ``[cmd, ...]`` with NAME set in ``env``."""
+    words = shlex.split(command, comments=True)
+    while words and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*=.*", words[0]):
+        name, _, value = words.pop(0).partition("=")
+        env[name] = value
+    return words
+
+
+def running_pids(local_client: SandboxClient) -> set[int]:
+    listed = sandbox_process_list.sync(client=local_client)
+    return {p.pid for p in listed.processes if p.status == "running"}
+
+
+def run_shell(
+    block: Block, original: str, command: str, expected: int, env: dict[str, str], cwd: Path, token: str
+) -> None:
+    if SERVER_LINE.search(command) and "\n" not in command:
+        server_env = dict(env)
+        run_server_line(split_assignments(command, server_env), server_env, cwd)
+        return
+    done = subprocess.run(
+        ["bash", "-e", "-o", "pipefail", "-c", command],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == expected, (
+        f"{block}: {original!r} (run as {command!r}) exited {done.returncode}, expected {expected}\n"
+        f"stdout: {done.stdout[-2000:]}\nstderr: {done.stderr[-2000:]}"
+    )
+    assert token not in done.stdout + done.stderr, f"{block}: the key was printed"
+
+
 def test_shell_blocks_run_against_the_local_sandbox(
     local_sandbox: LocalSandbox, local_client: SandboxClient, fresh_process: Callable[[], int], workdir: Path
 ) -> None:
@@ -284,39 +345,102 @@ def test_shell_blocks_run_against_the_local_sandbox(
     for block in SHELL:
         if not_run_reason(block):
             continue
-        for original, expected_status in shell_lines(block):
+        lines = list(shell_lines(block))
+        examples = lines if is_command_list(block) or len(lines) == 1 else [(block.code, 0)]
+        for original, expected_status in examples:
+            before = running_pids(local_client)
             pid = fresh_process()
-            command = f" {original} "
+            command = fill_brackets(f" {original} ")
             for placeholder, replacement in shell_substitutions(local_sandbox, pid):
                 command = command.replace(placeholder, replacement)
             command = command.strip()
-            if command.startswith("export "):
-                name, _, value = command.removeprefix("export ").partition("=")
-                env[name] = shlex.split(value)[0] if value else ""
+            if command.startswith("export ") and "\n" not in command:
+                for word in shlex.split(command.removeprefix("export ")):
+                    name, _, value = word.partition("=")
+                    env[name] = value
                 continue
-            if SERVER_LINE.match(command):
-                run_server_line(command, env, workdir)
-                ran += 1
-                continue
-            done = subprocess.run(
-                ["bash", "-o", "pipefail", "-c", command],
-                env=env,
-                cwd=workdir,
-                capture_output=True,
-                text=True,
-                timeout=120,
-            )
-            assert done.returncode == expected_status, (
-                f"{block}: line {original!r} (run as {command!r}) exited {done.returncode}, "
-                f"expected {expected_status}\nstdout: {done.stdout[-2000:]}\nstderr: {done.stderr[-2000:]}"
-            )
-            assert local_sandbox.token not in done.stdout + done.stderr, "the key was printed"
+            if re.search(r"\s-f\b", command):
+                # A follow lasts as long as the process: give this one its EOF first.
+                close_stdin(local_client, pid)
+            run_shell(block, original, command, expected_status, env, workdir, local_sandbox.token)
             ran += 1
             byte_count_read(local_client, pid)
+            # Processes a line started itself (`start ... python3 -i`) are not left running.
+            for other in running_pids(local_client) - before - {pid}:
+                sandbox_process_kill.sync_detailed(other, client=local_client)
     assert ran, "no shell line ran"
 
 
-def test_readme_quickstart_with_a_placeholder_only_where_expected() -> None:
-    # The substitutions are minimal: the quickstart names exactly one sandbox and one PID.
-    code = PYTHON[0].code
+# -- what the first screen and the process section print (exact effects) ------------------------
+
+LOCAL_URL = "http://127.0.0.1:8500"
+LOCAL_TOKEN = "dev-token"
+
+
+def block_with(language: str, *needles: str) -> str:
+    found = [b.code for b in BLOCKS if b.language == language and all(n in b.code for n in needles)]
+    assert found, f"README has no {language} block with {needles}"
+    return found[0]
+
+
+def for_local(code: str, local_sandbox: LocalSandbox) -> str:
+    return code.replace(LOCAL_URL, local_sandbox.base_url).replace(LOCAL_TOKEN, local_sandbox.token)
+
+
+def run_python(code: str, namespace: dict[str, Any]) -> str:
+    out = io.StringIO()
+    made = {k for k, v in namespace.items() if isinstance(v, SandboxClient)}
+    try:
+        with contextlib.redirect_stdout(out):
+            exec(compile(code, str(README), "exec"), namespace)
+    finally:
+        for name, value in namespace.items():
+            if isinstance(value, SandboxClient) and name not in made:
+                value.close()  # a client the example made
+    return out.getvalue()
+
+
+def test_first_screen_round_trip_in_python(local_sandbox: LocalSandbox) -> None:
+    first = PYTHON[0].code
+    assert LOCAL_URL in first and "start(" in first and "run(" in first
+    printed = run_python(for_local(first, local_sandbox), {})
+    assert printed == "hello\n0\n3 'hi\\n' 'err\\n'\n"
+
+
+def test_first_screen_round_trip_in_the_shell(local_sandbox: LocalSandbox) -> None:
+    script = block_with("sh", "pid=$(tensorlake-sandbox start")
+    env = {**os.environ, "PATH": str(BIN) + os.pathsep + os.environ["PATH"]}
+    result = subprocess.run(
+        ["bash", "-euc", for_local(script, local_sandbox).replace("; echo $?", "|| echo $?")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "hello"  # logs -f
+    assert re.match(r"PID\s+STATUS\s+EXIT", lines[1])  # ps
+    assert any(re.search(r"exited\s+0\s+.*cat", line) for line in lines[2:]), lines
+    assert lines[-2:] == ["hi", "3"]  # run: its output, then its exit code
+
+
+def test_driving_a_process_section_runs(local_client: SandboxClient) -> None:
+    code = block_with("python", "from tensorlake_sandbox import run, start", "p.terminate()")
+    printed = run_python(code, {"client": local_client})
+    assert printed == "0 ['.', '..']\n3\n-15\n"
+
+
+def test_generated_function_example_writes_to_a_real_process(
+    local_sandbox: LocalSandbox, local_client: SandboxClient, fresh_process: Callable[[], int]
+) -> None:
+    code = block_with("python", 'sandbox_client("my-sandbox")', "42,")
+    # The substitutions are minimal: the example names exactly one sandbox and one PID.
     assert code.count('sandbox_client("my-sandbox")') == 1 and code.count("42,") == 1, code
+    pid = fresh_process()
+    code = code.replace(
+        'sandbox_client("my-sandbox")',
+        f"sandbox_client(base_url={local_sandbox.base_url!r}, api_key={local_sandbox.token!r})",
+    ).replace("42,", f"{pid},")
+    exec(compile(code, str(README), "exec"), {})
+    assert byte_count_read(local_client, pid) == len(b"print('hello')\n")
