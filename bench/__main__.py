@@ -19,13 +19,13 @@ import traceback
 from collections.abc import Callable
 from contextlib import ExitStack
 
-from . import bulk, fanout, line_stream, small_writes, startup
+from . import bulk, fanout, line_stream, small_writes, startup, wan
 from ._common import ROOT, Section
 from ._config import Config
 from ._machine import CpuMeter, machine_lines, versions_lines
 from ._target import Target, local_sandbox, loopback
 
-NAMES = ["small", "bulk", "lines", "startup", "fanout"]
+NAMES = ["small", "bulk", "lines", "startup", "fanout", "wan"]
 
 
 def _render(sections: list[Section], header: list[str], footer: list[str]) -> str:
@@ -50,18 +50,20 @@ def _render(sections: list[Section], header: list[str], footer: list[str]) -> st
     return "\n".join(out) + "\n"
 
 
-def _guard(title: str, fn: Callable[[], Section]) -> Section:
+def _guard(title: str, fn: Callable[[], Section | list[Section]]) -> list[Section]:
     """Run one benchmark; a crash becomes a section saying so, and the run goes on."""
     t0 = time.perf_counter()
     print(f"[bench] {title} ...", file=sys.stderr, flush=True)
     try:
-        sec = fn()
+        out = fn()
+        secs = out if isinstance(out, list) else [out]
     except Exception as e:
         traceback.print_exc()
         sec = Section(title=title, what="", columns=["result"])
         sec.unavailable(title, f"the benchmark failed: {type(e).__name__}: {e}")
+        secs = [sec]
     print(f"[bench] {title}: {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
-    return sec
+    return secs
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -80,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     meter = CpuMeter()
     sections: list[Section] = []
     with ExitStack() as stack:
-        need_target = any(x in only for x in ("bulk", "lines", "fanout"))
+        need_target = any(x in only for x in ("bulk", "lines", "fanout", "wan"))
         target: Target | None = None
         target_note = ""
         if need_target:
@@ -92,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
                 target = stack.enter_context(loopback())
             else:
                 target = sb
-        runners: dict[str, tuple[str, Callable[[], Section]]] = {
+        runners: dict[str, tuple[str, Callable[[], Section | list[Section]]]] = {
             "small": ("1. Small writes", lambda: small_writes.run(cfg)),
             "startup": ("4. Start-up", lambda: startup.run(cfg)),
         }
@@ -101,9 +103,11 @@ def main(argv: list[str] | None = None) -> int:
             runners["bulk"] = ("2. Bulk", lambda: bulk.run(cfg, t))
             runners["lines"] = ("3. Line stream", lambda: line_stream.run(cfg, t))
             runners["fanout"] = ("5. Fan-out", lambda: fanout.run(cfg, t))
+            plot = os.path.join(os.path.dirname(os.path.abspath(output)), "BENCHMARKS-wan.png")
+            runners["wan"] = ("6-7. Over a network", lambda: wan.run(cfg, t, plot))
         for name in sorted(only, key=NAMES.index):
             title, fn = runners[name]
-            sections.append(_guard(title, fn))
+            sections += _guard(title, fn)
     elapsed = time.perf_counter() - meter.t0
     load = meter.finish()
     header = [

@@ -34,6 +34,11 @@ class Config:
     fanout_procs: int = 32
     fanout_writes: int = 20
     fanout_rounds: int = 3
+    # 6-7. over a network (latency proxy)
+    wan_rtts: tuple[int, ...] = (0, 10, 40, 100)
+    wan_bulk_bytes: int = 64 * MiB  # at RTT <= 10 ms
+    wan_bulk_bytes_far: int = 32 * MiB  # at 40 and 100 ms (16 round trips at the limit)
+    wan_rounds: int = 3
 
     @classmethod
     def make(cls, quick: bool) -> Config:
@@ -55,4 +60,7 @@ class Config:
             fanout_procs=8,
             fanout_writes=5,
             fanout_rounds=1,
+            wan_bulk_bytes=8 * MiB,
+            wan_bulk_bytes_far=4 * MiB,
+            wan_rounds=1,
         )

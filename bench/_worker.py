@@ -386,6 +386,93 @@ def fanout(spec: dict[str, Any]) -> dict[str, Any]:
     raise Unavailable(f"no fan-out mode {mode!r}")
 
 
+# --- WAN (through the latency proxy): every leg is one RTT, measured in this one process ------------
+
+
+def _raw_post(sock: Any, head: bytes, body: bytes) -> None:
+    """One POST on a kept-alive socket; returns once the (body-less) 204 has been read."""
+    sock.sendall(head + body if len(body) < 65536 else head)
+    if len(body) >= 65536:
+        sock.sendall(body)
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        got = sock.recv(65536)
+        if not got:
+            raise RuntimeError("the server closed the connection")
+        buf += got
+    status = buf.split(b" ", 2)[1]
+    if status != b"204":
+        raise RuntimeError(f"HTTP {status.decode()}: {buf[:200]!r}")
+
+
+def wan_probe(spec: dict[str, Any]) -> dict[str, Any]:
+    """A raw socket's round trip per leg: median seconds of a 16-byte and of a ``big``-byte POST.
+
+    No HTTP library: what the link and the server take, with no client cost on top.
+    """
+    import socket
+
+    out: dict[str, Any] = {}
+    for leg in spec["legs"]:
+        host, port = leg["url"].rsplit("//", 1)[1].split(":")
+        sock = socket.create_connection((host, int(port)))
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        times: dict[str, list[float]] = {"small": [], "big": []}
+        for name, size, n in (("small", 16, spec["n_small"]), ("big", spec["big"], spec["n_big"])):
+            body = b"x" * size
+            head = (
+                f"POST {PATH.format(pid=leg['pid'])} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+                f"Authorization: Bearer {spec['token']}\r\nContent-Type: application/octet-stream\r\n"
+                f"Content-Length: {size}\r\n\r\n"
+            ).encode()
+            _raw_post(sock, head, body)  # warm-up
+            for _ in range(n):
+                t0 = time.perf_counter()
+                _raw_post(sock, head, body)
+                times[name].append(time.perf_counter() - t0)
+        sock.close()
+        out[str(leg["rtt"])] = {k: sorted(v)[len(v) // 2] for k, v in times.items()}
+    return {"legs": out}
+
+
+def wan_bulk(spec: dict[str, Any]) -> dict[str, Any]:
+    """One client, one file per leg: seconds and client CPU for each."""
+    name = spec["client"]
+    out: dict[str, Any] = {}
+    for leg in spec["legs"]:
+        url, pid, path = leg["url"], leg["pid"], leg["path"]
+        if name in ("defaults", "tuned"):
+            fn = _our_write_stdin()
+            client = _shim_client({**spec, "url": url})
+            client.get_httpx_client()
+            kwargs = {"chunk_size": spec["chunk"]} if name == "tuned" else {}
+            t0, c0 = time.perf_counter(), time.process_time()
+            with open(path, "rb") as f:
+                fn(client, pid, f, **kwargs)
+            secs, cpu = time.perf_counter() - t0, time.process_time() - c0
+            client.close()
+        elif name == "sdk":
+            write = CLIENTS["sdk"]({**spec, "url": url, "pid": pid})
+            chunk = spec["chunk"]
+            t0, c0 = time.perf_counter(), time.process_time()
+            with open(path, "rb") as f:
+                while block := f.read(chunk):
+                    write(block)
+            secs, cpu = time.perf_counter() - t0, time.process_time() - c0
+        else:
+            raise Unavailable(f"no WAN bulk client {name!r}")
+        out[str(leg["rtt"])] = {"secs": secs, "cpu_secs": cpu}
+    return {"legs": out, "rss_kib": peak_rss_kib()}
+
+
+def wan_fanout(spec: dict[str, Any]) -> dict[str, Any]:
+    """`fanout` once per leg (its own URL and processes), in this one process."""
+    out: dict[str, Any] = {}
+    for leg in spec["legs"]:
+        out[str(leg["rtt"])] = fanout({**spec, "url": leg["url"], "pids": leg["pids"]})
+    return {"legs": out}
+
+
 KINDS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "small": small,
     "pair": pair,
@@ -393,6 +480,9 @@ KINDS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "lines": lines,
     "lines_write_stdin": lines_write_stdin,
     "fanout": fanout,
+    "wan_probe": wan_probe,
+    "wan_bulk": wan_bulk,
+    "wan_fanout": wan_fanout,
 }
 
 
