@@ -112,15 +112,18 @@ class _Direction:
         q = self.queue
         while q and q[0][0] <= now + 0.0002:
             _, item = q.popleft()
+            if isinstance(item, bytes):
+                self.queued -= len(item)
+            if self.dst.is_closing():
+                continue  # the other end is gone: what was in flight to it is dropped, as on a wire
             if item is _EOF:
-                if self.dst.can_write_eof():
+                try:
                     self.dst.write_eof()
-                else:
-                    self.dst.close()
+                except OSError:  # the peer reset meanwhile
+                    self.dst.abort()
             elif item is None:
                 self.dst.close()
             else:
-                self.queued -= len(item)
                 self.dst.write(item)
         if q:
             self.timer = self.loop.call_at(q[0][0], self._flush)

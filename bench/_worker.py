@@ -47,6 +47,22 @@ def _shim_client(spec: dict[str, Any], transport: str | None = None) -> Any:
         args["transport"] = _pyreqwest_sync()
     elif transport == "pyreqwest-async":
         args["transport"] = _pyreqwest_async()
+    elif transport == "httpx-keepalive":
+        import httpx
+
+        # httpx's pool as it would be with every connection kept alive (no churn).
+        args["limits"] = httpx.Limits(max_connections=100, max_keepalive_connections=100)
+    elif transport == "httpx-default":
+        import httpx
+
+        # httpx's own default pool, whatever sandbox_client passes.
+        args["limits"] = httpx.Limits(max_connections=100, max_keepalive_connections=20)
+        try:
+            return sandbox_client(
+                base_url=spec["url"], api_key=spec["token"], httpx_args=args, async_transport="httpx"
+            )
+        except TypeError:
+            pass
     elif transport == "aiohttp":
         try:
             return sandbox_client(base_url=spec["url"], api_key=spec["token"], async_transport="aiohttp")
@@ -343,6 +359,10 @@ def fanout(spec: dict[str, Any]) -> dict[str, Any]:
             transport = "aiohttp"
         elif "+pyreqwest" in mode:
             transport = "pyreqwest-async"
+        elif "+keepalive" in mode:
+            transport = "httpx-keepalive"
+        elif "+httpx" in mode:
+            transport = "httpx-default"
         client = _shim_client(spec, transport)
 
         async def gen(pid: int) -> None:

@@ -84,8 +84,68 @@ def test_async_client_uses_a_fresh_aiohttp_transport_and_sync_stays_httpx():
     assert first is not second  # one per event loop
     assert isinstance(client.get_httpx_client()._transport, httpx.HTTPTransport)
     client.close()
-    default = sandbox_client(base_url="http://127.0.0.1:9", api_key=KEY)
-    assert isinstance(run(default, transport(default)), httpx.AsyncHTTPTransport)
+    plain = sandbox_client(base_url="http://127.0.0.1:9", api_key=KEY, async_transport="httpx")
+    assert isinstance(run(plain, transport(plain)), httpx.AsyncHTTPTransport)
+
+
+# -- the default ("auto"): aiohttp where installed, unless httpx's own features are asked for ---
+
+
+def _async_transport_of(client: SandboxClient) -> object:
+    async def get() -> object:
+        return client.get_async_httpx_client()._transport
+
+    return run(client, get)
+
+
+def test_default_async_transport_is_aiohttp_when_installed(monkeypatch):
+    for var in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.delenv(var, raising=False)
+    client = sandbox_client(base_url="http://127.0.0.1:9", api_key=KEY)
+    assert isinstance(_async_transport_of(client), SandboxAiohttpTransport)
+    assert isinstance(client.get_httpx_client()._transport, httpx.HTTPTransport)  # sync stays httpx
+
+
+@pytest.mark.parametrize("key", ["transport", "mounts", "proxy", "http2"])
+def test_default_async_transport_is_httpx_when_httpx_args_ask_for_its_features(key):
+    value = {
+        "transport": httpx.AsyncHTTPTransport(),
+        "mounts": {"all://": httpx.AsyncHTTPTransport()},
+        "proxy": "http://127.0.0.1:3128",
+        "http2": True,
+    }[key]
+    client = sandbox_client(base_url="http://127.0.0.1:9", api_key=KEY, httpx_args={key: value})
+    assert client._async_transport == "httpx"
+
+
+def test_default_async_transport_is_httpx_when_the_environment_sets_a_proxy(monkeypatch):
+    # aiohttp here ignores proxy variables; httpx honours them, so a proxy user keeps httpx.
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:3128")
+    assert sandbox_client(base_url="http://127.0.0.1:9", api_key=KEY)._async_transport == "httpx"
+    no_env = sandbox_client(base_url="http://127.0.0.1:9", api_key=KEY, httpx_args={"trust_env": False})
+    assert no_env._async_transport == "aiohttp"
+
+
+def test_default_async_transport_is_httpx_without_httpx_aiohttp(monkeypatch):
+    monkeypatch.setitem(sys.modules, "httpx_aiohttp", None)  # not installed, as far as find_spec knows
+    client = sandbox_client(base_url="http://127.0.0.1:9", api_key=KEY)
+    assert isinstance(_async_transport_of(client), httpx.AsyncHTTPTransport)
+
+
+def test_httpx_async_pool_keeps_every_connection_alive_under_concurrency():
+    # httpx's default pool keeps 20 idle connections: 40 concurrent writes, twice, would open
+    # 40 + 20 connections. Kept alive, the second burst reuses the first's 40.
+    n = 40
+    with FaultServer(plan=[Slow(0.3)] * (2 * n)) as server:
+        client = sandbox_client(base_url=server.base_url, api_key=KEY, async_transport="httpx")
+
+        async def bursts() -> None:
+            for _ in range(2):
+                await asyncio.gather(*(awrite_stdin(client, PID, b"x") for _ in range(n)))
+
+        run(client, bursts)
+        assert server.accepted_count == 2 * n
+        assert server.connections_accepted == n
 
 
 @pytest.mark.parametrize("key", ["transport", "mounts", "proxy", "http2"])
@@ -116,7 +176,7 @@ def test_missing_aiohttp_fails_at_construction_with_the_install_hint(monkeypatch
     with pytest.raises(ImportError, match=r'pip install "tensorlake-sandbox-client\[aiohttp\]"'):
         sandbox_client(base_url="http://127.0.0.1:9", api_key=KEY, async_transport="aiohttp")
     # The default transport does not need it.
-    sandbox_client(base_url="http://127.0.0.1:9", api_key=KEY)
+    assert sandbox_client(base_url="http://127.0.0.1:9", api_key=KEY)._async_transport == "httpx"
 
 
 # -- exact bytes and headers: recording server ----------------------------------------------

@@ -117,8 +117,10 @@ def test_retry_policy_validation():
         RetryPolicy(base_delay=-1)
 
 
-def test_default_chunk_size_is_at_most_1_mib():
-    assert 0 < DEFAULT_CHUNK_SIZE <= 1 << 20
+def test_default_chunk_size_is_the_sandbox_body_limit():
+    from tensorlake_sandbox.local import DEFAULT_MAX_BODY_BYTES
+
+    assert DEFAULT_CHUNK_SIZE == DEFAULT_MAX_BODY_BYTES == 2 * 1024 * 1024
 
 
 # -- refused before any request -------------------------------------------------------------------

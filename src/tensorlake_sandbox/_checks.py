@@ -5,11 +5,18 @@ from __future__ import annotations
 import os
 from typing import Any, Literal, get_args
 
-__all__ = ["API_KEY_ENV", "AsyncTransport", "check_async_transport", "check_httpx_args", "check_key"]
+__all__ = [
+    "API_KEY_ENV",
+    "AsyncTransport",
+    "check_async_transport",
+    "check_httpx_args",
+    "check_key",
+    "resolve_async_transport",
+]
 
 API_KEY_ENV = "TENSORLAKE_API_KEY"
 
-AsyncTransport = Literal["httpx", "aiohttp"]
+AsyncTransport = Literal["auto", "httpx", "aiohttp"]
 
 # httpx_args that would send requests around the aiohttp transport, or ask what it cannot do.
 _NOT_WITH_AIOHTTP = ("transport", "mounts", "proxy", "http2")
@@ -45,7 +52,7 @@ def check_key(api_key: str | None) -> str:
 
 def check_async_transport(async_transport: object, httpx_args: dict[str, Any]) -> None:
     if async_transport not in get_args(AsyncTransport):
-        raise ValueError(f'async_transport must be "httpx" or "aiohttp", not {async_transport!r}')
+        raise ValueError(f'async_transport must be "auto", "httpx" or "aiohttp", not {async_transport!r}')
     if async_transport != "aiohttp":
         return
     clash = [k for k in _NOT_WITH_AIOHTTP if httpx_args.get(k)]
@@ -71,3 +78,20 @@ def check_httpx_args(httpx_args: dict[str, Any]) -> None:
             'httpx_args["event_hooks"] must be a dict with "request" and/or "response" lists; '
             "they run after the client's own error mapping"
         )
+
+
+# -- the default async transport (issue 12: fast by default; BENCHMARKS.md sections 5 and 7) --
+
+
+def resolve_async_transport(async_transport: AsyncTransport, httpx_args: dict[str, Any]) -> AsyncTransport:
+    """``"auto"``: aiohttp when httpx-aiohttp is installed and nothing asks for httpx's own features."""
+    if async_transport != "auto":
+        return async_transport
+    import importlib.util
+    from urllib.request import getproxies
+
+    if any(httpx_args.get(k) for k in _NOT_WITH_AIOHTTP):
+        return "httpx"  # a custom transport, mounts, a proxy or HTTP/2: only httpx does these
+    if httpx_args.get("trust_env", True) and any(v for k, v in getproxies().items() if k != "no"):
+        return "httpx"  # a proxy from the environment, which httpx honours and this aiohttp path does not
+    return "aiohttp" if importlib.util.find_spec("httpx_aiohttp") is not None else "httpx"

@@ -15,7 +15,14 @@ from attrs import define, field
 
 from tensorlake_api_client.client import AuthenticatedClient
 
-from ._checks import API_KEY_ENV, AsyncTransport, check_async_transport, check_httpx_args, check_key
+from ._checks import (
+    API_KEY_ENV,
+    AsyncTransport,
+    check_async_transport,
+    check_httpx_args,
+    check_key,
+    resolve_async_transport,
+)
 from ._http import async_http, sync_http
 from ._urls import DEFAULT_PROXY_HOST, normalize_base_url, sandbox_url
 
@@ -91,7 +98,7 @@ def sandbox_client(
     proxy_host: str = DEFAULT_PROXY_HOST,
     timeout: httpx.Timeout | float | None = DEFAULT_TIMEOUT,
     httpx_args: dict[str, Any] | None = None,
-    async_transport: AsyncTransport = "httpx",
+    async_transport: AsyncTransport = "auto",
 ) -> SandboxClient:
     """A client for one sandbox's API, ready for the generated functions.
 
@@ -105,7 +112,9 @@ def sandbox_client(
     extra): much faster when many requests run at once (measured by make bench). Each
     event loop gets its own aiohttp session; `SandboxClient.aclose` closes it. It cannot
     be combined with ``httpx_args`` ``transport``, ``mounts``, ``proxy`` or ``http2``, and
-    it ignores proxy environment variables. The sync calls always use httpx.
+    it ignores proxy environment variables. The default, ``"auto"``, picks aiohttp when
+    httpx-aiohttp is installed and none of those is asked for (nor a proxy set in the
+    environment), else httpx. The sync calls always use httpx.
     """
     if (sandbox is None) == (base_url is None):
         raise ValueError(
@@ -119,6 +128,7 @@ def sandbox_client(
     key = check_key(api_key)
     httpx_args = dict(httpx_args or {})
     check_httpx_args(httpx_args)
+    async_transport = resolve_async_transport(async_transport, httpx_args)  # "auto": issue 12
     check_async_transport(async_transport, httpx_args)
     if timeout is not None and not isinstance(timeout, httpx.Timeout):
         timeout = httpx.Timeout(timeout)

@@ -31,6 +31,10 @@ from ._urls import is_loopback_host
 
 __all__ = ["async_http", "framing_problem", "on_response", "sync_http"]
 
+# httpx keeps 20 idle connections by default: with more concurrent async writes than that, it
+# closes and reopens connections all the time. Keep every connection it may open alive (issue 12).
+ASYNC_POOL_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=100, keepalive_expiry=5.0)
+
 # An in-memory body this small is sent as bytes: cheaper per call than a stream. A larger
 # one is streamed: httpx keeps a request (and a bytes body) in reference cycles until the
 # garbage collector runs, while a finished stream lets go of its data at once.
@@ -192,6 +196,7 @@ def sync_http(kwargs: dict[str, Any]) -> httpx.Client:
 def async_http(kwargs: dict[str, Any], transport: str) -> httpx.AsyncClient:
     """The async httpx client; on ``transport="aiohttp"`` it sends through aiohttp."""
     kwargs = _with_hook(kwargs, _araise_for_error)
+    kwargs.setdefault("limits", ASYNC_POOL_LIMITS)
     if transport == "aiohttp":
         from ._aiohttp import SandboxAiohttpTransport
 

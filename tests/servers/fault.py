@@ -90,6 +90,7 @@ class FaultServer:
     accepted_count: int = 0
     accepted_sha256: hashlib._Hash = field(default_factory=hashlib.sha256)
     closes: int = 0
+    connections_accepted: int = 0
 
     def __post_init__(self) -> None:
         self._lock = threading.Condition()
@@ -177,6 +178,7 @@ class FaultServer:
                 return
             with self._lock:
                 self._conns.add(conn)
+                self.connections_accepted += 1
             self._spawn(self._serve, conn)
 
     def _serve(self, conn: socket.socket) -> None:

@@ -132,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=None,
         metavar="BYTES",
-        help="largest request body (default 1 MiB)",
+        help="largest request body (default 2 MiB, the sandbox's limit)",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar, even on a terminal")
 
