@@ -27,6 +27,7 @@ import httpx
 
 from ._bodies import aiter_file, is_file_body, iter_file, remaining_length
 from ._errors import SandboxError, error_for_status, transport_error
+from ._httpx_speedups import SetCookieOnlyCookies, speed_up
 from ._urls import is_loopback_host
 
 __all__ = ["async_http", "framing_problem", "on_response", "sync_http"]
@@ -146,8 +147,24 @@ class _AsyncMappedStream(httpx.AsyncByteStream):
 
 
 class _SyncHTTP(httpx.Client):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        # Per-request savings found by profiling a small write (issue 12; _httpx_speedups).
+        self._cookies = SetCookieOnlyCookies(self._cookies)
+        speed_up(self._transport)
+        self._merged_urls: dict[str, httpx.URL] = {}
+        self._merged_base = self._base_url
+
     def build_request(self, method: str, url: httpx.URL | str, **kwargs: Any) -> httpx.Request:
         _adapt_file_body(kwargs, iter_file)
+        if isinstance(url, str):  # each path is merged with the base URL once (issue 12)
+            merged = self._merged_urls.get(url)
+            if merged is None or self._merged_base is not self._base_url:
+                if len(self._merged_urls) >= 1024 or self._merged_base is not self._base_url:
+                    self._merged_urls.clear()
+                    self._merged_base = self._base_url
+                merged = self._merged_urls[url] = self._merge_url(url)
+            url = merged
         return super().build_request(method, url, **kwargs)
 
     def send(self, request: httpx.Request, **kwargs: Any) -> httpx.Response:
