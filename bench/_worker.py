@@ -48,21 +48,17 @@ def _shim_client(spec: dict[str, Any], transport: str | None = None) -> Any:
     elif transport == "pyreqwest-async":
         args["transport"] = _pyreqwest_async()
     elif transport == "httpx-keepalive":
-        import httpx
-
-        # httpx's pool as it would be with every connection kept alive (no churn).
-        args["limits"] = httpx.Limits(max_connections=100, max_keepalive_connections=100)
+        # The httpx async path as sandbox_client sets it up (its pool keeps connections alive):
+        # what users get without the aiohttp extra.
+        return sandbox_client(base_url=spec["url"], api_key=spec["token"], async_transport="httpx")
     elif transport == "httpx-default":
         import httpx
 
-        # httpx's own default pool, whatever sandbox_client passes.
+        # httpx's own default pool (20 kept-alive connections): the async path before issue 12.
         args["limits"] = httpx.Limits(max_connections=100, max_keepalive_connections=20)
-        try:
-            return sandbox_client(
-                base_url=spec["url"], api_key=spec["token"], httpx_args=args, async_transport="httpx"
-            )
-        except TypeError:
-            pass
+        return sandbox_client(
+            base_url=spec["url"], api_key=spec["token"], httpx_args=args, async_transport="httpx"
+        )
     elif transport == "aiohttp":
         try:
             return sandbox_client(base_url=spec["url"], api_key=spec["token"], async_transport="aiohttp")
@@ -379,7 +375,10 @@ def fanout(spec: dict[str, Any]) -> dict[str, Any]:
         afn = getattr(tensorlake_sandbox, "awrite_stdin", None)
         if afn is None:
             raise Unavailable("tensorlake_sandbox.awrite_stdin does not exist yet (issue 4)")
-        client = _shim_client(spec, "aiohttp" if "+aiohttp" in mode else None)
+        client = _shim_client(
+            spec,
+            "aiohttp" if "+aiohttp" in mode else "httpx-keepalive" if "+keepalive" in mode else None,
+        )
 
         async def ours(pid: int) -> None:
             await afn(client, pid, payload)
@@ -461,11 +460,13 @@ def wan_bulk(spec: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for leg in spec["legs"]:
         url, pid, path = leg["url"], leg["pid"], leg["path"]
-        if name in ("defaults", "tuned"):
+        if name in ("defaults", "tuned", "old-default"):
             fn = _our_write_stdin()
             client = _shim_client({**spec, "url": url})
             client.get_httpx_client()
             kwargs = {"chunk_size": spec["chunk"]} if name == "tuned" else {}
+            if name == "old-default":
+                kwargs = {"chunk_size": 1 << 20}
             t0, c0 = time.perf_counter(), time.process_time()
             with open(path, "rb") as f:
                 fn(client, pid, f, **kwargs)
