@@ -126,8 +126,8 @@ def test_default_async_transport_is_httpx_when_the_environment_sets_a_proxy(monk
     assert no_env._async_transport == "aiohttp"
 
 
-def test_default_async_transport_is_httpx_without_httpx_aiohttp(monkeypatch):
-    monkeypatch.setitem(sys.modules, "httpx_aiohttp", None)  # not installed, as far as find_spec knows
+def test_default_async_transport_is_httpx_without_aiohttp(monkeypatch):
+    monkeypatch.setitem(sys.modules, "aiohttp", None)  # not installed, as far as find_spec knows
     client = sandbox_client(base_url="http://127.0.0.1:9", api_key=KEY)
     assert isinstance(_async_transport_of(client), httpx.AsyncHTTPTransport)
 

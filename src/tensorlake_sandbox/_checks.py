@@ -84,7 +84,7 @@ def check_httpx_args(httpx_args: dict[str, Any]) -> None:
 
 
 def resolve_async_transport(async_transport: AsyncTransport, httpx_args: dict[str, Any]) -> AsyncTransport:
-    """``"auto"``: aiohttp when httpx-aiohttp is installed and nothing asks for httpx's own features."""
+    """``"auto"``: aiohttp when it is installed (3.10 or later) and nothing asks for httpx's own features."""
     if async_transport != "auto":
         return async_transport
     import importlib.util
@@ -94,4 +94,12 @@ def resolve_async_transport(async_transport: AsyncTransport, httpx_args: dict[st
         return "httpx"  # a custom transport, mounts, a proxy or HTTP/2: only httpx does these
     if httpx_args.get("trust_env", True) and any(v for k, v in getproxies().items() if k != "no"):
         return "httpx"  # a proxy from the environment, which httpx honours and this aiohttp path does not
-    return "aiohttp" if importlib.util.find_spec("httpx_aiohttp") is not None else "httpx"
+    if importlib.util.find_spec("aiohttp") is None:
+        return "httpx"
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        major, minor = (int(x) for x in version("aiohttp").split(".")[:2])
+    except (PackageNotFoundError, ValueError):
+        return "httpx"
+    return "aiohttp" if (major, minor) >= (3, 10) else "httpx"  # 3.10 has the errors _aiohttp maps

@@ -113,7 +113,7 @@ def sandbox_client(
     event loop gets its own aiohttp session; `SandboxClient.aclose` closes it. It cannot
     be combined with ``httpx_args`` ``transport``, ``mounts``, ``proxy`` or ``http2``, and
     it ignores proxy environment variables. The default, ``"auto"``, picks aiohttp when
-    httpx-aiohttp is installed and none of those is asked for (nor a proxy set in the
+    aiohttp is installed and none of those is asked for (nor a proxy set in the
     environment), else httpx. The sync calls always use httpx.
     """
     if (sandbox is None) == (base_url is None):
