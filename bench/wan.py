@@ -203,7 +203,7 @@ def run(cfg: Config, target: Target, plot_path: str) -> list[Section]:
         f"The {target.kind} behind `bench/_wanproxy.py`: a user-space asyncio TCP proxy in its own "
         "process that holds every piece for half the RTT in each direction (order preserved, no "
         "bandwidth cap, no kernel settings) and counts the TCP connections each client opens. "
-        "This library's defaults are 2 MiB requests and, for async calls, aiohttp where httpx-aiohttp "
+        "This library's defaults are 2 MiB requests and, for async calls, aiohttp where aiohttp "
         "is installed (it is here): the tuned settings of before are now the defaults, so the old "
         "ones are shown beside them. "
         f"{cfg.wan_rounds} rounds; per round every client runs once in its own process, clients in a "
