@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 
 from tensorlake_api_client.api.sandbox_processes import sandbox_process_stdout
 from tensorlake_sandbox import (
+    DEFAULT_CHUNK_SIZE,
     DeliveryUnknownError,
     SandboxClient,
     StdinNotWritableError,
@@ -225,7 +226,7 @@ def test_process_that_stops_reading_fails_after_the_timeout(local_client, start_
         write_stdin(local_client, info.pid, b"z" * (4 << 20), timeout=1.0)
     assert time.monotonic() - started < 15
     assert caught.value.bytes_delivered == 0
-    assert caught.value.request_bytes == 1 << 20
+    assert caught.value.request_bytes == DEFAULT_CHUNK_SIZE
 
 
 def test_writer_without_with_needs_an_explicit_close(local_client, hasher):
