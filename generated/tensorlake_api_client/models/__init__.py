@@ -1,5 +1,8 @@
 """Contains all the data models used in inputs/outputs"""
 
+from .create_pty_request import CreatePtyRequest
+from .create_pty_request_env import CreatePtyRequestEnv
+from .create_pty_response import CreatePtyResponse
 from .health_response import HealthResponse
 from .info_response import InfoResponse
 from .list_processes_response import ListProcessesResponse
@@ -9,6 +12,9 @@ from .output_response import OutputResponse
 from .process_info import ProcessInfo
 from .process_user_ids import ProcessUserIds
 from .process_user_name import ProcessUserName
+from .pty_resize_request import PtyResizeRequest
+from .pty_session_info import PtySessionInfo
+from .pty_session_list import PtySessionList
 from .run_exit_event import RunExitEvent
 from .run_process_request import RunProcessRequest
 from .run_process_request_env import RunProcessRequestEnv
@@ -21,6 +27,9 @@ from .start_process_request_env import StartProcessRequestEnv
 from .stdin_mode import StdinMode
 
 __all__ = (
+    "CreatePtyRequest",
+    "CreatePtyRequestEnv",
+    "CreatePtyResponse",
     "HealthResponse",
     "InfoResponse",
     "ListProcessesResponse",
@@ -30,6 +39,9 @@ __all__ = (
     "ProcessInfo",
     "ProcessUserIds",
     "ProcessUserName",
+    "PtyResizeRequest",
+    "PtySessionInfo",
+    "PtySessionList",
     "RunExitEvent",
     "RunProcessRequest",
     "RunProcessRequestEnv",
