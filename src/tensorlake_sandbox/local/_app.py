@@ -36,6 +36,7 @@ from ._processes import (
     StdinNotWritable,
     StreamName,
 )
+from ._pty import PtyTable, pty_routes
 from ._security import DRAIN_LIMIT, SecurityMiddleware, expects_continue
 
 __all__ = ["DEFAULT_MAX_BODY_BYTES", "create_app"]
@@ -490,6 +491,7 @@ def create_app(
     if max_body_bytes < 1:
         raise ValueError("max_body_bytes must be positive")
     table = ProcessTable(retained_finished=retained_finished, total_output_budget=total_output_budget)
+    pty_table = PtyTable()
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -497,6 +499,7 @@ def create_app(
             yield
         finally:
             await table.shutdown()
+            await pty_table.shutdown()
 
     base = "/api/v1/processes"
     pid = base + "/{pid:pid}"
@@ -515,12 +518,13 @@ def create_app(
         routes.append(Route(f"{pid}/{stream}", _output(stream), methods=["GET"]))
         routes.append(Route(f"{pid}/{stream}/follow", _follow(stream), methods=["GET"]))
     app = Starlette(
-        routes=routes,
+        routes=[*routes, *pty_routes()],
         middleware=[Middleware(SecurityMiddleware, token=token, allowed_hosts=allowed_hosts)],
         exception_handlers={HTTPException: _http_exception, Exception: _server_error},
         lifespan=lifespan,
     )
     app.state.table = table
+    app.state.pty_table = pty_table
     app.state.version = _version()
     app.state.started = time.monotonic()
     app.state.max_body_bytes = max_body_bytes

@@ -128,7 +128,7 @@ def make_config(
     return uvicorn.Config(
         app,
         http=protocol,
-        ws="none",
+        ws="wsproto",  # the PTY websocket
         lifespan=lifespan,
         log_level="info" if log_requests else "warning",
         access_log=log_requests,

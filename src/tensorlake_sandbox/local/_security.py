@@ -102,6 +102,11 @@ async def _reject(
     *,
     drain: bool = True,
 ) -> None:
+    if scope["type"] == "websocket":  # refuse the upgrade with an HTTP answer
+        body = json.dumps({"error": error, "code": code}).encode()
+        await send({"type": "websocket.http.response.start", "status": status, "headers": extra})
+        await send({"type": "websocket.http.response.body", "body": body})
+        return
     complete = drain and await _drain(scope, receive)
     body = json.dumps({"error": error, "code": code}).encode()
     headers = [
@@ -143,10 +148,10 @@ class SecurityMiddleware:
         return hmac.compare_digest(given, self._expected) and len(values) == 1
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] not in ("http", "websocket"):  # websockets: the PTY endpoint
             if scope["type"] == "lifespan":
                 await self.app(scope, receive, send)
-            return  # no websockets
+            return
         names = [k for k, _ in scope["headers"]]
         if b"transfer-encoding" in names and b"content-length" in names:
             # Ambiguous framing (the shape of request smuggling): refuse, read nothing, close.
