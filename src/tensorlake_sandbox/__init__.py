@@ -4,7 +4,8 @@
 key; the errors here are what it raises. ``write_stdin`` / ``awrite_stdin`` stream any
 source to a process's stdin without losing or duplicating a byte; ``close_stdin`` sends
 EOF; ``stdin_writer`` wraps both in a context manager. ``run`` / ``start`` (and the async
-``arun`` / ``astart``) drive a whole process the way `subprocess` does.
+``arun`` / ``astart``) drive a whole process the way `subprocess` does. ``open_terminal`` /
+``aopen_terminal`` run a program on an interactive terminal (a PTY session).
 """
 
 from __future__ import annotations
@@ -44,7 +45,16 @@ if TYPE_CHECKING:
         stdin_writer,
         write_stdin,
     )
+    from ._terminal_protocol import TerminalClosedError, TerminalNotFoundError, TooManyTerminalsError
     from ._urls import DEFAULT_PROXY_HOST, is_loopback_host, sandbox_url
+    from .terminal import (
+        AsyncTerminal,
+        Terminal,
+        aattach_terminal,
+        aopen_terminal,
+        attach_terminal,
+        open_terminal,
+    )
 
 # Names are imported on first use, so that `tensorlake-sandbox --help` does not pay for
 # httpx and the generated client.
@@ -53,6 +63,7 @@ _LAZY: dict[str, str] = {
     "AsyncLineStream": "._aprocess",
     "AsyncRemoteProcess": "._aprocess",
     "AsyncStdinWriter": "._stdin",
+    "AsyncTerminal": ".terminal",
     "AuthenticationError": "._errors",
     "BadRequestError": "._errors",
     "DEFAULT_CHUNK_SIZE": "._stdin",
@@ -72,14 +83,22 @@ _LAZY: dict[str, str] = {
     "SandboxUnavailableError": "._errors",
     "StdinNotWritableError": "._errors",
     "StdinWriter": "._stdin",
+    "Terminal": ".terminal",
+    "TerminalClosedError": "._terminal_protocol",
+    "TerminalNotFoundError": "._terminal_protocol",
+    "TooManyTerminalsError": "._terminal_protocol",
+    "aattach_terminal": ".terminal",
     "aclose_stdin": "._stdin",
+    "aopen_terminal": ".terminal",
     "arun": "._aprocess",
     "astart": "._aprocess",
     "astdin_writer": "._stdin",
+    "attach_terminal": ".terminal",
     "awrite_stdin": "._stdin",
     "close_stdin": "._stdin",
     "error_for_status": "._errors",
     "is_loopback_host": "._urls",
+    "open_terminal": ".terminal",
     "raise_for_response": "._errors",
     "run": "._process",
     "sandbox_client": "._client",
@@ -97,6 +116,7 @@ __all__ = [
     "AsyncLineStream",
     "AsyncRemoteProcess",
     "AsyncStdinWriter",
+    "AsyncTerminal",
     "AuthenticationError",
     "BadRequestError",
     "DeliveryUnknownError",
@@ -113,14 +133,22 @@ __all__ = [
     "SandboxUnavailableError",
     "StdinNotWritableError",
     "StdinWriter",
+    "Terminal",
+    "TerminalClosedError",
+    "TerminalNotFoundError",
+    "TooManyTerminalsError",
+    "aattach_terminal",
     "aclose_stdin",
+    "aopen_terminal",
     "arun",
     "astart",
     "astdin_writer",
+    "attach_terminal",
     "awrite_stdin",
     "close_stdin",
     "error_for_status",
     "is_loopback_host",
+    "open_terminal",
     "raise_for_response",
     "run",
     "sandbox_client",

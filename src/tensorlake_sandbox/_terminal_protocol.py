@@ -1,0 +1,181 @@
+"""The PTY websocket's binary frames, the checks run before anything is sent, and the terminal errors.
+
+Pure functions only (no I/O), shared by the sync and async terminals and the local sandbox's
+tests. Frames (openapi.yaml, tag ``sandbox-pty``): client to server ``0x00`` + input,
+``0x01`` + cols u16 + rows u16 (big-endian), ``0x02`` READY; server to client ``0x00`` +
+output, ``0x03`` + exit code i32, then a close with reason ``exit:<code>``.
+"""
+
+from __future__ import annotations
+
+import codecs
+import os
+import struct
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+from ._errors import SandboxError
+
+__all__ = [
+    "MAX_COLS",
+    "MAX_ROWS",
+    "READY_FRAME",
+    "TerminalClosedError",
+    "TerminalNotFoundError",
+    "TooManyTerminalsError",
+    "check_open_args",
+    "check_size",
+    "exit_code_from_reason",
+    "input_frame",
+    "iter_text",
+    "parse_frame",
+    "resize_frame",
+]
+
+OP_DATA, OP_RESIZE, OP_READY, OP_EXIT = 0x00, 0x01, 0x02, 0x03
+READY_FRAME = bytes([OP_READY])
+MAX_ROWS, MAX_COLS = 500, 1000
+# One input frame carries at most this much; longer input is split (the server accepts 64 KiB frames).
+MAX_INPUT_FRAME = 32 * 1024
+
+
+class TerminalNotFoundError(SandboxError):
+    """404: no PTY session with this ID in this sandbox (it was killed, or removed after exiting)."""
+
+
+class TooManyTerminalsError(SandboxError):
+    """429 ``TOO_MANY_SESSIONS``: the sandbox has 64 PTY sessions; kill one first."""
+
+
+class TerminalClosedError(SandboxError):
+    """The terminal's websocket closed without an exit code.
+
+    ``close_code`` is the websocket close code: 1001 when the session was killed (or timed
+    out, or the sandbox shut down), 1008 for a policy violation, 1006 when the connection
+    dropped. The session may still be running after a dropped connection: reattach with
+    its token.
+    """
+
+    def __init__(self, message: str, *, close_code: int | None = None, reason: str = "") -> None:
+        super().__init__(message)
+        self.close_code = close_code
+        self.reason = reason
+
+
+def _check_int(name: str, value: object, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+    if not 1 <= value <= high:
+        raise ValueError(f"{name} must be between 1 and {high}, not {value}")
+    return value
+
+
+def check_size(rows: object, cols: object) -> tuple[int, int]:
+    """(rows, cols) when both are ints in range (1..500, 1..1000); TypeError or ValueError otherwise."""
+    return _check_int("rows", rows, MAX_ROWS), _check_int("cols", cols, MAX_COLS)
+
+
+def _check_str(name: str, value: object) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a str, not {type(value).__name__}")
+    if "\0" in value:
+        raise ValueError(f"{name} must not contain NUL characters")
+    return value
+
+
+def check_open_args(
+    command: object,
+    args: object,
+    env: object,
+    cwd: object,
+) -> tuple[str, list[str], dict[str, str] | None, str | None]:
+    """Validated (command, args, env, cwd) for a new terminal, with errors that say what to fix."""
+    command = _check_str("command", command)
+    if not command:
+        raise ValueError("command must not be empty, e.g. 'bash'")
+    if isinstance(args, (str, bytes)) or not isinstance(args, Iterable):
+        raise TypeError("args must be a list of strings, e.g. ['-c', 'echo hi'] (not one string)")
+    arg_list = [_check_str("each of args", a) for a in args]
+    env_dict: dict[str, str] | None = None
+    if env is not None:
+        if not isinstance(env, Mapping):
+            raise TypeError(f"env must be a mapping of str to str, not {type(env).__name__}")
+        env_dict = {}
+        for key, value in env.items():
+            _check_str("an env name", key)
+            if not key or "=" in key:
+                raise ValueError(f"env name {key!r} must be non-empty and contain no '='")
+            env_dict[key] = _check_str(f"env[{key!r}]", value)
+    cwd_str: str | None = None
+    if cwd is not None:
+        if not isinstance(cwd, (str, os.PathLike)):
+            raise TypeError(f"cwd must be a str or path, not {type(cwd).__name__}")
+        cwd_str = _check_str("cwd", os.fspath(cwd))
+    return command, arg_list, env_dict, cwd_str
+
+
+def input_frames(data: object) -> list[bytes]:
+    """The input frames for ``data`` (bytes-like, or str sent as UTF-8), split to at most 32 KiB each."""
+    if isinstance(data, str):
+        payload = data.encode("utf-8")
+    elif isinstance(data, (bytes, bytearray, memoryview)):
+        payload = bytes(data)
+    else:
+        raise TypeError(f"terminal input must be bytes or str, not {type(data).__name__}")
+    return [
+        bytes([OP_DATA]) + payload[i : i + MAX_INPUT_FRAME] for i in range(0, len(payload), MAX_INPUT_FRAME)
+    ]
+
+
+def input_frame(data: bytes) -> bytes:
+    return bytes([OP_DATA]) + data
+
+
+def resize_frame(rows: int, cols: int) -> bytes:
+    """The 5-byte resize frame: opcode, cols, rows (cols first on the wire)."""
+    return struct.pack(">BHH", OP_RESIZE, cols, rows)
+
+
+def parse_frame(frame: bytes) -> tuple[str, Any] | None:
+    """("output", bytes), ("exit", int), or None for a frame to ignore (empty, unknown opcode)."""
+    if not frame:
+        return None
+    if frame[0] == OP_DATA:
+        return "output", frame[1:]
+    if frame[0] == OP_EXIT and len(frame) >= 5:
+        return "exit", struct.unpack(">i", frame[1:5])[0]
+    return None
+
+
+def exit_code_from_reason(reason: str | None) -> int | None:
+    """The code in a close reason ``exit:<code>``; None for any other reason."""
+    if not reason or not reason.startswith("exit:"):
+        return None
+    try:
+        return int(reason[5:])
+    except ValueError:
+        return -1
+
+
+def iter_text(chunks: Iterable[bytes], errors: str = "replace") -> Iterator[str]:
+    """Decode output chunks as UTF-8, holding back a character split across chunks until it is whole."""
+    decoder = codecs.getincrementaldecoder("utf-8")(errors=errors)
+    for chunk in chunks:
+        text = decoder.decode(chunk)
+        if text:
+            yield text
+    tail = decoder.decode(b"", final=True)
+    if tail:
+        yield tail
+
+
+def close_error(code: int | None, reason: str) -> TerminalClosedError:
+    what = {
+        1001: "the session was terminated (killed, idle too long, or the sandbox stopped)",
+        1008: "the server closed it for a policy violation",
+        1006: "the connection dropped; the session may still be running: reattach with its token",
+    }.get(code or 1006, "it closed without an exit code")
+    detail = f" ({reason})" if reason else ""
+    return TerminalClosedError(
+        f"terminal closed: {what}; close code {code}{detail}", close_code=code, reason=reason
+    )

@@ -1,0 +1,676 @@
+"""Interactive terminals in a sandbox: a PTY session over REST plus its binary websocket.
+
+>>> with open_terminal(client, "sh") as term:  # doctest: +SKIP
+...     term.write("echo $((6*7)); exit 5\\n")
+...     output = b"".join(term)  # bytes as they arrive, until the program exits
+...     term.returncode
+5
+
+Output is bytes exactly as the terminal produced them (never split into lines; a UTF-8
+character may be split across chunks: `Terminal.iter_text` decodes incrementally).
+`Terminal.detach` leaves the program running; `attach_terminal` reconnects with the
+session's ID and token, and the server replays its history (the last 1 MiB of output).
+`AsyncTerminal` (`aopen_terminal`, `aattach_terminal`) is the async twin.
+
+The websocket is `httpx-ws` on an httpx client built with the same settings as ``client``'s
+(base URL, bearer key, TLS verification, cookies, headers, timeouts, ``httpx_args`` such as
+proxies or a transport), so everything that applies to the other calls applies here. The
+session's token goes in the ``X-PTY-Token`` header only, never in the URL (URLs end up in
+proxy logs). Memory stays bounded: at most `QUEUE_FRAMES` frames (4 KiB each from the
+sandbox) wait unread; past that the connection is not read, and the sandbox holds the
+program back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import queue
+import threading
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
+from os import PathLike
+from types import TracebackType
+from typing import Any, Self
+
+import httpx
+from httpx_ws import (
+    AsyncWebSocketSession,
+    WebSocketDisconnect,
+    WebSocketInvalidTypeReceived,
+    WebSocketNetworkError,
+    WebSocketSession,
+    WebSocketUpgradeError,
+    aconnect_ws,
+    connect_ws,
+)
+
+from tensorlake_api_client.api.sandbox_pty import sandbox_pty_create, sandbox_pty_kill, sandbox_pty_resize
+from tensorlake_api_client.client import AuthenticatedClient
+from tensorlake_api_client.models import CreatePtyRequest, PtyResizeRequest
+from tensorlake_api_client.models.create_pty_request_env import CreatePtyRequestEnv
+
+from ._errors import SandboxError, SandboxUnavailableError, error_for_status
+from ._terminal_protocol import (
+    READY_FRAME,
+    TerminalClosedError,
+    TerminalNotFoundError,
+    TooManyTerminalsError,
+    check_open_args,
+    check_size,
+    close_error,
+    exit_code_from_reason,
+    input_frames,
+    iter_text,
+    parse_frame,
+    resize_frame,
+)
+
+__all__ = [
+    "QUEUE_FRAMES",
+    "AsyncTerminal",
+    "Terminal",
+    "TerminalClosedError",
+    "TerminalNotFoundError",
+    "TooManyTerminalsError",
+    "aattach_terminal",
+    "aopen_terminal",
+    "attach_terminal",
+    "open_terminal",
+]
+
+# Frames received but not yet read (each at most 4 KiB + 1 from a Tensorlake sandbox).
+QUEUE_FRAMES = 256
+# Bytes read from the socket at a time.
+_READ_SIZE = 64 * 1024
+_PING_INTERVAL = 20.0
+DEFAULT_CONNECT_TIMEOUT = 10.0
+_POLL = 0.25
+
+OnOutput = Callable[[bytes], Any]
+
+
+def _ws_path(session_id: str) -> str:
+    if not session_id or "/" in session_id or not session_id.isprintable():
+        raise ValueError(f"not a PTY session ID: {session_id!r}")
+    return f"/api/v1/pty/{session_id}/ws"
+
+
+def _check_token(token: object) -> str:
+    if not isinstance(token, str):
+        raise TypeError(f"token must be a str, not {type(token).__name__}")
+    if not token or not token.isascii() or any(c.isspace() or not c.isprintable() for c in token):
+        raise ValueError("token must be the session's token (printable ASCII, no whitespace)")
+    return token
+
+
+def _httpx_kwargs(client: AuthenticatedClient) -> dict[str, Any]:
+    """``client``'s httpx settings, for a client that only opens websockets."""
+    kwargs = client.httpx_client_kwargs()
+    # Event hooks of the REST calls expect ordinary responses; a 101 upgrade is not an error.
+    kwargs.pop("event_hooks", None)
+    kwargs["follow_redirects"] = False
+    return kwargs
+
+
+def _mapped(exc: SandboxError) -> SandboxError:
+    """A REST error with the terminal-specific class for 404 and 429."""
+    cls: type[SandboxError] | None = {404: TerminalNotFoundError, 429: TooManyTerminalsError}.get(
+        exc.status_code or 0
+    )
+    if cls is None:
+        return exc
+    return cls(exc.message, status_code=exc.status_code, code=exc.code)
+
+
+def _upgrade_error(response: httpx.Response) -> SandboxError:
+    err = error_for_status(response.status_code, response.content, path=response.request.url.path)
+    return _mapped(err)
+
+
+def _create_request(
+    command: object, args: object, env: object, cwd: object, rows: object, cols: object
+) -> CreatePtyRequest:
+    rows, cols = check_size(rows, cols)
+    command, arg_list, env_dict, cwd_str = check_open_args(command, args, env, cwd)
+    body = CreatePtyRequest(command=command, args=arg_list, rows=rows, cols=cols)
+    if env_dict is not None:
+        body.env = CreatePtyRequestEnv.from_dict(env_dict)
+    if cwd_str is not None:
+        body.working_dir = cwd_str
+    return body
+
+
+class _State:
+    """What both terminals know: the session, the exit, the close."""
+
+    def __init__(self, client: AuthenticatedClient, session_id: str, token: str) -> None:
+        self.client = client
+        self.session_id = session_id
+        self._token = token
+        self.returncode: int | None = None
+        self.close_code: int | None = None
+        self.close_reason = ""
+        self.eof = False
+        self.detached = False
+
+    @property
+    def token(self) -> str:
+        """The session's token: reattach with it. Secret: keep it out of logs and shell history."""
+        return self._token
+
+    def __repr__(self) -> str:
+        state = (
+            f"returncode={self.returncode}"
+            if self.returncode is not None
+            else ("detached" if self.detached else "running")
+        )
+        return f"<{type(self).__name__} session_id={self.session_id!r} {state}>"
+
+    def _on_frame(self, frame: bytes) -> bytes | None:
+        parsed = parse_frame(frame)
+        if parsed is None:
+            return None
+        kind, value = parsed
+        if kind == "exit":
+            self.returncode = value
+            return None
+        return value  # type: ignore[no-any-return]
+
+    def _on_close(self, code: int | None, reason: str) -> None:
+        self.eof = True
+        self.close_code, self.close_reason = code, reason
+        if self.returncode is None:
+            self.returncode = exit_code_from_reason(reason)
+
+    def _result(self) -> int:
+        if self.returncode is not None:
+            return self.returncode
+        raise close_error(self.close_code, self.close_reason)
+
+
+class Terminal(_State):
+    """A program on a terminal in a sandbox, connected over a websocket. Build one with `open_terminal`.
+
+    Iterate it (or call `read`) for output chunks as they arrive; `write` sends input;
+    `resize`; `wait` for the exit code; `detach` to leave it running; `kill`. Leaving a
+    ``with`` block kills the program unless it exited or was detached.
+
+    With ``on_output``, a thread of its own calls it with every chunk (then do not read).
+    """
+
+    def __init__(
+        self,
+        client: AuthenticatedClient,
+        session_id: str,
+        token: str,
+        *,
+        on_output: OnOutput | None = None,
+    ) -> None:
+        super().__init__(client, session_id, token)
+        self._on_output = on_output
+        self._stack = contextlib.ExitStack()
+        self._ws: WebSocketSession | None = None
+        self._pump: threading.Thread | None = None
+        self._pump_error: BaseException | None = None
+        self._lock = threading.Lock()
+
+    def _connect(self, timeout: float) -> Self:
+        http = self._stack.enter_context(httpx.Client(**_httpx_kwargs(self.client)))
+        try:
+            self._ws = self._stack.enter_context(
+                connect_ws(
+                    _ws_path(self.session_id),
+                    http,
+                    headers={"X-PTY-Token": self.token},
+                    timeout=timeout,
+                    queue_size=QUEUE_FRAMES,
+                    max_message_size_bytes=_READ_SIZE,
+                    keepalive_ping_interval_seconds=_PING_INTERVAL,
+                )
+            )
+            self._ws.send_bytes(READY_FRAME)
+        except WebSocketUpgradeError as exc:
+            self._stack.close()
+            exc.response.read()
+            raise _upgrade_error(exc.response) from None
+        except httpx.TransportError as exc:
+            self._stack.close()
+            raise SandboxUnavailableError(f"cannot connect to the terminal: {exc}") from exc
+        except BaseException:
+            self._stack.close()
+            raise
+        if self._on_output is not None:
+            self._pump = threading.Thread(
+                target=self._run_callback, name=f"terminal-{self.session_id}", daemon=True
+            )
+            self._pump.start()
+        return self
+
+    # -- output ---------------------------------------------------------------------------------
+
+    def _read(self, timeout: float | None) -> bytes:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self.eof:
+            ws = self._ws
+            if ws is None:
+                if self.detached:
+                    return b""
+                raise RuntimeError("the terminal is not connected")
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            try:
+                # In slices, so that a detach from another thread ends a blocked read.
+                frame = ws.receive_bytes(_POLL if left is None else min(left, _POLL))
+            except queue.Empty:
+                if left is not None and left <= _POLL:
+                    raise TimeoutError(f"no output within {timeout} s") from None
+                continue
+            except WebSocketInvalidTypeReceived:
+                continue  # text frames are ignored
+            except WebSocketDisconnect as exc:
+                self._on_close(exc.code, exc.reason)
+                break
+            except WebSocketNetworkError:
+                self._on_close(1006, "")
+                break
+            data = self._on_frame(frame)
+            if data:
+                return data
+        self._close_connection()
+        return b""
+
+    def read(self, timeout: float | None = None) -> bytes:
+        """The next chunk of output as it arrives; b"" once the program has exited (or the websocket closed).
+
+        Raises TimeoutError when nothing arrives within ``timeout`` seconds.
+        """
+        if self._on_output is not None:
+            raise RuntimeError("this terminal delivers output to its on_output callback; do not read it")
+        return self._read(timeout)
+
+    def __iter__(self) -> Iterator[bytes]:
+        while chunk := self.read():
+            yield chunk
+
+    def iter_text(self, errors: str = "replace") -> Iterator[str]:
+        """Output decoded as UTF-8, never breaking a character split across chunks."""
+        return iter_text(self, errors)
+
+    def _run_callback(self) -> None:
+        assert self._on_output is not None
+        try:
+            while chunk := self._read(None):
+                self._on_output(chunk)
+        except BaseException as exc:  # reported by wait()
+            self._pump_error = exc
+            self._close_connection()
+
+    # -- input and control ----------------------------------------------------------------------
+
+    def _send(self, frame: bytes) -> None:
+        ws = self._ws
+        if ws is None or self.eof:
+            raise TerminalClosedError(
+                "the terminal is not connected (it exited, was detached or closed)",
+                close_code=self.close_code,
+                reason=self.close_reason,
+            )
+        try:
+            ws.send_bytes(frame)
+        except WebSocketNetworkError as exc:
+            raise close_error(1006, "") from exc
+
+    def write(self, data: bytes | bytearray | memoryview | str) -> None:
+        """Send input (str as UTF-8); the terminal echoes it unless the program turned echo off."""
+        for frame in input_frames(data):
+            self._send(frame)
+
+    def resize(self, rows: int, cols: int) -> None:
+        """Set the terminal's size (rows 1..500, cols 1..1000); the program gets SIGWINCH."""
+        rows, cols = check_size(rows, cols)
+        self._send(resize_frame(rows, cols))
+
+    def resize_session(self, rows: int, cols: int) -> None:
+        """Resize through the REST API (works while detached)."""
+        rows, cols = check_size(rows, cols)
+        try:
+            sandbox_pty_resize.sync(self.session_id, client=self.client, body=PtyResizeRequest(rows, cols))
+        except SandboxError as exc:
+            raise _mapped(exc) from None
+
+    def wait(self, timeout: float | None = None) -> int:
+        """Wait for the program to exit and return its code (-1 when a signal ended it).
+
+        Output not yet read is read and dropped (or given to ``on_output``). Raises
+        TimeoutError after ``timeout`` seconds, and `TerminalClosedError` when the websocket
+        closed without an exit code (killed, or the connection dropped).
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        if self._pump is not None:
+            self._pump.join(timeout)
+            if self._pump.is_alive():
+                raise TimeoutError(f"the program did not exit within {timeout} s")
+            if self._pump_error is not None:
+                raise self._pump_error
+        else:
+            while not self.eof:
+                left = None if deadline is None else max(0.0, deadline - time.monotonic())
+                try:
+                    self._read(left)
+                except TimeoutError:
+                    raise TimeoutError(f"the program did not exit within {timeout} s") from None
+        return self._result()
+
+    def detach(self) -> None:
+        """Disconnect, leaving the program running; reattach with `attach_terminal` (ID and token)."""
+        self.detached = True
+        self._close_connection()
+
+    def kill(self) -> None:
+        """Kill the program (SIGHUP, then SIGKILL) and remove the session. A no-op once it has exited."""
+        try:
+            if self.returncode is None:
+                sandbox_pty_kill.sync(self.session_id, client=self.client)
+        except SandboxError as exc:
+            if exc.status_code != 404:
+                raise _mapped(exc) from None
+        finally:
+            self._close_connection()
+
+    def _close_connection(self) -> None:
+        with self._lock:
+            ws, self._ws = self._ws, None
+        if ws is not None:
+            self._stack.close()
+
+    def close(self) -> None:
+        """Kill the program unless it exited or was detached, and close the connection."""
+        if self.returncode is None and not self.detached:
+            self.kill()
+        self._close_connection()
+        if self._pump is not None and self._pump is not threading.current_thread():
+            self._pump.join(5)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+def open_terminal(
+    client: AuthenticatedClient,
+    command: str,
+    args: Iterable[str] = (),
+    *,
+    rows: int = 24,
+    cols: int = 80,
+    env: Mapping[str, str] | None = None,
+    cwd: str | PathLike[str] | None = None,
+    on_output: OnOutput | None = None,
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+) -> Terminal:
+    """Start ``command args`` on a new terminal (``rows`` x ``cols``) in the sandbox and connect to it.
+
+    Everything is checked before a request is sent. If connecting fails, the session is
+    killed (nothing is left running). Raises `TooManyTerminalsError` at 64 sessions.
+    """
+    body = _create_request(command, args, env, cwd, rows, cols)
+    try:
+        created = sandbox_pty_create.sync(client=client, body=body)
+    except SandboxError as exc:
+        raise _mapped(exc) from None
+    term = Terminal(client, created.session_id, created.token, on_output=on_output)
+    try:
+        return term._connect(connect_timeout)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            term.kill()
+        raise
+
+
+def attach_terminal(
+    client: AuthenticatedClient,
+    session_id: str,
+    token: str,
+    *,
+    on_output: OnOutput | None = None,
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+) -> Terminal:
+    """Connect to a running (or recently exited) session; its history is replayed first.
+
+    Leaving a ``with`` block on the returned terminal kills the program unless it exited or
+    was detached again.
+    """
+    _ws_path(session_id)
+    term = Terminal(client, session_id, _check_token(token), on_output=on_output)
+    return term._connect(connect_timeout)
+
+
+# -- async ------------------------------------------------------------------------------------
+
+AsyncOnOutput = Callable[[bytes], Any]
+
+
+class AsyncTerminal(_State):
+    """The async twin of `Terminal`: the same methods, awaited; ``async for chunk in term``.
+
+    Open and close it in the same task (httpx-ws runs the connection in an anyio task group);
+    ``async with`` does that. ``on_output`` may be a plain function or a coroutine function.
+    """
+
+    def __init__(
+        self,
+        client: AuthenticatedClient,
+        session_id: str,
+        token: str,
+        *,
+        on_output: AsyncOnOutput | None = None,
+    ) -> None:
+        super().__init__(client, session_id, token)
+        self._on_output = on_output
+        self._stack = contextlib.AsyncExitStack()
+        self._ws: AsyncWebSocketSession | None = None
+        self._pump: asyncio.Task[None] | None = None
+
+    async def _connect(self, timeout: float) -> Self:
+        http = await self._stack.enter_async_context(httpx.AsyncClient(**_httpx_kwargs(self.client)))
+        try:
+            ws: AsyncWebSocketSession = await self._stack.enter_async_context(
+                aconnect_ws(
+                    _ws_path(self.session_id),
+                    http,
+                    headers={"X-PTY-Token": self.token},
+                    timeout=timeout,
+                    queue_size=QUEUE_FRAMES,
+                    max_message_size_bytes=_READ_SIZE,
+                    keepalive_ping_interval_seconds=_PING_INTERVAL,
+                )
+            )
+            self._ws = ws
+            await ws.send_bytes(READY_FRAME)
+        except WebSocketUpgradeError as exc:
+            await exc.response.aread()
+            await self._stack.aclose()
+            raise _upgrade_error(exc.response) from None
+        except httpx.TransportError as exc:
+            await self._stack.aclose()
+            raise SandboxUnavailableError(f"cannot connect to the terminal: {exc}") from exc
+        except BaseException:
+            await self._stack.aclose()
+            raise
+        if self._on_output is not None:
+            self._pump = asyncio.ensure_future(self._run_callback())
+        return self
+
+    async def _read(self, timeout: float | None) -> bytes:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self.eof:
+            ws = self._ws
+            if ws is None:
+                raise RuntimeError("the terminal is detached; attach again with aattach_terminal")
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            try:
+                frame = await ws.receive_bytes(left)
+            except TimeoutError:
+                raise TimeoutError(f"no output within {timeout} s") from None
+            except WebSocketInvalidTypeReceived:
+                continue
+            except WebSocketDisconnect as exc:
+                self._on_close(exc.code, exc.reason)
+                break
+            except WebSocketNetworkError:
+                self._on_close(1006, "")
+                break
+            data = self._on_frame(frame)
+            if data:
+                return data
+        return b""
+
+    async def read(self, timeout: float | None = None) -> bytes:
+        """The next chunk of output; b"" once the program has exited. TimeoutError after ``timeout`` s."""
+        if self._on_output is not None:
+            raise RuntimeError("this terminal delivers output to its on_output callback; do not read it")
+        return await self._read(timeout)
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        while chunk := await self.read():
+            yield chunk
+
+    async def iter_text(self, errors: str = "replace") -> AsyncIterator[str]:
+        """Output decoded as UTF-8, never breaking a character split across chunks."""
+        import codecs
+
+        decoder = codecs.getincrementaldecoder("utf-8")(errors=errors)
+        async for chunk in self:
+            if text := decoder.decode(chunk):
+                yield text
+        if tail := decoder.decode(b"", final=True):
+            yield tail
+
+    async def _run_callback(self) -> None:
+        assert self._on_output is not None
+        while chunk := await self._read(None):
+            result = self._on_output(chunk)
+            if inspect.isawaitable(result):
+                await result
+
+    async def _send(self, frame: bytes) -> None:
+        ws = self._ws
+        if ws is None or self.eof:
+            raise TerminalClosedError(
+                "the terminal is not connected (it exited, was detached or closed)",
+                close_code=self.close_code,
+                reason=self.close_reason,
+            )
+        try:
+            await ws.send_bytes(frame)
+        except WebSocketNetworkError as exc:
+            raise close_error(1006, "") from exc
+
+    async def write(self, data: bytes | bytearray | memoryview | str) -> None:
+        """Send input (str as UTF-8)."""
+        for frame in input_frames(data):
+            await self._send(frame)
+
+    async def resize(self, rows: int, cols: int) -> None:
+        """Set the terminal's size (rows 1..500, cols 1..1000); the program gets SIGWINCH."""
+        rows, cols = check_size(rows, cols)
+        await self._send(resize_frame(rows, cols))
+
+    async def wait(self, timeout: float | None = None) -> int:
+        """Wait for the exit code (-1 when a signal ended it); unread output is dropped."""
+        try:
+            async with asyncio.timeout(timeout):
+                if self._pump is not None:
+                    await asyncio.shield(self._pump)
+                else:
+                    while not self.eof:
+                        await self._read(None)
+        except TimeoutError:
+            raise TimeoutError(f"the program did not exit within {timeout} s") from None
+        return self._result()
+
+    async def detach(self) -> None:
+        """Disconnect, leaving the program running; reattach with `aattach_terminal`."""
+        self.detached = True
+        await self._close_connection()
+
+    async def kill(self) -> None:
+        """Kill the program and remove the session. A no-op once it has exited."""
+        try:
+            if self.returncode is None:
+                await sandbox_pty_kill.asyncio(self.session_id, client=self.client)
+        except SandboxError as exc:
+            if exc.status_code != 404:
+                raise _mapped(exc) from None
+        finally:
+            await self._close_connection()
+
+    async def _close_connection(self) -> None:
+        pump, self._pump = self._pump, None
+        if pump is not None and pump is not asyncio.current_task():
+            pump.cancel()
+            with contextlib.suppress(BaseException):
+                await pump
+        ws, self._ws = self._ws, None
+        if ws is not None:
+            await self._stack.aclose()
+
+    async def aclose(self) -> None:
+        """Kill the program unless it exited or was detached, and close the connection."""
+        if self.returncode is None and not self.detached:
+            await self.kill()
+        await self._close_connection()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+
+async def aopen_terminal(
+    client: AuthenticatedClient,
+    command: str,
+    args: Iterable[str] = (),
+    *,
+    rows: int = 24,
+    cols: int = 80,
+    env: Mapping[str, str] | None = None,
+    cwd: str | PathLike[str] | None = None,
+    on_output: Callable[[bytes], Awaitable[Any] | Any] | None = None,
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+) -> AsyncTerminal:
+    """The async twin of `open_terminal`."""
+    body = _create_request(command, args, env, cwd, rows, cols)
+    try:
+        created = await sandbox_pty_create.asyncio(client=client, body=body)
+    except SandboxError as exc:
+        raise _mapped(exc) from None
+    term = AsyncTerminal(client, created.session_id, created.token, on_output=on_output)
+    try:
+        return await term._connect(connect_timeout)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            await term.kill()
+        raise
+
+
+async def aattach_terminal(
+    client: AuthenticatedClient,
+    session_id: str,
+    token: str,
+    *,
+    on_output: Callable[[bytes], Awaitable[Any] | Any] | None = None,
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+) -> AsyncTerminal:
+    """The async twin of `attach_terminal`."""
+    _ws_path(session_id)
+    term = AsyncTerminal(client, session_id, _check_token(token), on_output=on_output)
+    return await term._connect(connect_timeout)
