@@ -20,7 +20,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return local_main(argv[1:], prog="tensorlake-sandbox local")
     args = build_parser().parse_args(argv)
-    from . import _commands, _exec, _process
+    from . import _commands, _exec, _process, _shell
     from ._run import run_guarded
 
     commands = {
@@ -28,9 +28,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "close-stdin": _commands.cmd_close_stdin,
         "ps": _commands.cmd_ps,
         "kill": _commands.cmd_kill,
-        "exec": _exec.cmd_exec,
         "start": _process.cmd_start,
         "logs": _process.cmd_logs,
         "run": _process.cmd_run,
+        "exec": _shell.cmd_exec_tty if getattr(args, "tty", False) else _exec.cmd_exec,
+        "shell": _shell.cmd_shell,
     }
     return run_guarded(commands[args.command], args)

@@ -6,6 +6,8 @@ import argparse
 import sys
 from typing import Any, NoReturn
 
+from . import _shell_args
+
 __all__ = ["EXIT_CODES", "build_parser"]
 
 # Each exit code once: the commands use the constants, --help shows the table built from them.
@@ -176,6 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--cwd", metavar="DIR", default=None, help="working directory in the sandbox")
     p.add_argument("argv", metavar="COMMAND", nargs="+", help="the command and its arguments, after --")
+    _shell_args.add_tty_option(p)
     p.description = (
         (p.description or "")
         + " Local stdin is forwarded until it ends (then EOF is sent); output is printed live,"
@@ -184,6 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     _process_commands(subs)
+    _shell_args.add_shell_parser(subs, _sub, _common)
 
     p = _sub(
         subs,
