@@ -14,7 +14,7 @@ import struct
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-from ._errors import SandboxError
+from ._errors import ProcessNotFoundError, SandboxError
 
 __all__ = [
     "MAX_COLS",
@@ -39,8 +39,12 @@ MAX_ROWS, MAX_COLS = 500, 1000
 MAX_INPUT_FRAME = 32 * 1024
 
 
-class TerminalNotFoundError(SandboxError):
-    """404: no PTY session with this ID in this sandbox (it was killed, or removed after exiting)."""
+class TerminalNotFoundError(ProcessNotFoundError):
+    """404: no PTY session with this ID in this sandbox (it was killed, or removed after exiting).
+
+    Raised by the terminal functions; a generated ``sandbox_pty_*`` call made directly
+    raises its base class, `ProcessNotFoundError`.
+    """
 
 
 class TooManyTerminalsError(SandboxError):

@@ -105,11 +105,21 @@ def _check_token(token: object) -> str:
     return token
 
 
-def _httpx_kwargs(client: AuthenticatedClient) -> dict[str, Any]:
+def _read_refusal(response: httpx.Response) -> None:
+    if response.status_code != 101:
+        response.read()  # httpx-ws closes the response before raising: keep the error body
+
+
+async def _aread_refusal(response: httpx.Response) -> None:
+    if response.status_code != 101:
+        await response.aread()
+
+
+def _httpx_kwargs(client: AuthenticatedClient, *, is_async: bool) -> dict[str, Any]:
     """``client``'s httpx settings, for a client that only opens websockets."""
     kwargs = client.httpx_client_kwargs()
-    # Event hooks of the REST calls expect ordinary responses; a 101 upgrade is not an error.
-    kwargs.pop("event_hooks", None)
+    # The REST calls' event hooks expect ordinary responses; a 101 upgrade is not an error.
+    kwargs["event_hooks"] = {"response": [_aread_refusal if is_async else _read_refusal]}
     kwargs["follow_redirects"] = False
     return kwargs
 
@@ -217,7 +227,7 @@ class Terminal(_State):
         self._lock = threading.Lock()
 
     def _connect(self, timeout: float) -> Self:
-        http = self._stack.enter_context(httpx.Client(**_httpx_kwargs(self.client)))
+        http = self._stack.enter_context(httpx.Client(**_httpx_kwargs(self.client, is_async=False)))
         try:
             self._ws = self._stack.enter_context(
                 connect_ws(
@@ -233,7 +243,6 @@ class Terminal(_State):
             self._ws.send_bytes(READY_FRAME)
         except WebSocketUpgradeError as exc:
             self._stack.close()
-            exc.response.read()
             raise _upgrade_error(exc.response) from None
         except httpx.TransportError as exc:
             self._stack.close()
@@ -477,7 +486,7 @@ class AsyncTerminal(_State):
         self._pump: asyncio.Task[None] | None = None
 
     async def _connect(self, timeout: float) -> Self:
-        http = await self._stack.enter_async_context(httpx.AsyncClient(**_httpx_kwargs(self.client)))
+        http = await self._stack.enter_async_context(httpx.AsyncClient(**_httpx_kwargs(self.client, is_async=True)))
         try:
             ws: AsyncWebSocketSession = await self._stack.enter_async_context(
                 aconnect_ws(
@@ -493,7 +502,6 @@ class AsyncTerminal(_State):
             self._ws = ws
             await ws.send_bytes(READY_FRAME)
         except WebSocketUpgradeError as exc:
-            await exc.response.aread()
             await self._stack.aclose()
             raise _upgrade_error(exc.response) from None
         except httpx.TransportError as exc:

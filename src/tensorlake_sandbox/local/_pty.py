@@ -88,9 +88,9 @@ def _clamp(value: int, high: int) -> int:
 
 
 def _child_env(extra: Mapping[str, str]) -> dict[str, str]:
-    """The server's environment without Tensorlake keys, a TERM, then what the request asked for."""
+    """The server's environment without Tensorlake keys, TERM for this terminal, then the request's."""
     env = {k: v for k, v in os.environ.items() if not k.upper().startswith("TENSORLAKE_")}
-    env.setdefault("TERM", "xterm-256color")
+    env["TERM"] = "xterm-256color"  # the terminal's type, not the server's
     env.update(extra)
     return env
 
