@@ -212,17 +212,19 @@ def _ws_client(sandbox: LocalSandbox) -> httpx.Client:
 
 def test_nothing_is_sent_before_ready_then_exit_frame_and_close_reason(local_sandbox, local_client):
     session_id, token = _raw_session(local_client, ["sh", "-c", "echo early; exit 9"])
-    with _ws_client(local_sandbox) as http:
-        with connect_ws(f"/api/v1/pty/{session_id}/ws", http, headers={"X-PTY-Token": token}) as ws:
-            time.sleep(0.5)  # the program has printed and exited by now
-            with pytest.raises(queue.Empty):
-                ws.receive_bytes(timeout=0.5)
-            ws.send_text("ignored")  # text frames are ignored
-            ws.send_bytes(b"\x02")
-            frames = []
-            with pytest.raises(WebSocketDisconnect) as closed:
-                while True:
-                    frames.append(ws.receive_bytes(timeout=20))
+    with (
+        _ws_client(local_sandbox) as http,
+        connect_ws(f"/api/v1/pty/{session_id}/ws", http, headers={"X-PTY-Token": token}) as ws,
+    ):
+        time.sleep(0.5)  # the program has printed and exited by now
+        with pytest.raises(queue.Empty):
+            ws.receive_bytes(timeout=0.5)
+        ws.send_text("ignored")  # text frames are ignored
+        ws.send_bytes(b"\x02")
+        frames = []
+        with pytest.raises(WebSocketDisconnect) as closed:
+            while True:
+                frames.append(ws.receive_bytes(timeout=20))
     assert closed.value.code == 1000
     assert closed.value.reason == "exit:9"
     assert frames[-1] == b"\x03" + struct.pack(">i", 9)
@@ -232,12 +234,14 @@ def test_nothing_is_sent_before_ready_then_exit_frame_and_close_reason(local_san
 
 def test_token_in_query_is_accepted(local_sandbox, local_client):
     session_id, token = _raw_session(local_client, ["sh", "-c", "exit 0"])
-    with _ws_client(local_sandbox) as http:
-        with connect_ws(f"/api/v1/pty/{session_id}/ws?token={token}", http) as ws:
-            ws.send_bytes(b"\x02")
-            with pytest.raises(WebSocketDisconnect) as closed:
-                while True:
-                    ws.receive_bytes(timeout=20)
+    with (
+        _ws_client(local_sandbox) as http,
+        connect_ws(f"/api/v1/pty/{session_id}/ws?token={token}", http) as ws,
+    ):
+        ws.send_bytes(b"\x02")
+        with pytest.raises(WebSocketDisconnect) as closed:
+            while True:
+                ws.receive_bytes(timeout=20)
     assert closed.value.reason == "exit:0"
 
 
@@ -331,8 +335,8 @@ def test_children_do_not_outlive_the_server():
 
 TEN_MIB = 10 * 1024 * 1024
 _PRODUCER = (
-    "import random, sys; data = random.Random(7).randbytes(%d); "
-    "[sys.stdout.buffer.write(data[i:i+65536]) for i in range(0, len(data), 65536)]" % TEN_MIB
+    f"import random, sys; data = random.Random(7).randbytes({TEN_MIB}); "
+    "[sys.stdout.buffer.write(data[i:i+65536]) for i in range(0, len(data), 65536)]"
 )
 
 
