@@ -13,7 +13,9 @@ import pytest
 
 from tensorlake_sandbox.local import LocalSandbox
 
-sdk = pytest.importorskip("tensorlake.sandbox", reason="Tensorlake's official SDK (tensorlake) is not installed")
+sdk = pytest.importorskip(
+    "tensorlake.sandbox", reason="Tensorlake's official SDK (tensorlake) is not installed"
+)
 
 SANDBOX_ID = "sbx-official"
 
