@@ -7,6 +7,7 @@ import hashlib
 import queue
 import random
 import struct
+import threading
 import time
 import tracemalloc
 
@@ -157,6 +158,15 @@ def test_kill_closes_the_terminal_and_removes_the_session(local_client):
     assert info.value.code == "NOT_FOUND"
     listed = sandbox_pty_list.sync(client=local_client)
     assert session_id not in {s.session_id for s in listed.sessions}
+
+
+def test_closing_a_terminal_nobody_reads_does_not_hang(local_client):
+    term = open_terminal(local_client, "sh", ["-c", "stty raw -echo; exec cat /dev/zero"])
+    time.sleep(1.0)  # the client's queue fills up; its receiving thread blocks
+    closer = threading.Thread(target=term.close, daemon=True)
+    closer.start()
+    closer.join(20)
+    assert not closer.is_alive(), "close() hung on a terminal whose output nobody read"
 
 
 def test_killed_elsewhere_closes_with_1001(local_client):
@@ -340,7 +350,21 @@ _PRODUCER = (
 )
 
 
-def test_10_mib_of_binary_output_arrives_whole_in_order_with_bounded_memory(local_client):
+def _wait_until_held_back(session, timeout: float = 20.0) -> int:
+    """Wait until the program's output stops flowing (held back, or all of it read); bytes read so far."""
+    deadline = time.monotonic() + timeout
+    last, still_since = -1, time.monotonic()
+    while time.monotonic() < deadline:
+        now = session.produced
+        if now != last:
+            last, still_since = now, time.monotonic()
+        elif time.monotonic() - still_since > 0.5 or now >= TEN_MIB:
+            break
+        time.sleep(0.05)
+    return last
+
+
+def test_10_mib_of_binary_output_arrives_whole_in_order_with_bounded_memory(local_sandbox, local_client):
     import sys
 
     expected = hashlib.sha256(random.Random(7).randbytes(TEN_MIB)).hexdigest()
@@ -350,8 +374,11 @@ def test_10_mib_of_binary_output_arrives_whole_in_order_with_bounded_memory(loca
         script = f"stty raw -echo; printf READY; exec {sys.executable} -c '{_PRODUCER}'"
         with open_terminal(local_client, "sh", ["-c", script]) as term:
             head = _read_until(term, b"READY")
-            time.sleep(1.0)  # a slow reader: the sandbox must hold the program back, not buffer it all
-            tracemalloc.reset_peak()
+            # A reader that stops reading: the sandbox must hold the program back, not buffer its output.
+            session = local_sandbox._app.state.pty_table.get(term.session_id)
+            produced = _wait_until_held_back(session)
+            queued = max((c.queue.qsize() for c in list(session.clients)), default=0)
+            assert queued <= local_pty.QUEUE_CHUNKS + 1, f"{queued} chunks queued in the sandbox"
             digest = hashlib.sha256()
             rest = head[head.index(b"READY") + 5 :]
             digest.update(rest)
@@ -363,6 +390,7 @@ def test_10_mib_of_binary_output_arrives_whole_in_order_with_bounded_memory(loca
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
+    print(f"held back after {produced / 2**20:.2f} MiB; peak {peak / 2**20:.2f} MiB")
     assert count == TEN_MIB
     assert digest.hexdigest() == expected
     # Client and server run in this process: both sides together stay far below the 10 MiB sent.

@@ -152,6 +152,26 @@ def _create_request(
     return body
 
 
+class _DrainingSession(WebSocketSession):
+    """httpx-ws's sync session, closable while its queue is full.
+
+    Its receiving thread blocks putting into the bounded queue when nobody reads; the stock
+    ``__exit__`` then joins that thread forever. This one empties the queue while it waits.
+    """
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        self.close()
+        receiver: threading.Thread = self._background_receive_task
+        while receiver.is_alive():
+            with contextlib.suppress(queue.Empty):
+                while True:
+                    self._events.get_nowait()
+            receiver.join(0.05)
+        pinger: threading.Thread | None = self._background_keepalive_ping_task
+        if pinger is not None:
+            pinger.join()
+
+
 class _State:
     """What both terminals know: the session, the exit, the close."""
 
@@ -238,6 +258,7 @@ class Terminal(_State):
                     queue_size=QUEUE_FRAMES,
                     max_message_size_bytes=_READ_SIZE,
                     keepalive_ping_interval_seconds=_PING_INTERVAL,
+                    session_class=_DrainingSession,
                 )
             )
             self._ws.send_bytes(READY_FRAME)
@@ -486,7 +507,9 @@ class AsyncTerminal(_State):
         self._pump: asyncio.Task[None] | None = None
 
     async def _connect(self, timeout: float) -> Self:
-        http = await self._stack.enter_async_context(httpx.AsyncClient(**_httpx_kwargs(self.client, is_async=True)))
+        http = await self._stack.enter_async_context(
+            httpx.AsyncClient(**_httpx_kwargs(self.client, is_async=True))
+        )
         try:
             ws: AsyncWebSocketSession = await self._stack.enter_async_context(
                 aconnect_ws(

@@ -260,6 +260,9 @@ class PtySession:
                         self.pending.discard(client)
                         client.queue.put_nowait(_KILLED)
                 self._update_room()
+                # Let the websocket handlers run: a program writing without pause would
+                # otherwise keep the loop here, and a READY would wait behind its output.
+                await asyncio.sleep(0)
         finally:
             await self._exited.wait()
             self.ended_at = _now_ms()
@@ -285,6 +288,9 @@ class PtySession:
                         client.close_code = CLOSE_POLICY
                         client.queue.put_nowait(_KILLED)
                 self._update_room()
+                # Let the websocket handlers run: a program writing without pause would
+                # otherwise keep the loop here, and a READY would wait behind its output.
+                await asyncio.sleep(0)
 
     async def _reap(self) -> None:
         returncode = await self.proc.wait()
