@@ -46,7 +46,7 @@ def _read_until(term, needle: bytes, timeout: float = 20.0) -> bytes:
     deadline = time.monotonic() + timeout
     while needle not in out:
         chunk = term.read(timeout=max(0.1, deadline - time.monotonic()))
-        assert chunk, f"terminal ended before {needle!r}: {bytes(out)!r}"
+        assert chunk, f"terminal ended before {needle!r}; the last output: {bytes(out[-200:])!r}"
         out += chunk
     return bytes(out)
 
@@ -371,9 +371,11 @@ def test_10_mib_of_binary_output_arrives_whole_in_order_with_bounded_memory(loca
     tracemalloc.start()
     try:
         # Raw mode first, so that the line discipline passes every byte through untouched.
-        script = f"stty raw -echo; printf READY; exec {sys.executable} -c '{_PRODUCER}'"
+        # The program waits for a line, so that the flood starts once this client is attached.
+        script = f"stty raw -echo; printf READY; read go; exec {sys.executable} -c '{_PRODUCER}'"
         with open_terminal(local_client, "sh", ["-c", script]) as term:
             head = _read_until(term, b"READY")
+            term.write(b"go\n")
             # A reader that stops reading: the sandbox must hold the program back, not buffer its output.
             session = local_sandbox._app.state.pty_table.get(term.session_id)
             produced = _wait_until_held_back(session)

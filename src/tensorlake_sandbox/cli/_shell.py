@@ -25,7 +25,8 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from ._run import EXIT_ERROR, EXIT_USAGE, fail, make_client
+from ._parser import EXIT_ERROR, EXIT_USAGE
+from ._run import fail, make_client
 from ._shell_args import TOKEN_ENV
 
 if TYPE_CHECKING:
