@@ -25,8 +25,8 @@ pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptio
 
 @pytest.fixture(scope="module")
 def official_sandbox():
-    # The SDK sends `Host: <sandbox-id>.local` to a localhost proxy URL.
-    with LocalSandbox(extra_hosts=[f"{SANDBOX_ID}.local"]) as local:
+    # The SDK sends `Host: <sandbox-id>.local` to a localhost proxy URL; the local sandbox accepts it.
+    with LocalSandbox() as local:
         yield sdk.Sandbox(SANDBOX_ID, proxy_url=local.base_url, api_key=local.token)
     gc.collect()  # here, under this module's warning filter, rather than at the end of the session
 
