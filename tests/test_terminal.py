@@ -242,6 +242,26 @@ def test_nothing_is_sent_before_ready_then_exit_frame_and_close_reason(local_san
     assert all(f[0] == 0 and len(f) <= 4097 for f in frames[:-1])
 
 
+def test_over_1_mib_of_output_before_ready_closes_with_1008(local_sandbox, local_client):
+    session_id, token = _raw_session(local_client, ["sh", "-c", "stty raw -echo; exec cat /dev/zero"])
+    with (
+        _ws_client(local_sandbox) as http,
+        connect_ws(f"/api/v1/pty/{session_id}/ws", http, headers={"X-PTY-Token": token}) as ws,
+    ):
+        session = local_sandbox._app.state.pty_table.get(session_id)
+        start = session.produced
+        deadline = time.monotonic() + 20
+        while session.produced - start <= local_pty.PRE_READY_LIMIT + 65536:
+            assert time.monotonic() < deadline, "the program produced too little"
+            time.sleep(0.05)
+        ws.send_bytes(b"\x02")
+        with pytest.raises(WebSocketDisconnect) as closed:
+            while True:
+                ws.receive_bytes(timeout=20)
+    assert closed.value.code == 1008
+    local_client.get_httpx_client().delete(f"/api/v1/pty/{session_id}")
+
+
 def test_token_in_query_is_accepted(local_sandbox, local_client):
     session_id, token = _raw_session(local_client, ["sh", "-c", "exit 0"])
     with (
