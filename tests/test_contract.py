@@ -304,6 +304,8 @@ class ContractTarget:
             make_start_body_safe(case.body)
         elif op == RUN and isinstance(case.body, dict):
             make_run_body_safe(case.body)
+        elif op == "sandbox_pty_create" and isinstance(case.body, dict):
+            make_command_safe(case.body)  # a terminal runs a command too
         elif op == "sandbox_process_signal" and isinstance(case.body, dict):
             steer_signal_body(case.body)
         elif op.startswith("sandbox_process_follow_"):
@@ -337,6 +339,8 @@ class ContractTarget:
         for process in self.http.get("/api/v1/processes").json()["processes"]:
             if process["status"] == "running":
                 self.http.delete(f"/api/v1/processes/{process['pid']}")
+        for session in self.http.get("/api/v1/pty").json()["sessions"]:
+            self.http.delete(f"/api/v1/pty/{session['session_id']}")
 
 
 @pytest.fixture(scope="module")

@@ -501,8 +501,12 @@ def _table(request: Request | WebSocket) -> PtyTable:
 
 def _int(body: dict[str, Any], name: str, default: int | None) -> int:
     value = body.get(name, default)
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # 24.0 is an integer in JSON Schema
     if value is None or isinstance(value, bool) or not isinstance(value, int):
         raise ValueError(f"{name} must be an integer")
+    if not -(2**31) <= value < 2**31:
+        raise ValueError(f"{name} must be a 32-bit integer (it is clamped to the allowed range)")
     return value
 
 
@@ -512,10 +516,10 @@ def _parse_create(body: Any) -> tuple[str, list[str], dict[str, str], str | None
     command = body.get("command")
     if not isinstance(command, str) or not command:
         raise ValueError("command is required and must be a non-empty string")
-    args = body.get("args") or []
+    args = body.get("args", [])
     if not isinstance(args, list) or not all(isinstance(a, str) for a in args):
         raise ValueError("args must be an array of strings")
-    env = body.get("env") or {}
+    env = body.get("env", {})
     if not isinstance(env, dict) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in env.items()
     ):
