@@ -110,8 +110,8 @@ def test_host_header_parsing() -> None:
 
 def test_nothing_beyond_the_process_api(local_sandbox: LocalSandbox, anon: httpx.Client) -> None:
     auth = bearer(local_sandbox.token)
-    # Nothing beyond the documented API (health, info and run are part of it; files are not).
-    for path in ("/", "/docs", "/openapi.json", "/api/v1/files", "/api/v1/files/list", "/api/v1/pty"):
+    # Nothing beyond the documented API (health, info, run and pty are part of it; files are not).
+    for path in ("/", "/docs", "/openapi.json", "/api/v1/files", "/api/v1/files/list"):
         response = anon.get(path, headers=auth)
         assert response.status_code in (404, 405), path
         assert response.json()["code"] in ("NOT_FOUND", "METHOD_NOT_ALLOWED")
