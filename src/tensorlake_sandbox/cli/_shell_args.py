@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from typing import Any
 
 __all__ = ["DETACH_HELP", "TOKEN_ENV", "add_shell_parser", "add_tty_option"]
 
@@ -22,7 +23,7 @@ def add_tty_option(exec_parser: argparse.ArgumentParser) -> None:
 
 
 def add_shell_parser(
-    subs: argparse._SubParsersAction[argparse.ArgumentParser],
+    subs: argparse._SubParsersAction[Any],
     sub: Callable[..., argparse.ArgumentParser],
     common: Callable[[argparse.ArgumentParser], None],
 ) -> None:
