@@ -49,6 +49,8 @@ BIN = Path(sys.executable).parent
 
 # Blocks that are not run, found by a snippet of their text, with the reason.
 NOT_RUN: dict[str, str] = {
+    "tensorlake-sandbox shell my-sandbox --attach SESSION_ID": "interactive terminals need a terminal: "
+    "tests/test_cli_shell.py runs shell and exec -t on a pseudo-terminal",
     "make demo": "`make test` would run this suite inside itself, and both run `make setup` (uv sync, "
     "which rewrites .venv under the running tests); the demo itself runs in tests/test_demo.py",
     "pip install": "installs from the package registry into the environment (what `make setup` does "
