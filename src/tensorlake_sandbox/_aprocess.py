@@ -16,7 +16,7 @@ import signal
 import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable
 from types import TracebackType
-from typing import Any, Generic, Literal, Self, TypeVar, cast, overload
+from typing import Any, Generic, Literal, Self, TypeVar, Unpack, cast, overload
 
 from httpx_sse import EventSource, ServerSentEvent
 
@@ -45,6 +45,7 @@ from ._process import (
 from ._process_common import (
     OutputLine,
     ProcessSpec,
+    RunOptions,
     StreamName,
     UserArg,
     check_client,
@@ -429,29 +430,11 @@ class _ARun:
 
 @overload
 async def arun(
-    client: SandboxClient,
-    args: list[str],
-    *,
-    input: object = ...,
-    timeout: float | None = ...,
-    check: bool = ...,
-    env: dict[str, str] | None = ...,
-    cwd: str | None = ...,
-    user: UserArg | None = ...,
-    text: Literal[True] = ...,
+    client: SandboxClient, args: list[str], *, text: Literal[True] = ..., **options: Unpack[RunOptions]
 ) -> subprocess.CompletedProcess[str]: ...
 @overload
 async def arun(
-    client: SandboxClient,
-    args: list[str],
-    *,
-    input: object = ...,
-    timeout: float | None = ...,
-    check: bool = ...,
-    env: dict[str, str] | None = ...,
-    cwd: str | None = ...,
-    user: UserArg | None = ...,
-    text: Literal[False],
+    client: SandboxClient, args: list[str], *, text: Literal[False], **options: Unpack[RunOptions]
 ) -> subprocess.CompletedProcess[bytes]: ...
 async def arun(
     client: SandboxClient,

@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from types import TracebackType
-from typing import Any, Generic, Literal, Self, TypeVar, cast, overload
+from typing import Any, Generic, Literal, Self, TypeVar, Unpack, cast, overload
 
 import httpx
 from httpx_sse import EventSource, ServerSentEvent
@@ -47,6 +47,7 @@ from ._errors import (
 from ._process_common import (
     OutputLine,
     ProcessSpec,
+    RunOptions,
     StreamName,
     UserArg,
     check_client,
@@ -549,29 +550,11 @@ class _Run:
 
 @overload
 def run(
-    client: SandboxClient,
-    args: list[str],
-    *,
-    input: object = ...,
-    timeout: float | None = ...,
-    check: bool = ...,
-    env: dict[str, str] | None = ...,
-    cwd: str | None = ...,
-    user: UserArg | None = ...,
-    text: Literal[True] = ...,
+    client: SandboxClient, args: list[str], *, text: Literal[True] = ..., **options: Unpack[RunOptions]
 ) -> subprocess.CompletedProcess[str]: ...
 @overload
 def run(
-    client: SandboxClient,
-    args: list[str],
-    *,
-    input: object = ...,
-    timeout: float | None = ...,
-    check: bool = ...,
-    env: dict[str, str] | None = ...,
-    cwd: str | None = ...,
-    user: UserArg | None = ...,
-    text: Literal[False],
+    client: SandboxClient, args: list[str], *, text: Literal[False], **options: Unpack[RunOptions]
 ) -> subprocess.CompletedProcess[bytes]: ...
 def run(
     client: SandboxClient,

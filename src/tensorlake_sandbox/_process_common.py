@@ -13,7 +13,7 @@ import signal as _signal
 import subprocess
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, TypedDict
 
 from tensorlake_api_client.models import (
     OutputEvent,
@@ -36,6 +36,7 @@ from ._errors import SandboxError
 __all__ = [
     "OutputLine",
     "ProcessSpec",
+    "RunOptions",
     "StreamName",
     "UserArg",
     "check_client",
@@ -49,6 +50,18 @@ __all__ = [
 
 StreamName = Literal["stdout", "stderr", "output"]
 UserArg = str | Mapping[str, Any]
+
+
+class RunOptions(TypedDict, total=False):
+    """The keyword arguments of `run` / `arun` other than ``text`` (for their overloads)."""
+
+    input: object
+    timeout: float | None
+    check: bool
+    env: dict[str, str] | None
+    cwd: str | None
+    user: UserArg | None
+
 
 # Bytes-like, str, or a binary file: what `write_stdin` takes for communicate(input=...).
 _INPUT_TYPES = (str, bytes, bytearray, memoryview)
@@ -184,26 +197,29 @@ class ProcessSpec:
         body = StartProcessRequest(command=self.args[0], args=self.args[1:])
         if stdin:
             body.stdin_mode = StdinMode.PIPE
-        if self.env is not None:
-            body.env = StartProcessRequestEnv.from_dict(self.env)
-        if self.cwd is not None:
-            body.working_dir = self.cwd
-        if self.user is not None:
-            body.user = self.user
+        self._set_options(body, StartProcessRequestEnv)
         return body
 
     def run_request(self, timeout: float | None) -> RunProcessRequest:
         body = RunProcessRequest(command=self.args[0], args=self.args[1:])
-        if self.env is not None:
-            body.env = RunProcessRequestEnv.from_dict(self.env)
-        if self.cwd is not None:
-            body.working_dir = self.cwd
-        if self.user is not None:
-            body.user = self.user
+        self._set_options(body, RunProcessRequestEnv)
         if timeout is not None:
             # The server's timeout is whole seconds: a backstop (the client enforces the exact one).
             body.timeout = max(1, math.ceil(timeout))
         return body
+
+    def _set_options(
+        self,
+        body: StartProcessRequest | RunProcessRequest,
+        env_type: type[StartProcessRequestEnv] | type[RunProcessRequestEnv],
+    ) -> None:
+        """The options a start and a run request share: env, working directory, user."""
+        if self.env is not None:
+            body.env = env_type.from_dict(self.env)
+        if self.cwd is not None:
+            body.working_dir = self.cwd
+        if self.user is not None:
+            body.user = self.user
 
 
 # -- results ------------------------------------------------------------------------------------

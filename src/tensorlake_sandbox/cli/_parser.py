@@ -72,13 +72,17 @@ _SANDBOX_HELP = (
 )
 
 
-def _common(p: argparse.ArgumentParser) -> None:
+def _sandbox_and_key(p: argparse.ArgumentParser) -> None:
     p.add_argument("sandbox", metavar="SANDBOX", help=_SANDBOX_HELP)
     p.add_argument(
         "--api-key-file",
         metavar="PATH",
         help="read the API key from this file (default: the TENSORLAKE_API_KEY environment variable)",
     )
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    _sandbox_and_key(p)
     p.add_argument(
         "--timeout", type=_seconds, default=60.0, metavar="SECONDS", help="per-request timeout (default 60)"
     )
@@ -256,12 +260,7 @@ def _process_commands(subs: argparse._SubParsersAction[Any]) -> None:
         "Run a command in a sandbox (no stdin), print its output as it comes, exit with its code.",
         "tensorlake-sandbox run my-sandbox --timeout 60 -- make test",
     )
-    p.add_argument("sandbox", metavar="SANDBOX", help=_SANDBOX_HELP)
-    p.add_argument(
-        "--api-key-file",
-        metavar="PATH",
-        help="read the API key from this file (default: the TENSORLAKE_API_KEY environment variable)",
-    )
+    _sandbox_and_key(p)
     p.add_argument(
         "--timeout",
         type=_seconds,
