@@ -1,4 +1,4 @@
-"""Generate the sync streaming writer from the async one (after httpcore's scripts/unasync.py).
+"""Generate the sync modules (streaming writer, process layer) from the async ones (as httpcore does).
 
     python scripts/unasync.py          # rewrite src/tensorlake_sandbox/_sync/ from _async/
     python scripts/unasync.py --check  # exit 1 (and say which file) when _sync/ is out of date
@@ -27,6 +27,29 @@ SUBS = [
     ("await ", ""),
     ("__aenter__", "__enter__"),
     ("__aexit__", "__exit__"),
+    ("asyncio_detailed", "sync_detailed"),
+    ("AsyncExitStack", "ExitStack"),
+    ("enter_async_context", "enter_context"),
+    ("AsyncIterator", "Iterator"),
+    ("StopAsyncIteration", "StopIteration"),
+    ("__aiter__", "__iter__"),
+    ("__anext__", "__next__"),
+    ("anext", "next"),
+    ("astream", "stream"),
+    ("aiter_sse", "iter_sse"),
+    # _process.py and its backend helpers (_backend.py holds both halves of each).
+    ("AsyncLineStream", "LineStream"),
+    ("AsyncRemoteProcess", "RemoteProcess"),
+    ("AsyncWorker", "Worker"),
+    ("AsyncEvent", "Event"),
+    ("acleanup", "cleanup"),
+    ("ashielded", "shielded"),
+    ("arun", "run"),
+    ("astart", "start"),
+    ("arun_streaming", "run_streaming"),
+    ("_arun_stream", "_run_stream"),
+    ("_acommunicate", "_communicate"),
+    ("_akill_run", "_kill_run"),
     ("AsyncSource", "Source"),
     ("AsyncStdinWriter", "StdinWriter"),
     ("aopen_source", "open_source"),

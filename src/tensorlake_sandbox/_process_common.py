@@ -1,7 +1,7 @@
 """What the sync and async process layers share: argument checks, request bodies, event parsing.
 
-Everything here is pure (no I/O), so `_process.py` and `_aprocess.py` differ only where
-one blocks and the other awaits.
+Everything here is pure (no I/O), so the async process layer (`_async/_process.py`, the source
+of the generated `_sync/_process.py`) holds only what blocks or awaits.
 """
 
 from __future__ import annotations
@@ -15,6 +15,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple, TypedDict
 
+import httpx
+
+from tensorlake_api_client.api.sandbox_processes import (
+    sandbox_process_follow_output,
+    sandbox_process_follow_stderr,
+    sandbox_process_follow_stdout,
+)
 from tensorlake_api_client.models import (
     OutputEvent,
     ProcessInfo,
@@ -31,7 +38,7 @@ from tensorlake_api_client.models.start_process_request_env import StartProcessR
 from tensorlake_api_client.types import Unset
 
 from ._client import SandboxClient
-from ._errors import SandboxError
+from ._errors import SandboxError, SandboxUnavailableError
 
 __all__ = [
     "OutputLine",
@@ -61,6 +68,48 @@ class RunOptions(TypedDict, total=False):
     env: dict[str, str] | None
     cwd: str | None
     user: UserArg | None
+
+
+# A follow stream that drops is reopened this many times in a row (with backoff) before
+# giving up; any line received in between resets the count.
+FOLLOW_ATTEMPTS = 6
+# How long the context manager waits for a process to end by itself before killing it.
+EXIT_TIMEOUT = 5.0
+# After a kill, how long to wait for the process's end to be reported.
+KILL_GRACE = 10.0
+
+FOLLOW = {
+    "stdout": sandbox_process_follow_stdout,
+    "stderr": sandbox_process_follow_stderr,
+    "output": sandbox_process_follow_output,
+}
+# A dropped connection or an unavailable proxy: reopen the stream.
+DROPS = (httpx.TransportError, SandboxUnavailableError)
+
+
+def stream_timeout(client: SandboxClient) -> httpx.Timeout:
+    """The client's timeouts, except no read timeout: a process may stay silent for hours."""
+    t = client.get_httpx_client().timeout
+    return httpx.Timeout(connect=t.connect, read=None, write=t.write, pool=t.pool)
+
+
+def follow_backoff(failures: int) -> float:
+    return min(2.0, 0.05 * 2.0 ** (failures - 1))
+
+
+def join(lines: list[str]) -> str:
+    return "".join(f"{line}\n" for line in lines)
+
+
+def is_missing(error: BaseException) -> bool:
+    """The sandbox does not serve the operation (404/405)."""
+    return isinstance(error, SandboxError) and error.status_code in (404, 405)
+
+
+def check_signal(sig: object) -> int:
+    if isinstance(sig, bool) or not isinstance(sig, int) or sig <= 0:
+        raise ValueError(f"sig must be a positive signal number such as signal.SIGTERM, not {sig!r}")
+    return sig
 
 
 # Bytes-like, str, or a binary file: what `write_stdin` takes for communicate(input=...).
