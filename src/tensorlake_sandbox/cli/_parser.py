@@ -177,11 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
         "printf 'hi\\n' | tensorlake-sandbox exec my-sandbox -- sh -c 'cat; exit 3'",
     )
     _common(p)
-    p.add_argument(
-        "--env", "-e", action="append", default=[], metavar="KEY=VALUE", help="set a variable (repeatable)"
-    )
-    p.add_argument("--cwd", metavar="DIR", default=None, help="working directory in the sandbox")
-    p.add_argument("argv", metavar="COMMAND", nargs="+", help="the command and its arguments, after --")
+    _command_options(p)
     _shell_args.add_tty_option(p)
     p.description = (
         (p.description or "")
@@ -191,7 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     _process_commands(subs)
-    _shell_args.add_shell_parser(subs, _sub, _common)
+    _shell_args.add_shell_parser(subs, _sub, _common_env_cwd)
 
     p = _sub(
         subs,
@@ -216,11 +212,21 @@ class _Version(argparse.Action):
         raise SystemExit(0)
 
 
-def _command_options(p: argparse.ArgumentParser) -> None:
+def _env_cwd(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--env", "-e", action="append", default=[], metavar="KEY=VALUE", help="set a variable (repeatable)"
     )
     p.add_argument("--cwd", metavar="DIR", default=None, help="working directory in the sandbox")
+
+
+def _common_env_cwd(p: argparse.ArgumentParser) -> None:
+    """The shell's options: SANDBOX, --api-key-file, --timeout, --env, --cwd."""
+    _common(p)
+    _env_cwd(p)
+
+
+def _command_options(p: argparse.ArgumentParser) -> None:
+    _env_cwd(p)
     p.add_argument("argv", metavar="COMMAND", nargs="+", help="the command and its arguments, after --")
 
 

@@ -25,6 +25,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
+from ._exec import parse_env
 from ._parser import EXIT_ERROR, EXIT_USAGE
 from ._run import fail, make_client
 from ._shell_args import TOKEN_ENV
@@ -221,16 +222,6 @@ class _Session:
             os.close(self.wake_w)
 
 
-def _parse_env(pairs: list[str]) -> dict[str, str]:
-    env: dict[str, str] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            fail(f"--env {pair!r}: expected KEY=VALUE", EXIT_USAGE)
-        env[key] = value
-    return env
-
-
 def _exit_code(code: int) -> int:
     return code if 0 <= code <= 255 else EXIT_ERROR
 
@@ -304,7 +295,7 @@ def cmd_shell(args: argparse.Namespace) -> int:
             with contextlib.suppress(Exception):
                 term.resize(*size)
     else:
-        term = _open(client, list(args.argv) or list(_LOGIN_SHELL), _parse_env(args.env), args.cwd)
+        term = _open(client, list(args.argv) or list(_LOGIN_SHELL), parse_env(args.env), args.cwd)
     try:
         return _drive(client, term, args.sandbox)
     finally:
@@ -314,7 +305,7 @@ def cmd_shell(args: argparse.Namespace) -> int:
 
 def cmd_exec_tty(args: argparse.Namespace) -> int:
     client = make_client(args)
-    term = _open(client, list(args.argv), _parse_env(args.env), args.cwd)
+    term = _open(client, list(args.argv), parse_env(args.env), args.cwd)
     try:
         return _drive(client, term, args.sandbox)
     finally:

@@ -33,11 +33,7 @@ def add_shell_parser(
         "Open an interactive terminal in a sandbox (its login shell, or a command after --).",
         "tensorlake-sandbox shell my-sandbox -- python3 -i",
     )
-    common(p)
-    p.add_argument(
-        "--env", "-e", action="append", default=[], metavar="KEY=VALUE", help="set a variable (repeatable)"
-    )
-    p.add_argument("--cwd", metavar="DIR", default=None, help="working directory in the sandbox")
+    common(p)  # SANDBOX, --api-key-file, --timeout, --env, --cwd
     p.add_argument(
         "--attach",
         metavar="SESSION_ID",
