@@ -37,6 +37,7 @@ from ._processes import (
     StreamName,
 )
 from ._pty import PtyTable, pty_routes
+from ._resource import kill_or_describe
 from ._security import DRAIN_LIMIT, SecurityMiddleware, expects_continue
 
 __all__ = ["DEFAULT_MAX_BODY_BYTES", "create_app"]
@@ -209,12 +210,7 @@ async def processes(request: Request) -> Response:
 
 async def process(request: Request) -> Response:
     pid, proc = _lookup(request)
-    if proc is None:
-        return _not_found(pid)
-    if request.method == "DELETE":
-        proc.kill()
-        return Response(status_code=204)
-    return JSONResponse(proc.info())
+    return await kill_or_describe(request, pid, proc, _not_found, lambda p: p.kill())
 
 
 async def signal(request: Request) -> Response:

@@ -49,6 +49,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketState
 
+from ._resource import kill_or_describe
+
 __all__ = [
     "CHUNK_BYTES",
     "HISTORY_BYTES",
@@ -574,12 +576,7 @@ def _not_found(session_id: str) -> JSONResponse:
 
 async def session_endpoint(request: Request) -> Response:
     session_id, session = _lookup(request)
-    if session is None:
-        return _not_found(session_id)
-    if request.method == "DELETE":
-        await _table(request).kill(session)
-        return Response(status_code=204)
-    return JSONResponse(session.info())
+    return await kill_or_describe(request, session_id, session, _not_found, _table(request).kill)
 
 
 async def resize_endpoint(request: Request) -> Response:
