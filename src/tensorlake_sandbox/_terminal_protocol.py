@@ -12,7 +12,7 @@ import codecs
 import os
 import struct
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any
+from typing import Any, TypedDict
 
 from ._errors import ProcessNotFoundError, SandboxError
 
@@ -22,8 +22,10 @@ __all__ = [
     "READY_FRAME",
     "TerminalClosedError",
     "TerminalNotFoundError",
+    "TerminalOptions",
     "TooManyTerminalsError",
     "check_open_args",
+    "check_options",
     "check_size",
     "exit_code_from_reason",
     "input_frame",
@@ -85,6 +87,27 @@ def _check_str(name: str, value: object) -> str:
     if "\0" in value:
         raise ValueError(f"{name} must not contain NUL characters")
     return value
+
+
+class TerminalOptions(TypedDict, total=False):
+    """The keyword arguments of `open_terminal` / `aopen_terminal` that shape the new session."""
+
+    rows: int  # default 24
+    cols: int  # default 80
+    env: Mapping[str, str] | None
+    cwd: str | os.PathLike[str] | None
+
+
+def check_options(options: Mapping[str, object]) -> tuple[int, int, object, object]:
+    """(rows, cols, env, cwd) of `TerminalOptions`, sizes checked; TypeError for an unknown keyword."""
+    unknown = sorted(set(options) - TerminalOptions.__optional_keys__)
+    if unknown:
+        raise TypeError(
+            f"unexpected keyword argument {unknown[0]!r} for a new terminal "
+            "(expected rows, cols, env, cwd, on_output or connect_timeout)"
+        )
+    rows, cols = check_size(options.get("rows", 24), options.get("cols", 80))
+    return rows, cols, options.get("env"), options.get("cwd")
 
 
 def check_open_args(

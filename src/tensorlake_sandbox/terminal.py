@@ -29,10 +29,9 @@ import inspect
 import queue
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
-from os import PathLike
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, Unpack
 
 import httpx
 from httpx_ws import (
@@ -56,8 +55,10 @@ from ._terminal_protocol import (
     READY_FRAME,
     TerminalClosedError,
     TerminalNotFoundError,
+    TerminalOptions,
     TooManyTerminalsError,
     check_open_args,
+    check_options,
     check_size,
     close_error,
     exit_code_from_reason,
@@ -87,6 +88,8 @@ _READ_SIZE = 64 * 1024
 _PING_INTERVAL = 20.0
 DEFAULT_CONNECT_TIMEOUT = 10.0
 _POLL = 0.25
+# What a websocket receive raises for a text frame (ignored), a close, a dropped connection.
+_RECEIVE_ERRORS = (WebSocketInvalidTypeReceived, WebSocketDisconnect, WebSocketNetworkError)
 
 OnOutput = Callable[[bytes], Any]
 
@@ -134,15 +137,34 @@ def _mapped(exc: SandboxError) -> SandboxError:
     return cls(exc.message, status_code=exc.status_code, code=exc.code)
 
 
+@contextlib.contextmanager
+def _mapped_errors(*, gone_ok: bool = False) -> Iterator[None]:
+    """REST errors raised as `_mapped` ones; with ``gone_ok``, a 404 (session already gone) is ignored."""
+    try:
+        yield
+    except SandboxError as exc:
+        if not (gone_ok and exc.status_code == 404):
+            raise _mapped(exc) from None
+
+
 def _upgrade_error(response: httpx.Response) -> SandboxError:
     err = error_for_status(response.status_code, response.content, path=response.request.url.path)
     return _mapped(err)
 
 
-def _create_request(
-    command: object, args: object, env: object, cwd: object, rows: object, cols: object
-) -> CreatePtyRequest:
-    rows, cols = check_size(rows, cols)
+@contextlib.contextmanager
+def _connect_errors() -> Iterator[None]:
+    """A refused upgrade as the sandbox's error; a transport failure as `SandboxUnavailableError`."""
+    try:
+        yield
+    except WebSocketUpgradeError as exc:
+        raise _upgrade_error(exc.response) from None
+    except httpx.TransportError as exc:
+        raise SandboxUnavailableError(f"cannot connect to the terminal: {exc}") from exc
+
+
+def _create_request(command: object, args: object, options: TerminalOptions) -> CreatePtyRequest:
+    rows, cols, env, cwd = check_options(options)
     command, arg_list, env_dict, cwd_str = check_open_args(command, args, env, cwd)
     body = CreatePtyRequest(command=command, args=arg_list, rows=rows, cols=cols)
     if env_dict is not None:
@@ -175,7 +197,14 @@ class _DrainingSession(WebSocketSession):
 class _State:
     """What both terminals know: the session, the exit, the close."""
 
-    def __init__(self, client: AuthenticatedClient, session_id: str, token: str) -> None:
+    def __init__(
+        self,
+        client: AuthenticatedClient,
+        session_id: str,
+        token: str,
+        *,
+        on_output: OnOutput | None = None,
+    ) -> None:
         self.client = client
         self.session_id = session_id
         self._token = token
@@ -184,6 +213,11 @@ class _State:
         self.close_reason = ""
         self.eof = False
         self.detached = False
+        self._on_output = on_output
+        self._setup()
+
+    def _setup(self) -> None:
+        """The connection's own state (set up by each terminal class)."""
 
     @property
     def token(self) -> str:
@@ -208,6 +242,36 @@ class _State:
             return None
         return value  # type: ignore[no-any-return]
 
+    def _received(self, received: bytes | Exception) -> bytes:
+        """A frame or receive error from the websocket: the output it carries (b"" for none).
+
+        A close or a dropped connection is recorded (`eof`); a text frame is ignored.
+        """
+        if isinstance(received, WebSocketDisconnect):
+            self._on_close(received.code, received.reason)
+        elif isinstance(received, WebSocketNetworkError):
+            self._on_close(1006, "")
+        elif isinstance(received, bytes):
+            return self._on_frame(received) or b""
+        return b""
+
+    def _ws_options(self, timeout: float) -> dict[str, Any]:
+        """httpx-ws's options for this session's websocket (the token in a header, never the URL)."""
+        return {
+            "headers": {"X-PTY-Token": self.token},
+            "timeout": timeout,
+            "queue_size": QUEUE_FRAMES,
+            "max_message_size_bytes": _READ_SIZE,
+            "keepalive_ping_interval_seconds": _PING_INTERVAL,
+        }
+
+    def _not_connected(self) -> TerminalClosedError:
+        return TerminalClosedError(
+            "the terminal is not connected (it exited, was detached or closed)",
+            close_code=self.close_code,
+            reason=self.close_reason,
+        )
+
     def _on_close(self, code: int | None, reason: str) -> None:
         self.eof = True
         self.close_code, self.close_reason = code, reason
@@ -230,44 +294,29 @@ class Terminal(_State):
     With ``on_output``, a thread of its own calls it with every chunk (then do not read).
     """
 
-    def __init__(
-        self,
-        client: AuthenticatedClient,
-        session_id: str,
-        token: str,
-        *,
-        on_output: OnOutput | None = None,
-    ) -> None:
-        super().__init__(client, session_id, token)
-        self._on_output = on_output
+    _ws: WebSocketSession | None
+    _pump: threading.Thread | None
+
+    def _setup(self) -> None:
         self._stack = contextlib.ExitStack()
-        self._ws: WebSocketSession | None = None
-        self._pump: threading.Thread | None = None
+        self._ws = None
+        self._pump = None
         self._pump_error: BaseException | None = None
         self._lock = threading.Lock()
 
     def _connect(self, timeout: float) -> Self:
         http = self._stack.enter_context(httpx.Client(**_httpx_kwargs(self.client, is_async=False)))
         try:
-            self._ws = self._stack.enter_context(
-                connect_ws(
-                    _ws_path(self.session_id),
-                    http,
-                    headers={"X-PTY-Token": self.token},
-                    timeout=timeout,
-                    queue_size=QUEUE_FRAMES,
-                    max_message_size_bytes=_READ_SIZE,
-                    keepalive_ping_interval_seconds=_PING_INTERVAL,
-                    session_class=_DrainingSession,
+            with _connect_errors():
+                self._ws = self._stack.enter_context(
+                    connect_ws(
+                        _ws_path(self.session_id),
+                        http,
+                        **self._ws_options(timeout),
+                        session_class=_DrainingSession,
+                    )
                 )
-            )
-            self._ws.send_bytes(READY_FRAME)
-        except WebSocketUpgradeError as exc:
-            self._stack.close()
-            raise _upgrade_error(exc.response) from None
-        except httpx.TransportError as exc:
-            self._stack.close()
-            raise SandboxUnavailableError(f"cannot connect to the terminal: {exc}") from exc
+                self._ws.send_bytes(READY_FRAME)
         except BaseException:
             self._stack.close()
             raise
@@ -289,23 +338,17 @@ class Terminal(_State):
                     return b""
                 raise RuntimeError("the terminal is not connected")
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            received: bytes | Exception
             try:
                 # In slices, so that a detach from another thread ends a blocked read.
-                frame = ws.receive_bytes(_POLL if left is None else min(left, _POLL))
+                received = ws.receive_bytes(_POLL if left is None else min(left, _POLL))
             except queue.Empty:
                 if left is not None and left <= _POLL:
                     raise TimeoutError(f"no output within {timeout} s") from None
                 continue
-            except WebSocketInvalidTypeReceived:
-                continue  # text frames are ignored
-            except WebSocketDisconnect as exc:
-                self._on_close(exc.code, exc.reason)
-                break
-            except WebSocketNetworkError:
-                self._on_close(1006, "")
-                break
-            data = self._on_frame(frame)
-            if data:
+            except _RECEIVE_ERRORS as exc:
+                received = exc
+            if data := self._received(received):
                 return data
         self._close_connection()
         return b""
@@ -341,11 +384,7 @@ class Terminal(_State):
     def _send(self, frame: bytes) -> None:
         ws = self._ws
         if ws is None or self.eof:
-            raise TerminalClosedError(
-                "the terminal is not connected (it exited, was detached or closed)",
-                close_code=self.close_code,
-                reason=self.close_reason,
-            )
+            raise self._not_connected()
         try:
             ws.send_bytes(frame)
         except WebSocketNetworkError as exc:
@@ -358,16 +397,13 @@ class Terminal(_State):
 
     def resize(self, rows: int, cols: int) -> None:
         """Set the terminal's size (rows 1..500, cols 1..1000); the program gets SIGWINCH."""
-        rows, cols = check_size(rows, cols)
-        self._send(resize_frame(rows, cols))
+        self._send(resize_frame(*check_size(rows, cols)))
 
     def resize_session(self, rows: int, cols: int) -> None:
         """Resize through the REST API (works while detached)."""
         rows, cols = check_size(rows, cols)
-        try:
+        with _mapped_errors():
             sandbox_pty_resize.sync(self.session_id, client=self.client, body=PtyResizeRequest(rows, cols))
-        except SandboxError as exc:
-            raise _mapped(exc) from None
 
     def wait(self, timeout: float | None = None) -> int:
         """Wait for the program to exit and return its code (-1 when a signal ended it).
@@ -400,11 +436,9 @@ class Terminal(_State):
     def kill(self) -> None:
         """Kill the program (SIGHUP, then SIGKILL) and remove the session. A no-op once it has exited."""
         try:
-            if self.returncode is None:
-                sandbox_pty_kill.sync(self.session_id, client=self.client)
-        except SandboxError as exc:
-            if exc.status_code != 404:
-                raise _mapped(exc) from None
+            with _mapped_errors(gone_ok=True):
+                if self.returncode is None:
+                    sandbox_pty_kill.sync(self.session_id, client=self.client)
         finally:
             self._close_connection()
 
@@ -436,23 +470,20 @@ def open_terminal(
     command: str,
     args: Iterable[str] = (),
     *,
-    rows: int = 24,
-    cols: int = 80,
-    env: Mapping[str, str] | None = None,
-    cwd: str | PathLike[str] | None = None,
     on_output: OnOutput | None = None,
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+    **options: Unpack[TerminalOptions],
 ) -> Terminal:
     """Start ``command args`` on a new terminal (``rows`` x ``cols``) in the sandbox and connect to it.
 
-    Everything is checked before a request is sent. If connecting fails, the session is
-    killed (nothing is left running). Raises `TooManyTerminalsError` at 64 sessions.
+    ``options``: ``rows`` (default 24), ``cols`` (default 80), ``env`` (a mapping of str to
+    str) and ``cwd`` (a path in the sandbox). Everything is checked before a request is sent.
+    If connecting fails, the session is killed (nothing is left running). Raises
+    `TooManyTerminalsError` at 64 sessions.
     """
-    body = _create_request(command, args, env, cwd, rows, cols)
-    try:
+    body = _create_request(command, args, options)
+    with _mapped_errors():
         created = sandbox_pty_create.sync(client=client, body=body)
-    except SandboxError as exc:
-        raise _mapped(exc) from None
     term = Terminal(client, created.session_id, created.token, on_output=on_output)
     try:
         return term._connect(connect_timeout)
@@ -492,44 +523,25 @@ class AsyncTerminal(_State):
     ``async with`` does that. ``on_output`` may be a plain function or a coroutine function.
     """
 
-    def __init__(
-        self,
-        client: AuthenticatedClient,
-        session_id: str,
-        token: str,
-        *,
-        on_output: AsyncOnOutput | None = None,
-    ) -> None:
-        super().__init__(client, session_id, token)
-        self._on_output = on_output
+    _ws: AsyncWebSocketSession | None
+    _pump: asyncio.Task[None] | None
+
+    def _setup(self) -> None:
         self._stack = contextlib.AsyncExitStack()
-        self._ws: AsyncWebSocketSession | None = None
-        self._pump: asyncio.Task[None] | None = None
+        self._ws = None
+        self._pump = None
 
     async def _connect(self, timeout: float) -> Self:
         http = await self._stack.enter_async_context(
             httpx.AsyncClient(**_httpx_kwargs(self.client, is_async=True))
         )
         try:
-            ws: AsyncWebSocketSession = await self._stack.enter_async_context(
-                aconnect_ws(
-                    _ws_path(self.session_id),
-                    http,
-                    headers={"X-PTY-Token": self.token},
-                    timeout=timeout,
-                    queue_size=QUEUE_FRAMES,
-                    max_message_size_bytes=_READ_SIZE,
-                    keepalive_ping_interval_seconds=_PING_INTERVAL,
+            with _connect_errors():
+                ws: AsyncWebSocketSession = await self._stack.enter_async_context(
+                    aconnect_ws(_ws_path(self.session_id), http, **self._ws_options(timeout))
                 )
-            )
-            self._ws = ws
-            await ws.send_bytes(READY_FRAME)
-        except WebSocketUpgradeError as exc:
-            await self._stack.aclose()
-            raise _upgrade_error(exc.response) from None
-        except httpx.TransportError as exc:
-            await self._stack.aclose()
-            raise SandboxUnavailableError(f"cannot connect to the terminal: {exc}") from exc
+                self._ws = ws
+                await ws.send_bytes(READY_FRAME)
         except BaseException:
             await self._stack.aclose()
             raise
@@ -544,20 +556,14 @@ class AsyncTerminal(_State):
             if ws is None:
                 raise RuntimeError("the terminal is detached; attach again with aattach_terminal")
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            received: bytes | Exception
             try:
-                frame = await ws.receive_bytes(left)
+                received = await ws.receive_bytes(left)
             except TimeoutError:
                 raise TimeoutError(f"no output within {timeout} s") from None
-            except WebSocketInvalidTypeReceived:
-                continue
-            except WebSocketDisconnect as exc:
-                self._on_close(exc.code, exc.reason)
-                break
-            except WebSocketNetworkError:
-                self._on_close(1006, "")
-                break
-            data = self._on_frame(frame)
-            if data:
+            except _RECEIVE_ERRORS as exc:
+                received = exc
+            if data := self._received(received):
                 return data
         return b""
 
@@ -592,11 +598,7 @@ class AsyncTerminal(_State):
     async def _send(self, frame: bytes) -> None:
         ws = self._ws
         if ws is None or self.eof:
-            raise TerminalClosedError(
-                "the terminal is not connected (it exited, was detached or closed)",
-                close_code=self.close_code,
-                reason=self.close_reason,
-            )
+            raise self._not_connected()
         try:
             await ws.send_bytes(frame)
         except WebSocketNetworkError as exc:
@@ -609,8 +611,7 @@ class AsyncTerminal(_State):
 
     async def resize(self, rows: int, cols: int) -> None:
         """Set the terminal's size (rows 1..500, cols 1..1000); the program gets SIGWINCH."""
-        rows, cols = check_size(rows, cols)
-        await self._send(resize_frame(rows, cols))
+        await self._send(resize_frame(*check_size(rows, cols)))
 
     async def wait(self, timeout: float | None = None) -> int:
         """Wait for the exit code (-1 when a signal ended it); unread output is dropped."""
@@ -633,11 +634,9 @@ class AsyncTerminal(_State):
     async def kill(self) -> None:
         """Kill the program and remove the session. A no-op once it has exited."""
         try:
-            if self.returncode is None:
-                await sandbox_pty_kill.asyncio(self.session_id, client=self.client)
-        except SandboxError as exc:
-            if exc.status_code != 404:
-                raise _mapped(exc) from None
+            with _mapped_errors(gone_ok=True):
+                if self.returncode is None:
+                    await sandbox_pty_kill.asyncio(self.session_id, client=self.client)
         finally:
             await self._close_connection()
 
@@ -671,19 +670,14 @@ async def aopen_terminal(
     command: str,
     args: Iterable[str] = (),
     *,
-    rows: int = 24,
-    cols: int = 80,
-    env: Mapping[str, str] | None = None,
-    cwd: str | PathLike[str] | None = None,
     on_output: Callable[[bytes], Awaitable[Any] | Any] | None = None,
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+    **options: Unpack[TerminalOptions],
 ) -> AsyncTerminal:
     """The async twin of `open_terminal`."""
-    body = _create_request(command, args, env, cwd, rows, cols)
-    try:
+    body = _create_request(command, args, options)
+    with _mapped_errors():
         created = await sandbox_pty_create.asyncio(client=client, body=body)
-    except SandboxError as exc:
-        raise _mapped(exc) from None
     term = AsyncTerminal(client, created.session_id, created.token, on_output=on_output)
     try:
         return await term._connect(connect_timeout)
