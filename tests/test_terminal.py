@@ -198,7 +198,28 @@ def test_bad_arguments_send_nothing(recorder):
         open_terminal(client, "sh", "-c echo")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="token"):
         attach_terminal(client, "abc", "has space")
+    with pytest.raises(TypeError, match="'rowz' for a new terminal"):
+        open_terminal(client, "sh", rowz=30)  # type: ignore[call-arg]
     assert recorder.requests == []
+
+
+def test_connecting_to_nothing_raises_sandbox_unavailable():
+    import socket
+
+    from tensorlake_sandbox import SandboxUnavailableError, sandbox_client
+
+    with socket.socket() as sock:  # a loopback port that nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    client = sandbox_client(base_url=f"http://127.0.0.1:{port}", api_key="k")
+    with pytest.raises(SandboxUnavailableError, match="cannot connect to the terminal"):
+        attach_terminal(client, "abc", "0" * 64)
+
+    async def main() -> None:
+        with pytest.raises(SandboxUnavailableError, match="cannot connect to the terminal"):
+            await aattach_terminal(client, "abc", "0" * 64)
+
+    asyncio.run(main())
 
 
 def test_terminal_never_shows_its_token(local_client):
