@@ -39,6 +39,7 @@ LOCAL = "src/tensorlake_sandbox/local/*.py"
 STDIN_TESTS = ("tests/test_stdin_faults.py",)
 CLIENT_TESTS = ("tests/test_client_http.py",)
 LOCAL_TESTS = ("tests/test_local_security.py",)
+FAST_PATH_TESTS = ("tests/test_fast_path.py",)
 
 
 @dataclass(frozen=True)
@@ -190,6 +191,25 @@ MUTANTS = [
         "repr of the bearer auth shows the key",
         ((GENERATED_CLIENT, 'return "BearerAuth(<secret>)"', 'return f"BearerAuth({self._value})"'),),
         CLIENT_TESTS,
+    ),
+    # -- the fast path (pyreqwest) -------------------------------------------------------------
+    Mutant(
+        "fast-path-replayable-body",
+        "the fast path hands reqwest a bytes body, which it resends after a dropped connection",
+        ((SRC, "            .body_stream(shot)\n", "            .body_bytes(shot._body)\n"),),
+        FAST_PATH_TESTS,
+    ),
+    Mutant(
+        "fast-path-trusts-connect-error",
+        "a pyreqwest ConnectError is taken for 'not sent' even after the body left",
+        ((SRC, "    if not body_taken:  # nothing of the body left", "    if True:  # nothing of the body left"),),
+        FAST_PATH_TESTS,
+    ),
+    Mutant(
+        "fast-path-blocks-ctrl-c",
+        "the main thread waits inside pyreqwest's blocking call, where Ctrl-C cannot reach it",
+        ((SRC, "    if _thread.get_ident() != _MAIN_THREAD:", "    if True:"),),
+        FAST_PATH_TESTS,
     ),
     # -- the local sandbox's Host check and loopback bind -------------------------------------
     Mutant(

@@ -230,7 +230,8 @@ def test_open_file_streams_from_its_position_with_content_length(recorder, tmp_p
 
 
 def test_one_client_across_two_asyncio_runs_with_aclose_leaves_no_warnings(recorder):
-    client = sandbox_client(base_url=recorder.url, api_key=KEY, async_transport="aiohttp")
+    # fast_path=False: these small writes must go through the aiohttp session under test.
+    client = sandbox_client(base_url=recorder.url, api_key=KEY, async_transport="aiohttp", fast_path=False)
     sessions = []
 
     async def write(i: int) -> None:
@@ -255,7 +256,7 @@ def test_one_client_across_two_asyncio_runs_with_aclose_leaves_no_warnings(recor
 @pytest.mark.filterwarnings("ignore::ResourceWarning", "ignore::pytest.PytestUnraisableExceptionWarning")
 def test_without_aclose_aiohttp_warns_unclosed_session(recorder):
     """Control for the test above: its warning check does see an unclosed session."""
-    client = sandbox_client(base_url=recorder.url, api_key=KEY, async_transport="aiohttp")
+    client = sandbox_client(base_url=recorder.url, api_key=KEY, async_transport="aiohttp", fast_path=False)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         asyncio.run(awrite_stdin(client, 1, b"x"))

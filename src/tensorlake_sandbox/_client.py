@@ -34,6 +34,9 @@ DEFAULT_TIMEOUT = httpx.Timeout(60.0, connect=10.0)
 
 # The generated client caches the key and host in its httpx clients: changing them later
 # would silently keep the old ones.
+# The httpx_args that leave the fast path (`_native`) free to send a client's small requests.
+_FAST_PATH_ARGS = frozenset({"headers", "trust_env"})
+
 _FIXED = frozenset({"token", "prefix", "auth_header_name", "_base_url"})
 
 
@@ -47,6 +50,7 @@ class SandboxClient(AuthenticatedClient):
 
     _loop: asyncio.AbstractEventLoop | None = None
     _async_transport: AsyncTransport = field(default="httpx", kw_only=True, alias="async_transport")
+    _fast_path: bool = field(default=False, kw_only=True, alias="fast_path")
 
     def __repr__(self) -> str:
         return f"SandboxClient(base_url={self._base_url!r})"
@@ -61,7 +65,7 @@ class SandboxClient(AuthenticatedClient):
 
     def get_httpx_client(self) -> httpx.Client:
         if self._client is None or self._client.is_closed:
-            self._client = sync_http(self.httpx_client_kwargs())
+            self._client = sync_http(self.httpx_client_kwargs(), self._fast_path)
         return self._client
 
     def get_async_httpx_client(self) -> httpx.AsyncClient:
@@ -73,7 +77,9 @@ class SandboxClient(AuthenticatedClient):
             loop = None
         client = self._async_client
         if client is None or client.is_closed or (loop is not None and self._loop not in (None, loop)):
-            client = self._async_client = async_http(self.httpx_client_kwargs(), self._async_transport)
+            client = self._async_client = async_http(
+                self.httpx_client_kwargs(), self._async_transport, self._fast_path
+            )
             self._loop = loop
         elif self._loop is None:
             self._loop = loop
@@ -99,6 +105,7 @@ def sandbox_client(
     timeout: httpx.Timeout | float | None = DEFAULT_TIMEOUT,
     httpx_args: dict[str, Any] | None = None,
     async_transport: AsyncTransport = "auto",
+    fast_path: bool = True,
 ) -> SandboxClient:
     """A client for one sandbox's API, ready for the generated functions.
 
@@ -114,7 +121,13 @@ def sandbox_client(
     be combined with ``httpx_args`` ``transport``, ``mounts``, ``proxy`` or ``http2``, and
     it ignores proxy environment variables. The default, ``"auto"``, picks aiohttp when
     aiohttp is installed and none of those is asked for (nor a proxy set in the
-    environment), else httpx. The sync calls always use httpx.
+    environment), else httpx. The sync calls use httpx's own transport.
+
+    ``fast_path=True`` (the default) sends small requests (bodies up to 64 KiB, no per-call
+    timeout) through pyreqwest, a Rust HTTP client, instead of httpx: the same bytes, the
+    same errors, a fraction of the CPU (measured by make bench). It applies only when
+    ``httpx_args`` holds nothing but ``headers`` or ``trust_env`` and no proxy or CA file
+    from the environment applies to the sandbox's URL; everything else goes through httpx.
     """
     if (sandbox is None) == (base_url is None):
         raise ValueError(
@@ -139,4 +152,5 @@ def sandbox_client(
         follow_redirects=False,
         httpx_args=httpx_args,
         async_transport=async_transport,
+        fast_path=bool(fast_path) and set(httpx_args) <= _FAST_PATH_ARGS,
     )

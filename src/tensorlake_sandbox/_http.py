@@ -12,7 +12,9 @@ every transport (httpx sync, httpx async, aiohttp). They
 * turn every httpx transport failure into a `SandboxConnectionError` or
   `SandboxTimeoutError` (which still are the httpx exception they replace), also while a
   streamed body is read;
-* never send a loopback request through a proxy (the key would go to the proxy).
+* never send a loopback request through a proxy (the key would go to the proxy);
+* send a small, plain request through the fast path (`_native`, pyreqwest) when the client
+  has nothing for it that only httpx does (a proxy, custom TLS, hooks, cookies ...).
 """
 
 from __future__ import annotations
@@ -20,11 +22,13 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import io
+import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import httpx
 
+from . import _native
 from ._bodies import aiter_file, is_file_body, iter_file, remaining_length
 from ._errors import SandboxError, error_for_status, transport_error
 from ._httpx_speedups import SetCookieOnlyCookies, speed_up
@@ -146,25 +150,172 @@ class _AsyncMappedStream(httpx.AsyncByteStream):
             await self._stream.aclose()
 
 
-class _SyncHTTP(httpx.Client):
-    def __init__(self, **kwargs: Any) -> None:
+# Headers the fast path leaves to pyreqwest (it frames the body and names the host) or drops:
+# no Accept-Encoding, so the sandbox answers uncompressed (httpx would decode either way).
+_NATIVE_SKIP = frozenset({"host", "content-length", "transfer-encoding", "accept-encoding"})
+
+
+def _fast_path_applies(client: httpx.Client | httpx.AsyncClient) -> bool:
+    """Whether this client's plain requests may skip httpx (see `_native`): nothing it would
+    apply on the way (a proxy from the environment, CA files from it) only httpx knows."""
+    if not _native.available():
+        return False
+    base = client.base_url
+    if client._transport_for_url(base) is not client._transport:
+        return False  # a proxy (from the environment) is mounted for the sandbox's URL
+    return not (
+        base.scheme == "https"
+        and client.trust_env
+        and (os.environ.get("SSL_CERT_FILE") or os.environ.get("SSL_CERT_DIR"))
+    )
+
+
+class _Plain:
+    """The fast-path decision and request building shared by both clients (no I/O here)."""
+
+    _merged_urls: dict[str, tuple[httpx.URL, str]]
+    _merged_base: httpx.URL | None = None
+    _seen_headers: list[Any] | None = None
+    _seen_auth: object = None
+    _client_headers: list[tuple[str, str]]
+
+    def _merged(self, client: httpx.Client | httpx.AsyncClient, url: str) -> tuple[httpx.URL, str]:
+        """``url`` merged with the base URL, once per path (issue 12), and as a string."""
+        merged = self._merged_urls.get(url)
+        if merged is None or self._merged_base is not client._base_url:
+            if len(self._merged_urls) >= 1024 or self._merged_base is not client._base_url:
+                self._merged_urls.clear()
+                self._merged_base = client._base_url
+            full = client._merge_url(url)
+            merged = self._merged_urls[url] = (full, str(full))
+        return merged
+
+    def _small_plain(
+        self, client: httpx.Client | httpx.AsyncClient, method: str, url: object, kwargs: dict[str, Any]
+    ) -> bool:
+        """A request the fast path sends exactly as httpx would; ``kwargs`` may get its file body read.
+
+        Only requests with a body of 1 byte to 64 KiB (see `_native` for why), as bytes or a
+        small `io.BytesIO`, and nothing else for httpx to build.
+        """
+        if not isinstance(url, str) or method.upper() not in _native.BODY_METHODS or client.cookies:
+            return False
+        if kwargs.get("timeout", httpx.USE_CLIENT_DEFAULT) is not httpx.USE_CLIENT_DEFAULT:
+            return False  # a per-call timeout: httpx applies it phase by phase
+        if any(k not in ("content", "headers") and v not in (None, {}) for k, v in kwargs.items()):
+            return False  # json, params, files, cookies, auth ...: httpx builds those
+        content = kwargs.get("content")
+        if is_file_body(content):
+            length = remaining_length(content)
+            if not (isinstance(content, io.BytesIO) and length and length <= _native.SMALL_BODY):
+                return False
+            kwargs["content"] = content.read(length)
+            return True
+        return type(content) is bytes and 0 < len(content) <= _native.SMALL_BODY
+
+    def _native_headers(
+        self, client: httpx.Client | httpx.AsyncClient, headers: Any
+    ) -> list[tuple[str, str]] | None:
+        """The headers httpx would send (less `_NATIVE_SKIP`), or None to let httpx send it.
+
+        The client's own headers and the key are worked out once, and again whenever the
+        client's headers or auth are changed.
+        """
+        if self._seen_headers != client._headers._list or self._seen_auth is not client._auth:
+            probe = httpx.Request("GET", client.base_url, headers=client.headers)
+            if client._auth is not None:  # the generated BearerAuth: sets one header, needs no response
+                flow = client._auth.sync_auth_flow(probe)
+                next(flow)
+                flow.close()
+            self._client_headers = [(k, v) for k, v in probe.headers.multi_items() if k not in _NATIVE_SKIP]
+            self._seen_headers = list(client._headers._list)
+            self._seen_auth = client._auth
+        if not headers:
+            return self._client_headers
+        if type(headers) is not dict or not all(
+            type(k) is str and type(v) is str for k, v in headers.items()
+        ):
+            return None
+        own = {k.lower(): v for k, v in headers.items()}
+        merged = [(k, own.pop(k) if k in own else v) for k, v in self._client_headers]
+        return [*merged, *((k, v) for k, v in own.items() if k not in _NATIVE_SKIP)]
+
+
+class _NativeResponse(httpx.Response):
+    """An `httpx.Response` for a fast-path answer; its ``request`` is built only if asked for."""
+
+    _lazy: tuple[str, httpx.URL, list[tuple[str, str]]] | None = None
+
+    @property
+    def request(self) -> httpx.Request:
+        if self._request is None and self._lazy is not None:
+            self._request = _rebuilt(*self._lazy)
+        return super().request
+
+    @request.setter
+    def request(self, value: httpx.Request) -> None:
+        self._request = value
+
+
+def _rebuilt(method: str, url: httpx.URL, headers: list[tuple[str, str]]) -> httpx.Request:
+    return httpx.Request(method, url, headers=headers)
+
+
+def _native_response(
+    method: str, url: httpx.URL, headers: list[tuple[str, str]], answer: _native.Answer
+) -> httpx.Response:
+    status, response_headers, body = answer
+    response = _NativeResponse(status, headers=response_headers, stream=httpx.ByteStream(body))
+    response._lazy = (method, url, headers)
+    if "content-encoding" in response.headers:
+        response.read()  # decoded, as httpx would
+    else:  # what read() ends with, without its generators (measurable on a small request)
+        response._content = body
+        response._num_bytes_downloaded = len(body)
+        response.is_stream_consumed = response.is_closed = True
+    return response
+
+
+class _SyncHTTP(_Plain, httpx.Client):
+    def __init__(self, *, fast_path: bool = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         # Per-request savings found by profiling a small write (issue 12; _httpx_speedups).
         self._cookies = SetCookieOnlyCookies(self._cookies)
         speed_up(self._transport)
-        self._merged_urls: dict[str, httpx.URL] = {}
-        self._merged_base = self._base_url
+        self._merged_urls = {}
+        self._fast_path = fast_path and _fast_path_applies(self)
+        self._native: _native.SyncNative | None = None  # made on first use (see _native)
+
+    def request(self, method: str, url: httpx.URL | str, **kwargs: Any) -> httpx.Response:
+        if self._fast_path and _native.available() and self._small_plain(self, method, url, kwargs):
+            headers = self._native_headers(self, kwargs.get("headers"))
+            if headers is not None:
+                native = self._native
+                if native is None:
+                    native = self._native = _native.SyncNative(self.timeout)
+                method = method.upper()
+                full, full_str = self._merged(self, url)  # type: ignore[arg-type]
+                try:
+                    with _mapped():
+                        answer = native.send(
+                            method,
+                            full_str,
+                            headers,
+                            kwargs["content"],
+                            lambda: _rebuilt(method, full, headers),
+                        )
+                        response = _native_response(method, full, headers, answer)
+                        self._cookies.extract_cookies(response)  # as httpx would (sets none: cheap)
+                        _raise_for_error(response)
+                        return response
+                except _native.NotSendable:
+                    pass  # httpx sends it, and says what is wrong with it
+        return super().request(method, url, **kwargs)
 
     def build_request(self, method: str, url: httpx.URL | str, **kwargs: Any) -> httpx.Request:
         _adapt_file_body(kwargs, iter_file)
-        if isinstance(url, str):  # each path is merged with the base URL once (issue 12)
-            merged = self._merged_urls.get(url)
-            if merged is None or self._merged_base is not self._base_url:
-                if len(self._merged_urls) >= 1024 or self._merged_base is not self._base_url:
-                    self._merged_urls.clear()
-                    self._merged_base = self._base_url
-                merged = self._merged_urls[url] = self._merge_url(url)
-            url = merged
+        if isinstance(url, str):
+            url = self._merged(self, url)[0]
         return super().build_request(method, url, **kwargs)
 
     def send(self, request: httpx.Request, **kwargs: Any) -> httpx.Response:
@@ -173,8 +324,46 @@ class _SyncHTTP(httpx.Client):
         response.stream = _MappedStream(response.stream)
         return response
 
+    def close(self) -> None:
+        native, self._native = self._native, None
+        if native is not None:
+            native.close()
+        super().close()
 
-class _AsyncHTTP(httpx.AsyncClient):
+
+class _AsyncHTTP(_Plain, httpx.AsyncClient):
+    def __init__(self, *, fast_path: bool = False, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._merged_urls = {}
+        self._fast_path = fast_path and _fast_path_applies(self)
+        self._native: _native.AsyncNative | None = None  # made in the event loop, on first use
+
+    async def request(self, method: str, url: httpx.URL | str, **kwargs: Any) -> httpx.Response:
+        if self._fast_path and _native.available() and self._small_plain(self, method, url, kwargs):
+            headers = self._native_headers(self, kwargs.get("headers"))
+            if headers is not None:
+                native = self._native
+                if native is None:
+                    native = self._native = _native.AsyncNative(self.timeout)
+                method = method.upper()
+                full, full_str = self._merged(self, url)  # type: ignore[arg-type]
+                try:
+                    with _mapped():
+                        answer = await native.send(
+                            method,
+                            full_str,
+                            headers,
+                            kwargs["content"],
+                            lambda: _rebuilt(method, full, headers),
+                        )
+                        response = _native_response(method, full, headers, answer)
+                        self._cookies.extract_cookies(response)
+                        await _araise_for_error(response)
+                        return response
+                except _native.NotSendable:
+                    pass  # httpx sends it, and says what is wrong with it
+        return await super().request(method, url, **kwargs)
+
     def build_request(self, method: str, url: httpx.URL | str, **kwargs: Any) -> httpx.Request:
         _adapt_file_body(kwargs, aiter_file)
         return super().build_request(method, url, **kwargs)
@@ -184,6 +373,12 @@ class _AsyncHTTP(httpx.AsyncClient):
             response = await super().send(request, **kwargs)
         response.stream = _AsyncMappedStream(response.stream)
         return response
+
+    async def aclose(self) -> None:
+        native, self._native = self._native, None
+        if native is not None:
+            await native.aclose()
+        await super().aclose()
 
 
 def _with_hook(kwargs: dict[str, Any], hook: Callable[[httpx.Response], Any]) -> dict[str, Any]:
@@ -205,12 +400,12 @@ def _with_hook(kwargs: dict[str, Any], hook: Callable[[httpx.Response], Any]) ->
     return kwargs
 
 
-def sync_http(kwargs: dict[str, Any]) -> httpx.Client:
+def sync_http(kwargs: dict[str, Any], fast_path: bool = False) -> httpx.Client:
     """The sync httpx client for ``AuthenticatedClient.httpx_client_kwargs()``."""
-    return _SyncHTTP(**_with_hook(kwargs, _raise_for_error))
+    return _SyncHTTP(fast_path=fast_path, **_with_hook(kwargs, _raise_for_error))
 
 
-def async_http(kwargs: dict[str, Any], transport: str) -> httpx.AsyncClient:
+def async_http(kwargs: dict[str, Any], transport: str, fast_path: bool = False) -> httpx.AsyncClient:
     """The async httpx client; on ``transport="aiohttp"`` it sends through aiohttp."""
     kwargs = _with_hook(kwargs, _araise_for_error)
     kwargs.setdefault("limits", ASYNC_POOL_LIMITS)
@@ -219,4 +414,4 @@ def async_http(kwargs: dict[str, Any], transport: str) -> httpx.AsyncClient:
 
         options = {k: kwargs[k] for k in ("verify", "cert", "trust_env", "limits") if k in kwargs}
         kwargs["transport"] = SandboxAiohttpTransport(**options)
-    return _AsyncHTTP(**kwargs)
+    return _AsyncHTTP(fast_path=fast_path, **kwargs)
