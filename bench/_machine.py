@@ -20,7 +20,6 @@ PACKAGES = [
     "httpcore",
     "h11",
     "pyreqwest",
-    "httpx-aiohttp",
     "aiohttp",
     "uvicorn",
     "starlette",

@@ -43,10 +43,9 @@ def _shim_client(spec: dict[str, Any], transport: str | None = None) -> Any:
     from tensorlake_sandbox import sandbox_client
 
     args: dict[str, Any] = {}
-    if transport == "pyreqwest":
-        args["transport"] = _pyreqwest_sync()
-    elif transport == "pyreqwest-async":
-        args["transport"] = _pyreqwest_async()
+    if transport == "no-fast":
+        # Everything through httpx (aiohttp for async calls): the defaults before the fast path.
+        return sandbox_client(base_url=spec["url"], api_key=spec["token"], fast_path=False)
     elif transport == "httpx-keepalive":
         # The httpx async path as sandbox_client sets it up (its pool keeps connections alive):
         # what users get without the aiohttp extra.
@@ -65,22 +64,6 @@ def _shim_client(spec: dict[str, Any], transport: str | None = None) -> Any:
         except ImportError as e:
             raise Unavailable(str(e)) from e
     return sandbox_client(base_url=spec["url"], api_key=spec["token"], httpx_args=args)
-
-
-def _pyreqwest_sync() -> Any:
-    try:
-        from pyreqwest.compatibility.httpx import SyncHttpxTransport  # type: ignore[import-not-found,unused-ignore]
-    except ImportError as e:
-        raise Unavailable("pyreqwest is not installed") from e
-    return SyncHttpxTransport()
-
-
-def _pyreqwest_async() -> Any:
-    try:
-        from pyreqwest.compatibility.httpx import HttpxTransport  # type: ignore[import-not-found,unused-ignore]
-    except ImportError as e:
-        raise Unavailable("pyreqwest is not installed") from e
-    return HttpxTransport()
 
 
 def _generated_writer(client: Any, pid: int) -> Callable[[bytes], None]:
@@ -102,9 +85,9 @@ def w_generated(spec: dict[str, Any]) -> Callable[[bytes], None]:
     return _generated_writer(_shim_client(spec), spec["pid"])
 
 
-def w_generated_pyreqwest(spec: dict[str, Any]) -> Callable[[bytes], None]:
-    """(a) with pyreqwest's httpx transport."""
-    return _generated_writer(_shim_client(spec, "pyreqwest"), spec["pid"])
+def w_generated_nofast(spec: dict[str, Any]) -> Callable[[bytes], None]:
+    """(a) with ``fast_path=False``: through httpx only."""
+    return _generated_writer(_shim_client(spec, "no-fast"), spec["pid"])
 
 
 def w_generated_plain(spec: dict[str, Any]) -> Callable[[bytes], None]:
@@ -135,11 +118,6 @@ def _httpx_writer(transport: Any = None, *, spec: dict[str, Any]) -> Callable[[b
 def w_httpx(spec: dict[str, Any]) -> Callable[[bytes], None]:
     """(b) a bare ``httpx.Client.post``."""
     return _httpx_writer(spec=spec)
-
-
-def w_httpx_pyreqwest(spec: dict[str, Any]) -> Callable[[bytes], None]:
-    """(b) with pyreqwest's httpx transport."""
-    return _httpx_writer(_pyreqwest_sync(), spec=spec)
 
 
 def w_sdk(spec: dict[str, Any]) -> Callable[[bytes], None]:
@@ -186,8 +164,7 @@ CLIENTS: dict[str, Callable[[dict[str, Any]], Callable[[bytes], None]]] = {
     "sdk": w_sdk,
     "write_stdin": w_write_stdin,
     "generated-plain": w_generated_plain,
-    "generated+pyreqwest": w_generated_pyreqwest,
-    "httpx+pyreqwest": w_httpx_pyreqwest,
+    "generated-nofast": w_generated_nofast,
 }
 
 
@@ -353,8 +330,8 @@ def fanout(spec: dict[str, Any]) -> dict[str, Any]:
         transport = None
         if "+aiohttp" in mode:
             transport = "aiohttp"
-        elif "+pyreqwest" in mode:
-            transport = "pyreqwest-async"
+        elif "+nofast" in mode:
+            transport = "no-fast"
         elif "+keepalive" in mode:
             transport = "httpx-keepalive"
         elif "+httpx" in mode:
@@ -377,7 +354,13 @@ def fanout(spec: dict[str, Any]) -> dict[str, Any]:
             raise Unavailable("tensorlake_sandbox.awrite_stdin does not exist yet (issue 4)")
         client = _shim_client(
             spec,
-            "aiohttp" if "+aiohttp" in mode else "httpx-keepalive" if "+keepalive" in mode else None,
+            "aiohttp"
+            if "+aiohttp" in mode
+            else "httpx-keepalive"
+            if "+keepalive" in mode
+            else "no-fast"
+            if "+nofast" in mode
+            else None,
         )
 
         async def ours(pid: int) -> None:

@@ -14,11 +14,14 @@ __all__ = ["run"]
 
 MODES = [
     ("sync-generated", "sequential sync `sync_detailed`"),
-    ("async-generated", "`asyncio_detailed`, `sandbox_client(...)` defaults (aiohttp where installed)"),
+    ("async-generated", "`asyncio_detailed`, `sandbox_client(...)` defaults (the fast path)"),
     ("awrite_stdin", "`awrite_stdin`, `sandbox_client(...)` defaults"),
     ("async-generated+keepalive", '`asyncio_detailed`, `async_transport="httpx"` (keep-alive pool)'),
     ("async-generated+httpx", "`asyncio_detailed`, httpx's own default pool (the default before issue 12)"),
-    ("async-generated+pyreqwest", "`asyncio_detailed` with pyreqwest `HttpxTransport`"),
+    (
+        "async-generated+nofast",
+        "`asyncio_detailed`, `fast_path=False` (aiohttp: the default before the fast path)",
+    ),
     ("sdk-async", "official SDK `AsyncSandbox.write_stdin`, one task per process"),
 ]
 
