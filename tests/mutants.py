@@ -196,13 +196,19 @@ MUTANTS = [
     Mutant(
         "fast-path-replayable-body",
         "the fast path hands reqwest a bytes body, which it resends after a dropped connection",
-        ((SRC, "            .body_stream(shot)\n", "            .body_bytes(shot._body)\n"),),
+        ((SRC, "            .body_stream(shot._items)\n", "            .body_bytes(shot.body)\n"),),
         FAST_PATH_TESTS,
     ),
     Mutant(
         "fast-path-trusts-connect-error",
         "a pyreqwest ConnectError is taken for 'not sent' even after the body left",
-        ((SRC, "    if not body_taken:  # nothing of the body left", "    if True:  # nothing of the body left"),),
+        (
+            (
+                SRC,
+                "    if not body_taken:  # nothing of the body left",
+                "    if True:  # nothing of the body left",
+            ),
+        ),
         FAST_PATH_TESTS,
     ),
     Mutant(

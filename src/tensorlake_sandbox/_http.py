@@ -19,7 +19,6 @@ every transport (httpx sync, httpx async, aiohttp). They
 
 from __future__ import annotations
 
-import contextlib
 import contextvars
 import io
 import os
@@ -112,15 +111,27 @@ def _tell(response: httpx.Response) -> None:
         callback(response.status_code)
 
 
-@contextlib.contextmanager
-def _mapped() -> Iterator[None]:
-    """The one place where httpx transport failures become `SandboxError`s."""
-    try:
-        yield
-    except httpx.TransportError as exc:
-        if isinstance(exc, SandboxError):
-            raise
-        raise transport_error(exc) from exc
+class _Mapped:
+    """The one place where httpx transport failures become `SandboxError`s (``with _mapped():``).
+
+    A class, not a generator: it is entered on every request.
+    """
+
+    __slots__ = ()
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        if isinstance(exc, httpx.TransportError) and not isinstance(exc, SandboxError):
+            raise transport_error(exc) from exc
+
+
+_MAPPED = _Mapped()
+
+
+def _mapped() -> _Mapped:
+    return _MAPPED
 
 
 class _MappedStream(httpx.SyncByteStream):
@@ -205,12 +216,13 @@ class _Plain:
         if any(k not in ("content", "headers") and v not in (None, {}) for k, v in kwargs.items()):
             return False  # json, params, files, cookies, auth ...: httpx builds those
         content = kwargs.get("content")
-        if is_file_body(content):
-            length = remaining_length(content)
-            if not (isinstance(content, io.BytesIO) and length and length <= _native.SMALL_BODY):
+        if type(content) is io.BytesIO:  # one read; put back when too large
+            data = content.read(_native.SMALL_BODY + 1)
+            if len(data) > _native.SMALL_BODY:
+                content.seek(-len(data), io.SEEK_CUR)
                 return False
-            kwargs["content"] = content.read(length)
-            return True
+            kwargs["content"] = data
+            return len(data) > 0
         return type(content) is bytes and 0 < len(content) <= _native.SMALL_BODY
 
     def _native_headers(
