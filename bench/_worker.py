@@ -48,15 +48,21 @@ def _shim_client(spec: dict[str, Any], transport: str | None = None) -> Any:
         return sandbox_client(base_url=spec["url"], api_key=spec["token"], fast_path=False)
     elif transport == "httpx-keepalive":
         # The httpx async path as sandbox_client sets it up (its pool keeps connections alive):
-        # what users get without the aiohttp extra.
-        return sandbox_client(base_url=spec["url"], api_key=spec["token"], async_transport="httpx")
+        # what users get without the aiohttp extra, for the requests the fast path leaves to it.
+        return sandbox_client(
+            base_url=spec["url"], api_key=spec["token"], async_transport="httpx", fast_path=False
+        )
     elif transport == "httpx-default":
         import httpx
 
         # httpx's own default pool (20 kept-alive connections): the async path before issue 12.
         args["limits"] = httpx.Limits(max_connections=100, max_keepalive_connections=20)
         return sandbox_client(
-            base_url=spec["url"], api_key=spec["token"], httpx_args=args, async_transport="httpx"
+            base_url=spec["url"],
+            api_key=spec["token"],
+            httpx_args=args,
+            async_transport="httpx",
+            fast_path=False,
         )
     elif transport == "aiohttp":
         try:

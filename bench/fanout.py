@@ -16,8 +16,14 @@ MODES = [
     ("sync-generated", "sequential sync `sync_detailed`"),
     ("async-generated", "`asyncio_detailed`, `sandbox_client(...)` defaults (the fast path)"),
     ("awrite_stdin", "`awrite_stdin`, `sandbox_client(...)` defaults"),
-    ("async-generated+keepalive", '`asyncio_detailed`, `async_transport="httpx"` (keep-alive pool)'),
-    ("async-generated+httpx", "`asyncio_detailed`, httpx's own default pool (the default before issue 12)"),
+    (
+        "async-generated+keepalive",
+        '`asyncio_detailed`, `async_transport="httpx", fast_path=False` (keep-alive pool)',
+    ),
+    (
+        "async-generated+httpx",
+        "`asyncio_detailed`, httpx's own default pool, `fast_path=False` (the default before issue 12)",
+    ),
     (
         "async-generated+nofast",
         "`asyncio_detailed`, `fast_path=False` (aiohttp: the default before the fast path)",
