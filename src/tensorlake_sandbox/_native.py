@@ -9,14 +9,15 @@ BENCHMARKS.md has the figures (sections 1, 5 and 7).
 
 What stays exactly as on httpx:
 
-* the bytes: method, URL, the client's headers and the request's, the key, the body; no
-  proxy, no redirects, no cookies (`_http` takes this path only when the client has none of
-  those to apply: see ``_SyncHTTP``);
+* the bytes: method, URL, the client's headers and the request's, the key, the body (less
+  ``Accept-Encoding``, so that no answer comes compressed); no proxy, no redirects, no
+  cookies (`_http` takes this path only when the client has none of those to apply);
 * the timeouts: connect, read and pool as set; as pyreqwest has no write timeout, a request
   also ends after the sum of the four (never a hang);
 * no request is ever sent twice: reqwest resends a request whose connection closed before
   the answer (even after the whole body went out), but only when it can replay the body.
-  The body is therefore handed over as a one-shot stream, which reqwest cannot replay;
+  The body is therefore handed over as a one-shot stream (`_OneShot`), which reqwest
+  cannot replay;
 * what a failure says about the bytes: pyreqwest's error classes do not tell it (a
   connection closed after the body is a ``ConnectError`` there), but the one-shot body
   does: if reqwest never took it, the bytes were not sent, and the failure is an httpx
@@ -28,7 +29,8 @@ What stays exactly as on httpx:
 * Ctrl-C: pyreqwest's blocking call cannot be interrupted, so the main thread hands it to
   a helper thread and waits on a lock, which a signal interrupts. The abandoned request
   finishes or times out on its own; its answer is dropped, as an interrupted httpx
-  request's would be.
+  request's would be. That helper and pyreqwest's threads block process signals, so that
+  the kernel hands Ctrl-C to the main thread rather than to one of them.
 
 After a fork, a process whose parent had started pyreqwest's runtime sends everything
 through httpx (the runtime's threads do not survive a fork).
@@ -185,7 +187,8 @@ def httpx_error(exc: Exception, request: httpx.Request, body_taken: bool) -> htt
 class _OneShot:
     """A body reqwest can take once and never replay; it tells whether it was taken.
 
-    A list iterator: reqwest pulls from it in C, without running Python code.
+    A tuple iterator: reqwest pulls from it without running Python code, and its length
+    hint drops to 0 once the body was taken.
     """
 
     __slots__ = ("_items", "body")
