@@ -242,7 +242,10 @@ class _Worker:
         self._job = job
         self._go.release()
         try:
-            self._done.acquire()
+            # In slices: a signal the kernel gave another thread (any thread that does not
+            # block it may get it) is only run by the main thread once it is back in Python.
+            while not self._done.acquire(timeout=_SLICE):
+                pass
         except BaseException:
             # Interrupted (Ctrl-C, or an exception from another signal handler): the request
             # goes on in this thread, which ends with it; its answer is dropped.
@@ -255,6 +258,9 @@ class _Worker:
             raise error
         return result  # type: ignore[no-any-return]
 
+
+# How long the main thread waits for the helper before looking at pending signals again.
+_SLICE = 0.05
 
 _main_worker: _Worker | None = None
 _MAIN_THREAD = threading.main_thread().ident
