@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -27,6 +28,13 @@ from tensorlake_sandbox.local import LocalSandbox
 from .servers.fault import FaultServer
 from .servers.recording import RecordingApp
 from .servers.uvicorn_thread import serve_in_thread
+
+# A suite started in the background by a non-interactive shell (`make test &`) inherits SIGINT
+# ignored, and so would every process it starts: the Ctrl-C tests (CLI, interrupted writes,
+# the remote trap) would then wait for a KeyboardInterrupt that never comes. A handled signal
+# is reset to its default in the processes the tests start.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session")
