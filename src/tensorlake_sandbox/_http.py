@@ -23,7 +23,7 @@ import contextvars
 import io
 import os
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 
@@ -225,6 +225,27 @@ class _Plain:
             return len(data) > 0
         return type(content) is bytes and 0 < len(content) <= _native.SMALL_BODY
 
+    def _fast_plan(
+        self, client: httpx.Client | httpx.AsyncClient, method: str, url: object, kwargs: dict[str, Any]
+    ) -> _Plan | None:
+        """The fast path's request, or None to let httpx send it."""
+        if not (_native.available() and self._small_plain(client, method, url, kwargs)):
+            return None
+        headers = self._native_headers(client, kwargs.get("headers"))
+        if headers is None:
+            return None
+        full, full_str = self._merged(client, url)  # type: ignore[arg-type]
+        return _Plan(method.upper(), full, full_str, headers, kwargs["content"])
+
+    @staticmethod
+    def _fast_response(
+        client: httpx.Client | httpx.AsyncClient, plan: _Plan, answer: _native.Answer
+    ) -> httpx.Response:
+        response = _native_response(plan.method, plan.url, plan.headers, answer)
+        if "set-cookie" in response.headers:  # as httpx would (the sandbox sets none)
+            client.cookies.extract_cookies(response)
+        return response
+
     def _native_headers(
         self, client: httpx.Client | httpx.AsyncClient, headers: Any
     ) -> list[tuple[str, str]] | None:
@@ -251,6 +272,25 @@ class _Plain:
         own = {k.lower(): v for k, v in headers.items()}
         merged = [(k, own.pop(k) if k in own else v) for k, v in self._client_headers]
         return [*merged, *((k, v) for k, v in own.items() if k not in _NATIVE_SKIP)]
+
+
+class _Plan(NamedTuple):
+    """A request the fast path will send: what `_native` needs, and what the answer is built from."""
+
+    method: str
+    url: httpx.URL
+    url_str: str
+    headers: list[tuple[str, str]]
+    content: bytes
+
+    def send_args(self) -> tuple[str, str, list[tuple[str, str]], bytes, Callable[[], httpx.Request]]:
+        return (
+            self.method,
+            self.url_str,
+            self.headers,
+            self.content,
+            lambda: _rebuilt(self.method, self.url, self.headers),
+        )
 
 
 class _NativeResponse(httpx.Response):
@@ -299,29 +339,18 @@ class _SyncHTTP(_Plain, httpx.Client):
         self._native: _native.SyncNative | None = None  # made on first use (see _native)
 
     def request(self, method: str, url: httpx.URL | str, **kwargs: Any) -> httpx.Response:
-        if self._fast_path and _native.available() and self._small_plain(self, method, url, kwargs):
-            headers = self._native_headers(self, kwargs.get("headers"))
-            if headers is not None:
-                native = self._native
-                if native is None:
-                    native = self._native = _native.SyncNative(self.timeout)
-                method = method.upper()
-                full, full_str = self._merged(self, url)  # type: ignore[arg-type]
-                try:
-                    with _mapped():
-                        answer = native.send(
-                            method,
-                            full_str,
-                            headers,
-                            kwargs["content"],
-                            lambda: _rebuilt(method, full, headers),
-                        )
-                        response = _native_response(method, full, headers, answer)
-                        self._cookies.extract_cookies(response)  # as httpx would (sets none: cheap)
-                        _raise_for_error(response)
-                        return response
-                except _native.NotSendable:
-                    pass  # httpx sends it, and says what is wrong with it
+        plan = self._fast_plan(self, method, url, kwargs) if self._fast_path else None
+        if plan is not None:
+            native = self._native
+            if native is None:
+                native = self._native = _native.SyncNative(self.timeout)
+            try:
+                with _mapped():
+                    response = self._fast_response(self, plan, native.send(*plan.send_args()))
+                    _raise_for_error(response)
+                    return response
+            except _native.NotSendable:
+                pass  # httpx sends it, and says what is wrong with it
         return super().request(method, url, **kwargs)
 
     def build_request(self, method: str, url: httpx.URL | str, **kwargs: Any) -> httpx.Request:
@@ -351,29 +380,18 @@ class _AsyncHTTP(_Plain, httpx.AsyncClient):
         self._native: _native.AsyncNative | None = None  # made in the event loop, on first use
 
     async def request(self, method: str, url: httpx.URL | str, **kwargs: Any) -> httpx.Response:
-        if self._fast_path and _native.available() and self._small_plain(self, method, url, kwargs):
-            headers = self._native_headers(self, kwargs.get("headers"))
-            if headers is not None:
-                native = self._native
-                if native is None:
-                    native = self._native = _native.AsyncNative(self.timeout)
-                method = method.upper()
-                full, full_str = self._merged(self, url)  # type: ignore[arg-type]
-                try:
-                    with _mapped():
-                        answer = await native.send(
-                            method,
-                            full_str,
-                            headers,
-                            kwargs["content"],
-                            lambda: _rebuilt(method, full, headers),
-                        )
-                        response = _native_response(method, full, headers, answer)
-                        self._cookies.extract_cookies(response)
-                        await _araise_for_error(response)
-                        return response
-                except _native.NotSendable:
-                    pass  # httpx sends it, and says what is wrong with it
+        plan = self._fast_plan(self, method, url, kwargs) if self._fast_path else None
+        if plan is not None:
+            native = self._native
+            if native is None:
+                native = self._native = _native.AsyncNative(self.timeout)
+            try:
+                with _mapped():
+                    response = self._fast_response(self, plan, await native.send(*plan.send_args()))
+                    await _araise_for_error(response)
+                    return response
+            except _native.NotSendable:
+                pass  # httpx sends it, and says what is wrong with it
         return await super().request(method, url, **kwargs)
 
     def build_request(self, method: str, url: httpx.URL | str, **kwargs: Any) -> httpx.Request:
