@@ -218,11 +218,10 @@ class _Worker:
         self._result: tuple[Any, BaseException | None] = (None, None)
         self.busy = False
         self._abandoned = False
-        threading.Thread(target=self._run, name="tensorlake-sandbox-native", daemon=True).start()
+        with _signals_blocked():  # the thread keeps the mask, and so do pyreqwest's it starts
+            threading.Thread(target=self._run, name="tensorlake-sandbox-native", daemon=True).start()
 
     def _run(self) -> None:
-        if hasattr(signal, "pthread_sigmask"):
-            signal.pthread_sigmask(signal.SIG_BLOCK, _PROCESS_SIGNALS)
         while True:
             self._go.acquire()
             job = self._job
