@@ -28,7 +28,7 @@ from typing import Any, NamedTuple
 import httpx
 
 from . import _native
-from ._bodies import aiter_file, is_file_body, iter_file, remaining_length
+from ._bodies import aiter_file, awhole_bytes_io, is_file_body, iter_file, remaining_length, whole_bytes_io
 from ._errors import SandboxError, error_for_status, transport_error
 from ._httpx_speedups import SetCookieOnlyCookies, speed_up
 from ._urls import is_loopback_host
@@ -45,19 +45,31 @@ ASYNC_POOL_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=
 _SMALL_BODY = 64 * 1024
 
 
-def _adapt_file_body(kwargs: dict[str, Any], iterate: Callable[[Any, int | None], Any]) -> None:
-    """Turn a file-like ``content`` into bytes (small BytesIO) or a stream from its position."""
+def _adapt_file_body(
+    kwargs: dict[str, Any],
+    iterate: Callable[[Any, int | None], Any],
+    whole: Callable[[io.BytesIO, int], Any],
+) -> None:
+    """Turn a file-like ``content`` into bytes (small BytesIO) or a stream from its position.
+
+    A larger `io.BytesIO` is streamed as one piece (``whole``: no copy), a file in pieces
+    (``iterate``).
+    """
     content = kwargs.get("content")
     if not is_file_body(content):
         return
     length = remaining_length(content)
-    if isinstance(content, io.BytesIO) and length is not None and length <= _SMALL_BODY:
-        kwargs["content"] = content.read(length)
-        return
+    if isinstance(content, io.BytesIO) and length is not None:
+        if length <= _SMALL_BODY:
+            kwargs["content"] = content.read(length)
+            return
+        stream = whole(content, length)
+    else:
+        stream = iterate(content, length)
     headers = httpx.Headers(kwargs.get("headers"))
     if length is not None:
         headers["Content-Length"] = str(length)
-    kwargs["content"] = iterate(content, length)
+    kwargs["content"] = stream
     kwargs["headers"] = headers
 
 
@@ -354,7 +366,7 @@ class _SyncHTTP(_Plain, httpx.Client):
         return super().request(method, url, **kwargs)
 
     def build_request(self, method: str, url: httpx.URL | str, **kwargs: Any) -> httpx.Request:
-        _adapt_file_body(kwargs, iter_file)
+        _adapt_file_body(kwargs, iter_file, whole_bytes_io)
         if isinstance(url, str):
             url = self._merged(self, url)[0]
         return super().build_request(method, url, **kwargs)
@@ -395,7 +407,7 @@ class _AsyncHTTP(_Plain, httpx.AsyncClient):
         return await super().request(method, url, **kwargs)
 
     def build_request(self, method: str, url: httpx.URL | str, **kwargs: Any) -> httpx.Request:
-        _adapt_file_body(kwargs, aiter_file)
+        _adapt_file_body(kwargs, aiter_file, awhole_bytes_io)
         return super().build_request(method, url, **kwargs)
 
     async def send(self, request: httpx.Request, **kwargs: Any) -> httpx.Response:

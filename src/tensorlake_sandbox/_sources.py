@@ -10,7 +10,8 @@ source is blocked.
 * bytes, bytearray, memoryview, str (UTF-8): sliced, with no reader.
 * a binary file object, or an iterable of bytes-like pieces: a reader thread pulls from it
   (``read1``, or one ``read`` call, so a pipe gives what it has) into a buffer of at most
-  ``capacity`` bytes of our own copies.
+  ``capacity`` bytes of our own copies. The writers' capacity is two chunks, and a file is
+  read at most half the capacity at a time: a chunk is then one read, sent without a copy.
 * an async iterable (async path only): a reader task does the same.
 
 Memory is bounded by ``capacity`` plus the chunk being taken, whatever the source's size.
@@ -218,7 +219,13 @@ class _Buffer:
         return b"".join(out)
 
     def add(self, view: memoryview, copy: bool) -> None:
-        self.parts.append(bytes(view) if copy else view)
+        if copy:
+            part: bytes | memoryview = bytes(view)
+        elif type(view.obj) is bytes and len(view) == len(view.obj):
+            part = view.obj  # whole bytes: `pop` can hand it on as it is, without a join
+        else:
+            part = view
+        self.parts.append(part)
         self.size += len(view)
 
 
@@ -374,14 +381,17 @@ class _ThreadSource:
             await asyncio.to_thread(self.rewind, delivered)
 
 
-def _pull_file(read: Callable[[int], Any], owner: object) -> Callable[[_ThreadSource], None]:
+def _pull_file(read: Callable[[int], Any], owner: object, step: int) -> Callable[[_ThreadSource], None]:
+    """Read ``f`` at most ``step`` bytes at a time: a chunk that ``take`` asks for is one
+    piece read, handed on as it is (joining pieces, or slicing a larger one, copies it)."""
+
     def pull(src: _ThreadSource) -> None:
         while True:
             room = src.wait_room(reading=True)
             if room == 0:
                 return
             try:
-                piece = read(room)
+                piece = read(min(room, step))
             finally:
                 src.leave_source()
             if piece is None:  # a non-blocking file with nothing to read yet
@@ -464,7 +474,8 @@ def _open_sync_kind(data: object, capacity: int) -> _SliceSource | _StrSource | 
         _check_file(data)
         start = _position(data)
         seekable = None if start is None else (data, start)
-        return _ThreadSource(_pull_file(_file_reader(data), data), capacity, seekable_file=seekable)
+        pull = _pull_file(_file_reader(data), data, max(1, capacity // 2))
+        return _ThreadSource(pull, capacity, seekable_file=seekable)
     if isinstance(data, AsyncIterable):
         raise TypeError(f"write_stdin cannot take an async iterable ({_describe(data)}); use awrite_stdin")
     if isinstance(data, Iterable):
