@@ -25,6 +25,7 @@ from tensorlake_api_client.models.start_process_request_env import StartProcessR
 from tensorlake_sandbox import SandboxClient
 from tensorlake_sandbox.local import LocalSandbox
 
+from .closing import close_all
 from .servers.fault import FaultServer
 from .servers.recording import RecordingApp
 from .servers.uvicorn_thread import serve_in_thread
@@ -139,5 +140,13 @@ def make_server() -> Iterator[Callable[..., FaultServer]]:
         return server
 
     yield make
+    close_all()  # the test's clients first: a server stops without waiting for their connections
     for s in servers:
         s.stop()
+
+
+@pytest.fixture(autouse=True)
+def _close_test_clients() -> Iterator[None]:
+    """Close the clients a test registered with `tests.closing.close_after_test`."""
+    yield
+    close_all()

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,7 @@ from tensorlake_sandbox import (
     sandbox_client,
     write_stdin,
 )
+from tests.closing import close_after_test
 from tests.servers.fault import OK, BodyOn204, Slow
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,15 +41,6 @@ PID = 7
 MIB = 1 << 20
 TRANSPORTS = ["sync", "httpx", "aiohttp"]  # sync httpx, async httpx, async aiohttp
 FAST = RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.02)
-
-_clients: list[SandboxClient] = []
-
-
-@pytest.fixture(autouse=True)
-def _close_clients() -> Iterator[None]:
-    yield
-    while _clients:
-        _clients.pop().close()
 
 
 def client_for(url: str, transport: str, timeout: float = 10.0) -> SandboxClient:
@@ -58,7 +50,7 @@ def client_for(url: str, transport: str, timeout: float = 10.0) -> SandboxClient
         timeout=timeout,
         async_transport="aiohttp" if transport == "aiohttp" else "httpx",
     )
-    _clients.append(client)
+    close_after_test(client)
     return client
 
 
@@ -334,7 +326,7 @@ def test_refused_request_partly_written_says_so(start_process, local_sandbox, tr
         api_key=local_sandbox.token,
         async_transport="aiohttp" if transport == "aiohttp" else "httpx",
     )
-    _clients.append(client)
+    close_after_test(client)
     data = os.urandom(3 * MIB)
     with pytest.raises(StdinNotWritableError) as info:
         call(
@@ -374,7 +366,7 @@ def test_user_event_hooks_run_after_the_error_mapping(recorder):
         api_key="k",
         httpx_args={"event_hooks": {"response": [lambda r: seen.append(r.status_code)]}},
     )
-    _clients.append(client)
+    close_after_test(client)
     recorder.reply(404, b'{"error": "no such process"}')
     with pytest.raises(SandboxError):
         sandbox_process_get.sync(PID, client=client)

@@ -12,7 +12,7 @@ import socket
 import subprocess
 import sys
 import textwrap
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import certifi
@@ -30,6 +30,7 @@ from tensorlake_sandbox import (
     sandbox_client,
     write_stdin,
 )
+from tests.closing import close_after_test
 from tests.servers.fault import OK, Close, Slow
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -37,19 +38,10 @@ KEY = "fast-path-key"
 PID = 7
 MODES = ["sync", "async"]
 
-_clients: list[SandboxClient] = []
-
-
-@pytest.fixture(autouse=True)
-def _close_clients() -> Iterator[None]:
-    yield
-    while _clients:
-        _clients.pop().close()
-
 
 def client_for(url: str, **options: Any) -> SandboxClient:
     client = sandbox_client(base_url=url, api_key=KEY, timeout=options.pop("timeout", 10.0), **options)
-    _clients.append(client)
+    close_after_test(client)
     return client
 
 
@@ -146,6 +138,13 @@ def test_fast_path_is_off_when_a_proxy_or_ca_file_from_the_environment_applies(m
             m.setenv(name, value)
             client = sandbox_client(base_url=url, api_key=KEY)
             assert not client.get_httpx_client()._fast_path, name  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("value", ["no", 0, 1, None])
+def test_fast_path_that_is_not_a_bool_is_refused_before_anything_is_built(recorder, value):
+    with pytest.raises(TypeError, match="fast_path must be True or False"):
+        sandbox_client(base_url=recorder.url, api_key=KEY, fast_path=value)
+    assert recorder.requests == []
 
 
 # -- never twice, and errors that say what happened to the bytes -------------------------------

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
@@ -29,25 +28,11 @@ from tensorlake_sandbox import (
     stdin_writer,
     write_stdin,
 )
+from tests.closing import close_after_test
 from tests.servers.fault import OK, Close, FaultServer, Reply, Slow
 
 PID = 42
 FAST_RETRY = RetryPolicy(attempts=6, base_delay=0.01, max_delay=0.05)
-
-
-_clients: list[SandboxClient] = []
-
-
-@pytest.fixture
-def make_server(make_server: Callable[..., FaultServer]) -> Iterator[Callable[..., FaultServer]]:
-    """The shared factory (conftest); the clients a test made are closed before its servers stop."""
-    yield make_server
-    while _clients:
-        close_client(_clients.pop())
-
-
-def close_client(client: SandboxClient) -> None:
-    client.get_httpx_client().close()
 
 
 def client_for(server: FaultServer, timeout: float = 10.0, async_transport: str = "httpx") -> SandboxClient:
@@ -58,7 +43,7 @@ def client_for(server: FaultServer, timeout: float = 10.0, async_transport: str 
         timeout=timeout,
         async_transport=async_transport,  # type: ignore[arg-type]
     )
-    _clients.append(client)
+    close_after_test(client)
     return client
 
 
@@ -154,7 +139,7 @@ def test_connection_refused_for_good_raises_unavailable_with_nothing_sent():
     port = probe.getsockname()[1]
     probe.close()
     client = sandbox_client(base_url=f"http://127.0.0.1:{port}", api_key="k")
-    _clients.append(client)
+    close_after_test(client)
     policy = RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.01)
     with pytest.raises(SandboxUnavailableError) as info:
         write_stdin(client, PID, b"hello", retry=policy)

@@ -9,6 +9,7 @@ __all__ = [
     "API_KEY_ENV",
     "AsyncTransport",
     "check_async_transport",
+    "check_fast_path",
     "check_httpx_args",
     "check_key",
     "resolve_async_transport",
@@ -65,6 +66,14 @@ def check_async_transport(async_transport: object, httpx_args: dict[str, Any]) -
         from . import _aiohttp  # noqa: F401
     except ImportError as exc:
         raise ImportError(AIOHTTP_MISSING) from exc
+
+
+def check_fast_path(fast_path: object) -> None:
+    if not isinstance(fast_path, bool):
+        raise TypeError(
+            f"fast_path must be True or False, not {fast_path!r}: False sends every request "
+            "through httpx"
+        )
 
 
 def check_httpx_args(httpx_args: dict[str, Any]) -> None:

@@ -19,6 +19,7 @@ from ._checks import (
     API_KEY_ENV,
     AsyncTransport,
     check_async_transport,
+    check_fast_path,
     check_httpx_args,
     check_key,
     resolve_async_transport,
@@ -143,6 +144,7 @@ def sandbox_client(
     check_httpx_args(httpx_args)
     async_transport = resolve_async_transport(async_transport, httpx_args)  # "auto": issue 12
     check_async_transport(async_transport, httpx_args)
+    check_fast_path(fast_path)
     if timeout is not None and not isinstance(timeout, httpx.Timeout):
         timeout = httpx.Timeout(timeout)
     return SandboxClient(
@@ -152,5 +154,5 @@ def sandbox_client(
         follow_redirects=False,
         httpx_args=httpx_args,
         async_transport=async_transport,
-        fast_path=bool(fast_path) and set(httpx_args) <= _FAST_PATH_ARGS,
+        fast_path=fast_path and set(httpx_args) <= _FAST_PATH_ARGS,
     )
