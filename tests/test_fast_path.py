@@ -140,6 +140,20 @@ def test_fast_path_is_off_when_a_proxy_or_ca_file_from_the_environment_applies(m
             assert not client.get_httpx_client()._fast_path, name  # type: ignore[attr-defined]
 
 
+@pytest.mark.parametrize("mode", MODES)
+def test_a_header_pyreqwest_refuses_fails_as_it_does_without_the_fast_path(recorder, mode):
+    # pyreqwest raises its own ValueError for such a header: the call must fail exactly as it
+    # does without the fast path (httpx's, or aiohttp's, error), and send nothing either way.
+    errors = []
+    for fast in (True, False):
+        client = client_for(recorder.url, fast_path=fast, httpx_args={"headers": {"X-Note": "a\nb"}})
+        with pytest.raises(Exception) as info:
+            stdin_call(client, mode, b"x")
+        errors.append((type(info.value), str(info.value)))
+    assert errors[0] == errors[1]
+    assert recorder.requests == []
+
+
 @pytest.mark.parametrize("value", ["no", 0, 1, None])
 def test_fast_path_that_is_not_a_bool_is_refused_before_anything_is_built(recorder, value):
     with pytest.raises(TypeError, match="fast_path must be True or False"):

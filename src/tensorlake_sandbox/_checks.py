@@ -71,8 +71,7 @@ def check_async_transport(async_transport: object, httpx_args: dict[str, Any]) -
 def check_fast_path(fast_path: object) -> None:
     if not isinstance(fast_path, bool):
         raise TypeError(
-            f"fast_path must be True or False, not {fast_path!r}: False sends every request "
-            "through httpx"
+            f"fast_path must be True or False, not {fast_path!r}: False sends every request through httpx"
         )
 
 

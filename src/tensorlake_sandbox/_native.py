@@ -279,7 +279,12 @@ def _blocking(job: Callable[[], T]) -> T:
 
 
 def _prepare(client: Any, method: str, url: str, headers: Headers, shot: _OneShot) -> Any:
-    """The built pyreqwest request: ``Content-Length`` given, so the one-shot body is not chunked."""
+    """The built pyreqwest request: ``Content-Length`` given, so the one-shot body is not chunked.
+
+    A URL or header that pyreqwest refuses (it raises ``ValueError`` for a header, and
+    ``BuilderError``) makes it `NotSendable`: httpx then sends the request, or says what is
+    wrong with it, as it would without the fast path.
+    """
     from pyreqwest.exceptions import BuilderError
 
     try:
@@ -289,7 +294,7 @@ def _prepare(client: Any, method: str, url: str, headers: Headers, shot: _OneSho
             .body_stream(shot._items)
             .build()
         )
-    except BuilderError as exc:
+    except (BuilderError, ValueError) as exc:
         raise NotSendable(str(exc)) from exc
 
 
