@@ -177,12 +177,16 @@ def test_wait_for_cancellation_after_a_confirmed_request_keeps_its_exact_count(m
 # -- 3: a 204 with a body breaks framing: the write is unknown, never a silent success ----------
 
 
-@pytest.mark.parametrize("body_after", [0.0, 0.3], ids=["one-packet", "body-later"])
+@pytest.mark.parametrize(
+    ("body_after", "chunked"),
+    [(0.0, False), (0.3, False), (0.0, True)],
+    ids=["one-packet", "body-later", "chunked"],
+)
 @pytest.mark.parametrize("transport", TRANSPORTS)
 def test_204_with_a_body_is_delivery_unknown_and_the_connection_is_dropped(
-    make_server, transport, body_after
+    make_server, transport, body_after, chunked
 ):
-    server = make_server(plan=[OK, BodyOn204(body_after)])
+    server = make_server(plan=[OK, BodyOn204(body_after, chunked)])
     client = client_for(server.base_url, transport)
     data = os.urandom(3 * 1000)
 

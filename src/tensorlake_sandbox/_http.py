@@ -88,15 +88,22 @@ on_response: contextvars.ContextVar[Callable[[int], None] | None] = contextvars.
 
 def framing_problem(status: int, headers: httpx.Headers) -> str | None:
     """Why a response's framing cannot be trusted, or None. A 1xx/204/304 has no body (RFC 9110)."""
-    if (status < 200 or status in (204, 304)) and (
-        headers.get("content-length", "0").strip() != "0" or "transfer-encoding" in headers
-    ):
+    return _framing(status, headers.get("content-length"), "transfer-encoding" in headers)
+
+
+def _framing(status: int, content_length: str | None, chunked: bool) -> str | None:
+    declares_body = content_length is not None and content_length.strip() != "0"
+    if (status < 200 or status in (204, 304)) and (declares_body or chunked):
         return f"HTTP {status} with a body (framing broken; the connection was closed)"
     return None
 
 
 def _raise_for_error(response: httpx.Response) -> None:
-    problem = framing_problem(response.status_code, response.headers)
+    _raise_for(response, framing_problem(response.status_code, response.headers))
+
+
+def _raise_for(response: httpx.Response, problem: str | None) -> None:
+    """Raise what ``response`` means (its framing ``problem``, or its status); tell its status."""
     if problem is not None:
         response.close()  # unread: the connection is dropped, not put back out of step
         raise httpx.RemoteProtocolError(problem, request=response.request)
@@ -107,7 +114,10 @@ def _raise_for_error(response: httpx.Response) -> None:
 
 
 async def _araise_for_error(response: httpx.Response) -> None:
-    problem = framing_problem(response.status_code, response.headers)
+    await _araise_for(response, framing_problem(response.status_code, response.headers))
+
+
+async def _araise_for(response: httpx.Response, problem: str | None) -> None:
     if problem is not None:
         await response.aclose()
         raise httpx.RemoteProtocolError(problem, request=response.request)
@@ -252,11 +262,28 @@ class _Plain:
     @staticmethod
     def _fast_response(
         client: httpx.Client | httpx.AsyncClient, plan: _Plan, answer: _native.Answer
-    ) -> httpx.Response:
-        response = _native_response(plan.method, plan.url, plan.headers, answer)
-        if "set-cookie" in response.headers:  # as httpx would (the sandbox sets none)
+    ) -> tuple[httpx.Response, str | None]:
+        """The answer as an `httpx.Response`, and its framing problem (see `framing_problem`).
+
+        The few headers that matter are found in one pass over pyreqwest's list (its names
+        are lower case), not looked up one by one in the response's `httpx.Headers`.
+        """
+        status, headers = answer[0], answer[1]
+        length: str | None = None
+        chunked = encoded = cookie = False
+        for name, value in headers:
+            if name == "content-length":
+                length = value
+            elif name == "transfer-encoding":
+                chunked = True
+            elif name == "content-encoding":
+                encoded = True
+            elif name == "set-cookie":
+                cookie = True
+        response = _native_response(plan.method, plan.url, plan.headers, answer, encoded)
+        if cookie:  # as httpx would (the sandbox sets none)
             client.cookies.extract_cookies(response)
-        return response
+        return response, _framing(status, length, chunked)
 
     def _native_headers(
         self, client: httpx.Client | httpx.AsyncClient, headers: Any
@@ -326,12 +353,12 @@ def _rebuilt(method: str, url: httpx.URL, headers: list[tuple[str, str]]) -> htt
 
 
 def _native_response(
-    method: str, url: httpx.URL, headers: list[tuple[str, str]], answer: _native.Answer
+    method: str, url: httpx.URL, headers: list[tuple[str, str]], answer: _native.Answer, encoded: bool
 ) -> httpx.Response:
     status, response_headers, body = answer
     response = _NativeResponse(status, headers=response_headers, stream=httpx.ByteStream(body))
     response._lazy = (method, url, headers)
-    if "content-encoding" in response.headers:
+    if encoded:
         response.read()  # decoded, as httpx would
     else:  # what read() ends with, without its generators (measurable on a small request)
         response._content = body
@@ -358,8 +385,8 @@ class _SyncHTTP(_Plain, httpx.Client):
                 native = self._native = _native.SyncNative(self.timeout)
             try:
                 with _mapped():
-                    response = self._fast_response(self, plan, native.send(*plan.send_args()))
-                    _raise_for_error(response)
+                    response, problem = self._fast_response(self, plan, native.send(*plan.send_args()))
+                    _raise_for(response, problem)
                     return response
             except _native.NotSendable:
                 pass  # httpx sends it, and says what is wrong with it
@@ -399,8 +426,8 @@ class _AsyncHTTP(_Plain, httpx.AsyncClient):
                 native = self._native = _native.AsyncNative(self.timeout)
             try:
                 with _mapped():
-                    response = self._fast_response(self, plan, await native.send(*plan.send_args()))
-                    await _araise_for_error(response)
+                    response, problem = self._fast_response(self, plan, await native.send(*plan.send_args()))
+                    await _araise_for(response, problem)
                     return response
             except _native.NotSendable:
                 pass  # httpx sends it, and says what is wrong with it

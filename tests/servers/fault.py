@@ -50,10 +50,12 @@ class BodyOn204:
 
     The body is itself a complete 204 response, so a client that trusts the 204 reads it as
     the answer to its next request: the connection is out of step from then on. With
-    ``body_after`` the body follows the head that many seconds later (another packet).
+    ``body_after`` the body follows the head that many seconds later (another packet). With
+    ``chunked`` the body is announced by ``Transfer-Encoding: chunked`` instead of a length.
     """
 
     body_after: float = 0.0
+    chunked: bool = False
 
 
 OK = Reply(204, None, None)
@@ -63,6 +65,13 @@ _FAKE_204 = b"HTTP/1.1 204 No Content\r\nserver: fault\r\n\r\n"
 _BODY_ON_204 = b"HTTP/1.1 204 No Content\r\nserver: fault\r\ncontent-length: %d\r\n\r\n%s" % (
     len(_FAKE_204),
     _FAKE_204,
+)
+_CHUNKED_BODY_ON_204 = (
+    b"HTTP/1.1 204 No Content\r\nserver: fault\r\ntransfer-encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\n\r\n"
+    % (
+        len(_FAKE_204),
+        _FAKE_204,
+    )
 )
 
 
@@ -252,7 +261,8 @@ class FaultServer:
         if isinstance(action, BodyOn204):
             self._record(method, path, size, 204)
             self._accept(body, size)
-            head, _, rest = _BODY_ON_204.partition(b"\r\n\r\n")
+            answer = _CHUNKED_BODY_ON_204 if action.chunked else _BODY_ON_204
+            head, _, rest = answer.partition(b"\r\n\r\n")
             conn.sendall(head + b"\r\n\r\n")
             self._stopping.wait(action.body_after)
             conn.sendall(rest)
