@@ -222,6 +222,24 @@ def test_413_size_is_kept_for_a_streamed_source_too(make_server):
     assert bytes(server.accepted) == data
 
 
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_small_bytes_write_refused_with_413_is_split_and_delivered_in_order(make_server, mode):
+    # Bytes that fit in one chunk skip the reader (the common small write); a 413 still halves.
+    server = make_server(max_body=3)
+    client = client_for(server)
+
+    async def main() -> int:
+        try:
+            return await awrite_stdin(client, PID, b"abcdefgh")
+        finally:
+            await client.aclose()
+
+    delivered = write_stdin(client, PID, b"abcdefgh") if mode == "sync" else asyncio.run(main())
+    assert delivered == 8
+    assert sizes(server) == [(8, 413), (4, 413)] + [(2, 204)] * 4
+    assert server.accepted == b"abcdefgh"
+
+
 def test_413_on_one_byte_raises_payload_too_large(make_server):
     server = make_server(max_body=0)
     with pytest.raises(PayloadTooLargeError) as info:

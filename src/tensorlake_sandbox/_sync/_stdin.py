@@ -118,6 +118,12 @@ def write_stdin(
     request_timeout(timeout)
     check_progress(on_progress)
     state = Delivery(pid, chunk_size, retry or DEFAULT_RETRY, on_progress)
+    if type(data) is bytes and len(data) <= chunk_size:
+        # The common small write: one chunk, already in memory (nothing to read, rewind or
+        # close), so no source; a 413 still splits it (`Delivery.pieces`).
+        for piece in state.pieces(data):
+            _send(client, piece, state, timeout)
+        return state.delivered
     source = open_source(data, 2 * chunk_size)
     try:
         return _pump(client, source, state, timeout)
