@@ -10,7 +10,8 @@ sandbox only through it, so the proxy counts the TCP connections each client ope
   POST (``rtt``) and the extra time a 2 MiB body takes (``xfer``): the limit is
   ``2 MiB / (rtt + xfer)``. ``xfer`` is measured at each RTT, not once at RTT 0: at RTT 0
   the client's send, the proxy and the sandbox overlap on the shared CPUs, and behind a
-  delay they cannot, so a 2 MiB body takes 1-3 ms longer there (the report shows both).
+  delay they cannot; in some runs a 2 MiB body took 1-3 ms longer there, in others not
+  (the report shows the limit both ways).
 * Bulk: one file per client and RTT into a fresh ``cat``; clients interleaved per round
   (one process per client and round, measuring every RTT in turn).
 * Fan-out: 32 processes x 20 writes of 16 bytes, one task per process.
