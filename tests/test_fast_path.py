@@ -206,6 +206,18 @@ def test_a_refused_connection_is_not_sent(mode):
 
 
 @pytest.mark.parametrize("mode", MODES)
+def test_a_fast_path_failure_says_its_root_cause_on_one_line(mode):
+    # pyreqwest's str() is the repr of a tuple holding its list of causes; the CLI prints
+    # the message, so it must read like httpx's.
+    client = client_for(f"http://127.0.0.1:{_closed_port()}")
+    with pytest.raises(SandboxConnectionError) as info:
+        stdin_call(client, mode, b"never left")
+    cause = str(info.value.__cause__)
+    assert "Connection refused" in cause
+    assert "\n" not in cause and "{" not in cause and "causes" not in cause
+
+
+@pytest.mark.parametrize("mode", MODES)
 def test_a_slow_answer_is_a_timeout_that_may_have_been_sent(make_server, mode):
     server = make_server(plan=[Slow(30)])
     client = client_for(server.base_url, timeout=httpx.Timeout(10.0, read=0.5))

@@ -155,6 +155,16 @@ def _configure(builder: Any, timeout: httpx.Timeout) -> Any:
     return builder
 
 
+def _reason(exc: Exception) -> str:
+    """pyreqwest's message and its root cause, on one line ("connection error: Connection
+    refused (os error 111)"), not the repr of its list of causes that ``str(exc)`` gives."""
+    message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+    details = getattr(exc, "details", None)
+    causes = details.get("causes") if isinstance(details, dict) else None
+    root = causes[-1].get("message") if causes and isinstance(causes[-1], dict) else None
+    return f"{message}: {root}" if isinstance(root, str) and root and root != message else str(message)
+
+
 def httpx_error(exc: Exception, request: httpx.Request, body_taken: bool) -> httpx.TransportError:
     """The httpx exception for a pyreqwest failure, by whether reqwest took the body."""
     from pyreqwest.exceptions import (
@@ -165,7 +175,7 @@ def httpx_error(exc: Exception, request: httpx.Request, body_taken: bool) -> htt
         WriteTimeoutError,
     )
 
-    message = str(exc) or type(exc).__name__
+    message = _reason(exc)
     timed_out = isinstance(exc, RequestTimeoutError)
     if not body_taken:  # nothing of the body left: not delivered, safe to send again
         if isinstance(exc, PoolTimeoutError):
