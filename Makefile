@@ -36,9 +36,7 @@ generate: $(UV)  ## regenerate generated/ from openapi.yaml (replaces the folder
 	$(UV) sync --locked --all-extras --no-install-project
 	$(BIN)/openapi-spec-validator openapi.yaml
 	rm -rf .generate-tmp
-	$(BIN)/openapi-python-client generate --path openapi.yaml --config generator-config.yml \
-	    --meta none --fail-on-warning --custom-template-path templates \
-	    --output-path .generate-tmp/$(GEN_PKG)
+	$(BIN)/python scripts/generate.py .generate-tmp/$(GEN_PKG)  # the generator, with templates/
 	rm -rf $(GEN_DIR)
 	mkdir -p generated
 	mv .generate-tmp/$(GEN_PKG) $(GEN_DIR)

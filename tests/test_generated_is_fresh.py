@@ -52,21 +52,7 @@ def test_generated_client_matches_spec(tmp_path, surroundings):
     bin_dir = Path(sys.executable).parent  # the pinned openapi-python-client and ruff
     env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
     result = subprocess.run(
-        [
-            str(bin_dir / "openapi-python-client"),
-            "generate",
-            "--path",
-            str(ROOT / "openapi.yaml"),
-            "--config",
-            str(ROOT / "generator-config.yml"),
-            "--meta",
-            "none",
-            "--fail-on-warning",
-            "--custom-template-path",
-            str(ROOT / "templates"),
-            "--output-path",
-            str(tmp_path / PACKAGE),
-        ],
+        [sys.executable, str(ROOT / "scripts" / "generate.py"), str(tmp_path / PACKAGE)],
         cwd=tmp_path,
         env=env,
         capture_output=True,

@@ -44,7 +44,8 @@ class Client:
         ``httpx_args``: A dictionary of additional arguments to be passed to the ``httpx.Client`` and ``httpx.AsyncClient`` constructor.
 
 
-    Every API function raises errors.UnexpectedStatus for any status other than the documented success.
+    Every API function raises errors.UnexpectedStatus for any status other than the documented success
+    (a tensorlake_sandbox.SandboxClient raises the typed tensorlake_sandbox.SandboxError instead).
     """
 
     _base_url: str = field(alias="base_url")

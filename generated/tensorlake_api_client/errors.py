@@ -1,11 +1,12 @@
-"""Errors raised by the API functions."""
+"""Contains shared errors types that can be raised from API functions"""
 
 
 class UnexpectedStatus(Exception):
-    """Raised by every API function when the server answers with any status other than the documented success.
+    """Raised by every API function for any status other than the documented success.
 
-    ``status_code`` is the HTTP status and ``content`` the raw body (an error body is often
-    JSON with ``error`` and ``code``).
+    Only with a plain Client or AuthenticatedClient: a ``tensorlake_sandbox.SandboxClient`` raises the
+    typed ``tensorlake_sandbox.SandboxError`` for the status instead, before the function sees the
+    response. ``status_code`` is the HTTP status and ``content`` the raw body.
     """
 
     def __init__(self, status_code: int, content: bytes):

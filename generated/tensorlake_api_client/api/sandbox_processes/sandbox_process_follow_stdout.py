@@ -21,9 +21,6 @@ def _get_kwargs(
         ),
     }
 
-    headers: dict[str, Any] = {}
-    headers["Accept"] = "text/event-stream"
-    _kwargs["headers"] = headers
     return _kwargs
 
 
@@ -49,8 +46,12 @@ def stream(
         pid (int):
 
     Raises:
-        errors.UnexpectedStatus: If the server answers with any status other than the documented success.
-        httpx.TimeoutException: If the request takes longer than the timeout (this call's, else Client.timeout).
+        tensorlake_sandbox.SandboxError: With a tensorlake_sandbox.SandboxClient, for any status other
+            than the documented success (the subclass for the status, e.g. AuthenticationError), and as
+            SandboxConnectionError / SandboxTimeoutError when no answer arrives.
+        errors.UnexpectedStatus: With any other client, for any status other than the documented success.
+        httpx.TimeoutException: With any other client, if no answer arrives within the timeout (this
+            call's, else Client.timeout).
 
     Returns:
         httpx.Response (a text/event-stream, unread)
@@ -61,6 +62,7 @@ def stream(
     )
     if not isinstance(timeout, Unset):
         kwargs["timeout"] = timeout
+    kwargs.setdefault("headers", {})["Accept"] = "text/event-stream"
 
     with client.get_httpx_client().stream(**kwargs) as response:
         if not 200 <= response.status_code <= 299:
@@ -86,8 +88,12 @@ async def astream(
         pid (int):
 
     Raises:
-        errors.UnexpectedStatus: If the server answers with any status other than the documented success.
-        httpx.TimeoutException: If the request takes longer than the timeout (this call's, else Client.timeout).
+        tensorlake_sandbox.SandboxError: With a tensorlake_sandbox.SandboxClient, for any status other
+            than the documented success (the subclass for the status, e.g. AuthenticationError), and as
+            SandboxConnectionError / SandboxTimeoutError when no answer arrives.
+        errors.UnexpectedStatus: With any other client, for any status other than the documented success.
+        httpx.TimeoutException: With any other client, if no answer arrives within the timeout (this
+            call's, else Client.timeout).
 
     Returns:
         httpx.Response (a text/event-stream, unread)
@@ -98,6 +104,7 @@ async def astream(
     )
     if not isinstance(timeout, Unset):
         kwargs["timeout"] = timeout
+    kwargs.setdefault("headers", {})["Accept"] = "text/event-stream"
 
     async with client.get_async_httpx_client().stream(**kwargs) as response:
         if not 200 <= response.status_code <= 299:

@@ -24,7 +24,7 @@ def _get_kwargs(
     _kwargs["json"] = body.to_dict()
 
     headers["Content-Type"] = "application/json"
-    headers["Accept"] = "text/event-stream"
+
     _kwargs["headers"] = headers
     return _kwargs
 
@@ -54,8 +54,12 @@ def stream(
         body (RunProcessRequest):
 
     Raises:
-        errors.UnexpectedStatus: If the server answers with any status other than the documented success.
-        httpx.TimeoutException: If the request takes longer than the timeout (this call's, else Client.timeout).
+        tensorlake_sandbox.SandboxError: With a tensorlake_sandbox.SandboxClient, for any status other
+            than the documented success (the subclass for the status, e.g. AuthenticationError), and as
+            SandboxConnectionError / SandboxTimeoutError when no answer arrives.
+        errors.UnexpectedStatus: With any other client, for any status other than the documented success.
+        httpx.TimeoutException: With any other client, if no answer arrives within the timeout (this
+            call's, else Client.timeout).
 
     Returns:
         httpx.Response (a text/event-stream, unread)
@@ -66,6 +70,7 @@ def stream(
     )
     if not isinstance(timeout, Unset):
         kwargs["timeout"] = timeout
+    kwargs.setdefault("headers", {})["Accept"] = "text/event-stream"
 
     with client.get_httpx_client().stream(**kwargs) as response:
         if not 200 <= response.status_code <= 299:
@@ -94,8 +99,12 @@ async def astream(
         body (RunProcessRequest):
 
     Raises:
-        errors.UnexpectedStatus: If the server answers with any status other than the documented success.
-        httpx.TimeoutException: If the request takes longer than the timeout (this call's, else Client.timeout).
+        tensorlake_sandbox.SandboxError: With a tensorlake_sandbox.SandboxClient, for any status other
+            than the documented success (the subclass for the status, e.g. AuthenticationError), and as
+            SandboxConnectionError / SandboxTimeoutError when no answer arrives.
+        errors.UnexpectedStatus: With any other client, for any status other than the documented success.
+        httpx.TimeoutException: With any other client, if no answer arrives within the timeout (this
+            call's, else Client.timeout).
 
     Returns:
         httpx.Response (a text/event-stream, unread)
@@ -106,6 +115,7 @@ async def astream(
     )
     if not isinstance(timeout, Unset):
         kwargs["timeout"] = timeout
+    kwargs.setdefault("headers", {})["Accept"] = "text/event-stream"
 
     async with client.get_async_httpx_client().stream(**kwargs) as response:
         if not 200 <= response.status_code <= 299:

@@ -25,6 +25,7 @@ def _get_kwargs(
 
     _kwargs["content"] = body.payload
     headers["Content-Type"] = "application/octet-stream"
+
     _kwargs["headers"] = headers
     return _kwargs
 
@@ -32,6 +33,7 @@ def _get_kwargs(
 def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Response) -> None:
     if response.status_code == 204:
         return None
+
     raise errors.UnexpectedStatus(response.status_code, response.content)
 
 
@@ -62,8 +64,12 @@ def sync_detailed(
         body (File):
 
     Raises:
-        errors.UnexpectedStatus: If the server answers with any status other than the documented success.
-        httpx.TimeoutException: If the request takes longer than the timeout (this call's, else Client.timeout).
+        tensorlake_sandbox.SandboxError: With a tensorlake_sandbox.SandboxClient, for any status other
+            than the documented success (the subclass for the status, e.g. AuthenticationError), and as
+            SandboxConnectionError / SandboxTimeoutError when no answer arrives.
+        errors.UnexpectedStatus: With any other client, for any status other than the documented success.
+        httpx.TimeoutException: With any other client, if no answer arrives within the timeout (this
+            call's, else Client.timeout).
 
     Returns:
         Response[None]
@@ -99,8 +105,12 @@ def sync(
         body (File):
 
     Raises:
-        errors.UnexpectedStatus: If the server answers with any status other than the documented success.
-        httpx.TimeoutException: If the request takes longer than the timeout (this call's, else Client.timeout).
+        tensorlake_sandbox.SandboxError: With a tensorlake_sandbox.SandboxClient, for any status other
+            than the documented success (the subclass for the status, e.g. AuthenticationError), and as
+            SandboxConnectionError / SandboxTimeoutError when no answer arrives.
+        errors.UnexpectedStatus: With any other client, for any status other than the documented success.
+        httpx.TimeoutException: With any other client, if no answer arrives within the timeout (this
+            call's, else Client.timeout).
 
     Returns:
         None
@@ -130,8 +140,12 @@ async def asyncio_detailed(
         body (File):
 
     Raises:
-        errors.UnexpectedStatus: If the server answers with any status other than the documented success.
-        httpx.TimeoutException: If the request takes longer than the timeout (this call's, else Client.timeout).
+        tensorlake_sandbox.SandboxError: With a tensorlake_sandbox.SandboxClient, for any status other
+            than the documented success (the subclass for the status, e.g. AuthenticationError), and as
+            SandboxConnectionError / SandboxTimeoutError when no answer arrives.
+        errors.UnexpectedStatus: With any other client, for any status other than the documented success.
+        httpx.TimeoutException: With any other client, if no answer arrives within the timeout (this
+            call's, else Client.timeout).
 
     Returns:
         Response[None]
@@ -165,8 +179,12 @@ async def asyncio(
         body (File):
 
     Raises:
-        errors.UnexpectedStatus: If the server answers with any status other than the documented success.
-        httpx.TimeoutException: If the request takes longer than the timeout (this call's, else Client.timeout).
+        tensorlake_sandbox.SandboxError: With a tensorlake_sandbox.SandboxClient, for any status other
+            than the documented success (the subclass for the status, e.g. AuthenticationError), and as
+            SandboxConnectionError / SandboxTimeoutError when no answer arrives.
+        errors.UnexpectedStatus: With any other client, for any status other than the documented success.
+        httpx.TimeoutException: With any other client, if no answer arrives within the timeout (this
+            call's, else Client.timeout).
 
     Returns:
         None

@@ -24,6 +24,7 @@ def _get_kwargs(
     _kwargs["json"] = body.to_dict()
 
     headers["Content-Type"] = "application/json"
+
     _kwargs["headers"] = headers
     return _kwargs
 
@@ -63,8 +64,12 @@ def sync_detailed(
         body (CreatePtyRequest):
 
     Raises:
-        errors.UnexpectedStatus: If the server answers with any status other than the documented success.
-        httpx.TimeoutException: If the request takes longer than the timeout (this call's, else Client.timeout).
+        tensorlake_sandbox.SandboxError: With a tensorlake_sandbox.SandboxClient, for any status other
+            than the documented success (the subclass for the status, e.g. AuthenticationError), and as
+            SandboxConnectionError / SandboxTimeoutError when no answer arrives.
+        errors.UnexpectedStatus: With any other client, for any status other than the documented success.
+        httpx.TimeoutException: With any other client, if no answer arrives within the timeout (this
+            call's, else Client.timeout).
 
     Returns:
         Response[CreatePtyResponse]
@@ -99,8 +104,12 @@ def sync(
         body (CreatePtyRequest):
 
     Raises:
-        errors.UnexpectedStatus: If the server answers with any status other than the documented success.
-        httpx.TimeoutException: If the request takes longer than the timeout (this call's, else Client.timeout).
+        tensorlake_sandbox.SandboxError: With a tensorlake_sandbox.SandboxClient, for any status other
+            than the documented success (the subclass for the status, e.g. AuthenticationError), and as
+            SandboxConnectionError / SandboxTimeoutError when no answer arrives.
+        errors.UnexpectedStatus: With any other client, for any status other than the documented success.
+        httpx.TimeoutException: With any other client, if no answer arrives within the timeout (this
+            call's, else Client.timeout).
 
     Returns:
         CreatePtyResponse
@@ -129,8 +138,12 @@ async def asyncio_detailed(
         body (CreatePtyRequest):
 
     Raises:
-        errors.UnexpectedStatus: If the server answers with any status other than the documented success.
-        httpx.TimeoutException: If the request takes longer than the timeout (this call's, else Client.timeout).
+        tensorlake_sandbox.SandboxError: With a tensorlake_sandbox.SandboxClient, for any status other
+            than the documented success (the subclass for the status, e.g. AuthenticationError), and as
+            SandboxConnectionError / SandboxTimeoutError when no answer arrives.
+        errors.UnexpectedStatus: With any other client, for any status other than the documented success.
+        httpx.TimeoutException: With any other client, if no answer arrives within the timeout (this
+            call's, else Client.timeout).
 
     Returns:
         Response[CreatePtyResponse]
@@ -163,8 +176,12 @@ async def asyncio(
         body (CreatePtyRequest):
 
     Raises:
-        errors.UnexpectedStatus: If the server answers with any status other than the documented success.
-        httpx.TimeoutException: If the request takes longer than the timeout (this call's, else Client.timeout).
+        tensorlake_sandbox.SandboxError: With a tensorlake_sandbox.SandboxClient, for any status other
+            than the documented success (the subclass for the status, e.g. AuthenticationError), and as
+            SandboxConnectionError / SandboxTimeoutError when no answer arrives.
+        errors.UnexpectedStatus: With any other client, for any status other than the documented success.
+        httpx.TimeoutException: With any other client, if no answer arrives within the timeout (this
+            call's, else Client.timeout).
 
     Returns:
         CreatePtyResponse

@@ -55,8 +55,12 @@ def sync_detailed(
         session_id (str):
 
     Raises:
-        errors.UnexpectedStatus: If the server answers with any status other than the documented success.
-        httpx.TimeoutException: If the request takes longer than the timeout (this call's, else Client.timeout).
+        tensorlake_sandbox.SandboxError: With a tensorlake_sandbox.SandboxClient, for any status other
+            than the documented success (the subclass for the status, e.g. AuthenticationError), and as
+            SandboxConnectionError / SandboxTimeoutError when no answer arrives.
+        errors.UnexpectedStatus: With any other client, for any status other than the documented success.
+        httpx.TimeoutException: With any other client, if no answer arrives within the timeout (this
+            call's, else Client.timeout).
 
     Returns:
         Response[PtySessionInfo]
@@ -87,8 +91,12 @@ def sync(
         session_id (str):
 
     Raises:
-        errors.UnexpectedStatus: If the server answers with any status other than the documented success.
-        httpx.TimeoutException: If the request takes longer than the timeout (this call's, else Client.timeout).
+        tensorlake_sandbox.SandboxError: With a tensorlake_sandbox.SandboxClient, for any status other
+            than the documented success (the subclass for the status, e.g. AuthenticationError), and as
+            SandboxConnectionError / SandboxTimeoutError when no answer arrives.
+        errors.UnexpectedStatus: With any other client, for any status other than the documented success.
+        httpx.TimeoutException: With any other client, if no answer arrives within the timeout (this
+            call's, else Client.timeout).
 
     Returns:
         PtySessionInfo
@@ -113,8 +121,12 @@ async def asyncio_detailed(
         session_id (str):
 
     Raises:
-        errors.UnexpectedStatus: If the server answers with any status other than the documented success.
-        httpx.TimeoutException: If the request takes longer than the timeout (this call's, else Client.timeout).
+        tensorlake_sandbox.SandboxError: With a tensorlake_sandbox.SandboxClient, for any status other
+            than the documented success (the subclass for the status, e.g. AuthenticationError), and as
+            SandboxConnectionError / SandboxTimeoutError when no answer arrives.
+        errors.UnexpectedStatus: With any other client, for any status other than the documented success.
+        httpx.TimeoutException: With any other client, if no answer arrives within the timeout (this
+            call's, else Client.timeout).
 
     Returns:
         Response[PtySessionInfo]
@@ -143,8 +155,12 @@ async def asyncio(
         session_id (str):
 
     Raises:
-        errors.UnexpectedStatus: If the server answers with any status other than the documented success.
-        httpx.TimeoutException: If the request takes longer than the timeout (this call's, else Client.timeout).
+        tensorlake_sandbox.SandboxError: With a tensorlake_sandbox.SandboxClient, for any status other
+            than the documented success (the subclass for the status, e.g. AuthenticationError), and as
+            SandboxConnectionError / SandboxTimeoutError when no answer arrives.
+        errors.UnexpectedStatus: With any other client, for any status other than the documented success.
+        httpx.TimeoutException: With any other client, if no answer arrives within the timeout (this
+            call's, else Client.timeout).
 
     Returns:
         PtySessionInfo

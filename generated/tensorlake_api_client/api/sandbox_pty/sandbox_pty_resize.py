@@ -27,6 +27,7 @@ def _get_kwargs(
     _kwargs["json"] = body.to_dict()
 
     headers["Content-Type"] = "application/json"
+
     _kwargs["headers"] = headers
     return _kwargs
 
@@ -34,6 +35,7 @@ def _get_kwargs(
 def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Response) -> None:
     if response.status_code == 204:
         return None
+
     raise errors.UnexpectedStatus(response.status_code, response.content)
 
 
@@ -64,8 +66,12 @@ def sync_detailed(
         body (PtyResizeRequest):
 
     Raises:
-        errors.UnexpectedStatus: If the server answers with any status other than the documented success.
-        httpx.TimeoutException: If the request takes longer than the timeout (this call's, else Client.timeout).
+        tensorlake_sandbox.SandboxError: With a tensorlake_sandbox.SandboxClient, for any status other
+            than the documented success (the subclass for the status, e.g. AuthenticationError), and as
+            SandboxConnectionError / SandboxTimeoutError when no answer arrives.
+        errors.UnexpectedStatus: With any other client, for any status other than the documented success.
+        httpx.TimeoutException: With any other client, if no answer arrives within the timeout (this
+            call's, else Client.timeout).
 
     Returns:
         Response[None]
@@ -101,8 +107,12 @@ def sync(
         body (PtyResizeRequest):
 
     Raises:
-        errors.UnexpectedStatus: If the server answers with any status other than the documented success.
-        httpx.TimeoutException: If the request takes longer than the timeout (this call's, else Client.timeout).
+        tensorlake_sandbox.SandboxError: With a tensorlake_sandbox.SandboxClient, for any status other
+            than the documented success (the subclass for the status, e.g. AuthenticationError), and as
+            SandboxConnectionError / SandboxTimeoutError when no answer arrives.
+        errors.UnexpectedStatus: With any other client, for any status other than the documented success.
+        httpx.TimeoutException: With any other client, if no answer arrives within the timeout (this
+            call's, else Client.timeout).
 
     Returns:
         None
@@ -132,8 +142,12 @@ async def asyncio_detailed(
         body (PtyResizeRequest):
 
     Raises:
-        errors.UnexpectedStatus: If the server answers with any status other than the documented success.
-        httpx.TimeoutException: If the request takes longer than the timeout (this call's, else Client.timeout).
+        tensorlake_sandbox.SandboxError: With a tensorlake_sandbox.SandboxClient, for any status other
+            than the documented success (the subclass for the status, e.g. AuthenticationError), and as
+            SandboxConnectionError / SandboxTimeoutError when no answer arrives.
+        errors.UnexpectedStatus: With any other client, for any status other than the documented success.
+        httpx.TimeoutException: With any other client, if no answer arrives within the timeout (this
+            call's, else Client.timeout).
 
     Returns:
         Response[None]
@@ -167,8 +181,12 @@ async def asyncio(
         body (PtyResizeRequest):
 
     Raises:
-        errors.UnexpectedStatus: If the server answers with any status other than the documented success.
-        httpx.TimeoutException: If the request takes longer than the timeout (this call's, else Client.timeout).
+        tensorlake_sandbox.SandboxError: With a tensorlake_sandbox.SandboxClient, for any status other
+            than the documented success (the subclass for the status, e.g. AuthenticationError), and as
+            SandboxConnectionError / SandboxTimeoutError when no answer arrives.
+        errors.UnexpectedStatus: With any other client, for any status other than the documented success.
+        httpx.TimeoutException: With any other client, if no answer arrives within the timeout (this
+            call's, else Client.timeout).
 
     Returns:
         None
