@@ -44,8 +44,9 @@ generate: $(UV)  ## regenerate generated/ from openapi.yaml (replaces the folder
 	$(UV) sync --locked --all-extras
 	$(BIN)/python scripts/unasync.py
 
-check: setup  ## _sync/ generated from _async/, ruff format --check, ruff check, mypy --strict
+check: setup  ## _sync/ generated from _async/, template overrides pinned, ruff format --check, ruff check, mypy --strict
 	$(BIN)/python scripts/unasync.py --check
+	$(BIN)/pytest -q -p no:cacheprovider tests/test_templates_pinned.py
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 	$(BIN)/mypy
