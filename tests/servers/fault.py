@@ -59,13 +59,24 @@ class BodyOn204:
 
 
 OK = Reply(204, None, None)
-Action = Reply | Close | Slow | BodyOn204
+@dataclass(frozen=True)
+class Smuggled:
+    """Accept the body, then answer a 204 followed at once by a second, unasked-for 204.
+
+    Nothing in the first answer's head announces the bytes after it: only a client that
+    notices bytes left on the connection after a complete response can tell. Trusted, the
+    second answer is taken as the reply to the next request on that connection.
+    """
+
+
+Action = Reply | Close | Slow | BodyOn204 | Smuggled
 
 _FAKE_204 = b"HTTP/1.1 204 No Content\r\nserver: fault\r\n\r\n"
 _BODY_ON_204 = b"HTTP/1.1 204 No Content\r\nserver: fault\r\ncontent-length: %d\r\n\r\n%s" % (
     len(_FAKE_204),
     _FAKE_204,
 )
+_SMUGGLED = _FAKE_204 + _FAKE_204
 _CHUNKED_BODY_ON_204 = (
     b"HTTP/1.1 204 No Content\r\nserver: fault\r\ntransfer-encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\n\r\n"
     % (
@@ -266,6 +277,11 @@ class FaultServer:
             conn.sendall(head + b"\r\n\r\n")
             self._stopping.wait(action.body_after)
             conn.sendall(rest)
+            return None
+        if isinstance(action, Smuggled):
+            self._record(method, path, size, 204)
+            self._accept(body, size)
+            conn.sendall(_SMUGGLED)
             return None
         if isinstance(action, Slow):
             self._record(method, path, size, 204)

@@ -1,0 +1,480 @@
+"""The one HTTP/1.1 transport under every `SandboxClient` request: h11 on a socket, sync and async.
+
+Both classes implement httpx's public transport interface (`httpx.BaseTransport`,
+`httpx.AsyncBaseTransport`); `httpx.Client` / `httpx.AsyncClient` stay the clients. They
+exist for what no candidate gives through a public API (README, "One engine"):
+
+* **An exact error table.** Each failure is raised as the httpx exception of the phase it
+  happened in: `httpx.ConnectError` / `ConnectTimeout` only before any byte of the request
+  was handed to the socket, `WriteError` / `WriteTimeout` while sending, `ReadError` /
+  `ReadTimeout` / `RemoteProtocolError` after. `_errors.transport_error` turns that into
+  ``may_have_been_sent``.
+* **A connection out of step is closed.** Bytes left on the connection after a complete
+  response (a second, smuggled response after a 204; a body on a 204) close it, and the
+  call fails with `httpx.RemoteProtocolError` ("may have been sent") instead of handing
+  those bytes to the next request. An idle connection with anything to read is never reused.
+* **Safe under threads, several event loops and fork.** No helper threads or native code;
+  idle connections are kept per process (a forked child opens its own) and, on the async
+  side, per event loop.
+
+TLS uses the `ssl.SSLContext` the client factory builds with httpx's own rules.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import select
+import socket
+import ssl
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from typing import Any, NoReturn
+
+import h11
+import httpx
+
+__all__ = ["AsyncTransport", "SyncTransport"]
+
+_READ = 64 * 1024
+_Origin = tuple[bytes, bytes, int]
+
+
+def _origin(url: httpx.URL) -> _Origin:
+    port = url.port or (443 if url.scheme == "https" else 80)
+    return url.raw_scheme, url.raw_host, port
+
+
+def _phase_timeout(request: httpx.Request, phase: str) -> float | None:
+    timeout: dict[str, float | None] = request.extensions.get("timeout", {})
+    return timeout.get(phase)
+
+
+def _h11_request(request: httpx.Request) -> h11.Request:
+    if request.url.scheme not in ("http", "https"):
+        raise httpx.UnsupportedProtocol(f"unsupported URL scheme {request.url.scheme!r}", request=request)
+    try:
+        return h11.Request(method=request.method, target=request.url.raw_path, headers=request.headers.raw)
+    except h11.LocalProtocolError as exc:  # nothing was sent
+        raise httpx.LocalProtocolError(str(exc), request=request) from exc
+
+
+def _response(event: h11.Response, stream: Any) -> httpx.Response:
+    return httpx.Response(
+        event.status_code,
+        headers=event.headers.raw_items(),
+        stream=stream,
+        extensions={"http_version": b"HTTP/1.1", "reason_phrase": event.reason},
+    )
+
+
+def _after_message(conn: h11.Connection, request: httpx.Request) -> bool:
+    """Whether ``conn`` may carry another request; raises if bytes follow a complete response."""
+    if conn.trailing_data[0]:
+        raise httpx.RemoteProtocolError(
+            "bytes after a complete response: the connection was out of step and is closed",
+            request=request,
+        )
+    if conn.our_state is h11.DONE and conn.their_state is h11.DONE:
+        conn.start_next_cycle()
+        return True
+    return False
+
+
+class _Batch:
+    """The request's bytes as socket writes: small pieces joined into one write (a small request
+    is one write), a large piece written as it is (a 2 MiB chunk is never copied)."""
+
+    def __init__(self, conn: h11.Connection) -> None:
+        self._conn = conn
+        self._held: list[bytes] = []
+        self._size = 0
+
+    def add(self, event: h11.Request | h11.Data | h11.EndOfMessage) -> list[bytes]:
+        writes: list[bytes] = []
+        for piece in self._conn.send_with_data_passthrough(event) or ():
+            if len(piece) >= _READ:
+                writes += self._flush()
+                writes.append(piece)
+            elif piece:
+                self._held.append(piece)
+                self._size += len(piece)
+        if self._size >= _READ or isinstance(event, h11.EndOfMessage):
+            writes += self._flush()
+        return writes
+
+    def _flush(self) -> list[bytes]:
+        held, self._held, self._size = self._held, [], 0
+        return [b"".join(held)] if held else []
+
+
+# -- error table: which httpx exception a failure is, by the phase it happened in ----------------
+
+_PHASES = {
+    "connect": (httpx.ConnectTimeout, httpx.ConnectError),
+    "write": (httpx.WriteTimeout, httpx.WriteError),
+    "read": (httpx.ReadTimeout, httpx.ReadError),
+}
+
+
+def _mapped(exc: BaseException, phase: str, request: httpx.Request) -> Exception | None:
+    """The httpx exception for ``exc``, raised in ``phase``; None for anything else (raised as is:
+    httpx's own errors, Ctrl-C, a cancellation, a bug)."""
+    timeout_cls, error_cls = _PHASES[phase]
+    if isinstance(exc, TimeoutError):  # socket.timeout too
+        return timeout_cls(f"{phase} timed out", request=request)
+    if isinstance(exc, OSError):  # ssl.SSLError, ConnectionError, gaierror
+        return error_cls(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__, request=request)
+    if isinstance(exc, h11.ProtocolError):
+        return httpx.RemoteProtocolError(str(exc), request=request)
+    return None
+
+
+def _reraise(exc: BaseException, phase: str, request: httpx.Request) -> NoReturn:
+    mapped = _mapped(exc, phase, request)
+    if mapped is None:
+        raise exc
+    raise mapped from exc
+
+
+class _Idle:
+    """Idle connections by origin, for one process (a forked child starts empty)."""
+
+    def __init__(self, limits: httpx.Limits) -> None:
+        self._max = limits.max_keepalive_connections
+        self._expiry = limits.keepalive_expiry
+        self._lock = threading.Lock()
+        self._pid = os.getpid()
+        self._idle: dict[_Origin, list[tuple[float, Any]]] = {}
+
+    def take(self, origin: _Origin) -> Any:
+        """The newest idle connection to ``origin`` that is fit for a request, or None.
+
+        Connections idle too long, or with anything to read (a close, or bytes nobody asked
+        for), are closed.
+        """
+        while True:
+            with self._lock:
+                if self._pid != os.getpid():  # forked: the parent's sockets are not ours to use
+                    self._pid, self._idle = os.getpid(), {}
+                held = self._idle.get(origin)
+                if not held:
+                    return None
+                since, conn = held.pop()
+            if (self._expiry is None or time.monotonic() - since < self._expiry) and not conn.stale():
+                return conn
+            conn.close()
+
+    def put(self, origin: _Origin, conn: Any) -> bool:
+        with self._lock:
+            held = self._idle.setdefault(origin, [])
+            if self._pid != os.getpid() or (self._max is not None and len(held) >= self._max):
+                return False
+            held.append((time.monotonic(), conn))
+            return True
+
+    def drain(self) -> list[Any]:
+        with self._lock:
+            found, self._idle = self._idle, {}
+        return [c for held in found.values() for _, c in held]
+
+
+# -- sync -------------------------------------------------------------------------------------
+
+
+class _SyncConn:
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.h11 = h11.Connection(h11.CLIENT)
+
+    def stale(self) -> bool:
+        """Anything to read while idle (a close, or bytes nobody asked for): not reusable."""
+        try:
+            return bool(select.select([self.sock], [], [], 0)[0])
+        except (OSError, ValueError):
+            return True
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def next_event(self, timeout: float | None) -> Any:
+        while True:
+            event = self.h11.next_event()
+            if event is not h11.NEED_DATA:
+                return event
+            self.sock.settimeout(timeout)
+            self.h11.receive_data(self.sock.recv(_READ))
+
+
+class SyncTransport(httpx.BaseTransport):
+    """HTTP/1.1 over h11 for `httpx.Client` (see the module docstring)."""
+
+    def __init__(self, ssl_context: ssl.SSLContext, limits: httpx.Limits) -> None:
+        self._ssl = ssl_context
+        self._idle = _Idle(limits)
+
+    def _connect(self, origin: _Origin, request: httpx.Request) -> _SyncConn:
+        scheme, host, port = origin
+        try:
+            sock = socket.create_connection((host.decode("ascii"), port), _phase_timeout(request, "connect"))
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                if scheme == b"https":
+                    sock = self._ssl.wrap_socket(sock, server_hostname=host.decode("ascii"))
+            except BaseException:
+                sock.close()
+                raise
+        except Exception as exc:
+            _reraise(exc, "connect", request)
+        return _SyncConn(sock)
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        head = _h11_request(request)
+        origin = _origin(request.url)
+        conn = self._idle.take(origin) or self._connect(origin, request)
+        phase = "write"
+        try:
+            conn.sock.settimeout(_phase_timeout(request, "write"))
+            batch = _Batch(conn.h11)
+            for piece in batch.add(head):
+                conn.sock.sendall(piece)
+            for chunk in request.stream:  # type: ignore[union-attr]
+                for piece in batch.add(h11.Data(data=chunk)):
+                    conn.sock.sendall(piece)
+            for piece in batch.add(h11.EndOfMessage()):
+                conn.sock.sendall(piece)
+            phase = "read"
+            event = conn.next_event(_phase_timeout(request, "read"))
+            while isinstance(event, h11.InformationalResponse):
+                event = conn.next_event(_phase_timeout(request, "read"))
+            if not isinstance(event, h11.Response):
+                raise httpx.RemoteProtocolError(
+                    "the server closed the connection without an answer", request=request
+                )
+            response = _response(event, _SyncBody(self, conn, origin, request))
+            if not _has_body(request, event):
+                response.read()  # 204, 304, HEAD: ends here, so bytes after it are caught now
+            return response
+        except BaseException as exc:
+            conn.close()
+            _reraise(exc, phase, request)
+
+    def release(self, conn: _SyncConn, origin: _Origin, request: httpx.Request) -> None:
+        if not _after_message(conn.h11, request) or not self._idle.put(origin, conn):
+            conn.close()
+
+    def close(self) -> None:
+        for conn in self._idle.drain():
+            conn.close()
+
+
+def _has_body(request: httpx.Request, event: h11.Response) -> bool:
+    """False for an answer that ends at its head (204, 304, HEAD); raises when such an answer
+    announces a body anyway (its bytes would be taken for the next answer on the connection)."""
+    if request.method != "HEAD" and event.status_code not in (204, 304):
+        return True
+    headers = dict(event.headers.raw_items())
+    if event.status_code == 204 and (
+        headers.get(b"content-length", b"0").strip() != b"0" or b"transfer-encoding" in headers
+    ):
+        raise httpx.RemoteProtocolError(
+            f"HTTP {event.status_code} with a body: the connection was out of step and is closed",
+            request=request,
+        )
+    return False
+
+
+class _SyncBody(httpx.SyncByteStream):
+    def __init__(self, owner: SyncTransport, conn: _SyncConn, origin: _Origin, request: httpx.Request):
+        self._owner, self._conn, self._origin, self._request = owner, conn, origin, request
+        self._done = False
+
+    def __iter__(self) -> Iterator[bytes]:
+        conn, request = self._conn, self._request
+        try:
+            while True:
+                event = conn.next_event(_phase_timeout(request, "read"))
+                if isinstance(event, h11.Data):
+                    yield bytes(event.data)
+                elif isinstance(event, h11.EndOfMessage):
+                    self._done = True
+                    self._owner.release(conn, self._origin, request)
+                    return
+                else:
+                    raise httpx.RemoteProtocolError(
+                        "the server closed the connection mid-answer", request=request
+                    )
+        except BaseException as exc:
+            self._done = True
+            conn.close()
+            _reraise(exc, "read", request)
+
+    def close(self) -> None:
+        if not self._done:  # not read to the end: the connection is out of step
+            self._done = True
+            self._conn.close()
+
+
+# -- async ------------------------------------------------------------------------------------
+
+
+class _Protocol(asyncio.Protocol):
+    """Bytes as they arrive, and write flow control, for one connection (public asyncio API)."""
+
+    def __init__(self) -> None:
+        self.h11 = h11.Connection(h11.CLIENT)
+        self.transport: asyncio.Transport | None = None
+        self.buffer = bytearray()
+        self.eof = False
+        self._waiter: asyncio.Future[None] | None = None
+        self._writable: asyncio.Future[None] | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        self._wake()
+
+    def eof_received(self) -> bool:
+        self.eof = True
+        self._wake()
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.eof = True
+        self._wake()
+        if self._writable is not None and not self._writable.done():
+            self._writable.set_exception(exc or ConnectionResetError("connection lost"))
+
+    def pause_writing(self) -> None:
+        self._writable = asyncio.get_running_loop().create_future()
+
+    def resume_writing(self) -> None:
+        if self._writable is not None and not self._writable.done():
+            self._writable.set_result(None)
+        self._writable = None
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    def stale(self) -> bool:
+        return bool(self.buffer) or self.eof or self.transport is None or self.transport.is_closing()
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
+
+    async def write(self, data: bytes | memoryview, timeout: float | None) -> None:
+        assert self.transport is not None
+        self.transport.write(data)
+        if self._writable is not None:
+            async with asyncio.timeout(timeout):
+                await self._writable
+
+    async def next_event(self, timeout: float | None) -> Any:
+        while True:
+            event = self.h11.next_event()
+            if event is not h11.NEED_DATA:
+                return event
+            if not self.buffer and not self.eof:
+                self._waiter = asyncio.get_running_loop().create_future()
+                async with asyncio.timeout(timeout):
+                    await self._waiter
+            data, self.buffer = bytes(self.buffer), bytearray()
+            self.h11.receive_data(data)  # b"" at EOF
+
+
+class AsyncTransport(httpx.AsyncBaseTransport):
+    """HTTP/1.1 over h11 for `httpx.AsyncClient`, on asyncio (see the module docstring)."""
+
+    def __init__(self, ssl_context: ssl.SSLContext, limits: httpx.Limits) -> None:
+        self._ssl = ssl_context
+        self._idle = _Idle(limits)
+
+    async def _connect(self, origin: _Origin, request: httpx.Request) -> _Protocol:
+        scheme, host, port = origin
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(_phase_timeout(request, "connect")):
+                _, proto = await loop.create_connection(
+                    _Protocol,
+                    host.decode("ascii"),
+                    port,
+                    ssl=self._ssl if scheme == b"https" else None,
+                )
+        except Exception as exc:
+            _reraise(exc, "connect", request)
+        return proto
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        head = _h11_request(request)
+        origin = _origin(request.url)
+        conn = self._idle.take(origin) or await self._connect(origin, request)
+        phase = "write"
+        write_timeout = _phase_timeout(request, "write")
+        try:
+            batch = _Batch(conn.h11)
+            for piece in batch.add(head):
+                await conn.write(piece, write_timeout)
+            async for chunk in request.stream:  # type: ignore[union-attr]
+                for piece in batch.add(h11.Data(data=chunk)):
+                    await conn.write(piece, write_timeout)
+            for piece in batch.add(h11.EndOfMessage()):
+                await conn.write(piece, write_timeout)
+            phase = "read"
+            event = await conn.next_event(_phase_timeout(request, "read"))
+            while isinstance(event, h11.InformationalResponse):
+                event = await conn.next_event(_phase_timeout(request, "read"))
+            if not isinstance(event, h11.Response):
+                raise httpx.RemoteProtocolError(
+                    "the server closed the connection without an answer", request=request
+                )
+            response = _response(event, _AsyncBody(self, conn, origin, request))
+            if not _has_body(request, event):
+                await response.aread()
+            return response
+        except BaseException as exc:
+            conn.close()
+            _reraise(exc, phase, request)
+
+    def release(self, conn: _Protocol, origin: _Origin, request: httpx.Request) -> None:
+        if not _after_message(conn.h11, request) or not self._idle.put(origin, conn):
+            conn.close()
+
+    async def aclose(self) -> None:
+        for conn in self._idle.drain():
+            conn.close()
+
+
+class _AsyncBody(httpx.AsyncByteStream):
+    def __init__(self, owner: AsyncTransport, conn: _Protocol, origin: _Origin, request: httpx.Request):
+        self._owner, self._conn, self._origin, self._request = owner, conn, origin, request
+        self._done = False
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        conn, request = self._conn, self._request
+        try:
+            while True:
+                event = await conn.next_event(_phase_timeout(request, "read"))
+                if isinstance(event, h11.Data):
+                    yield bytes(event.data)
+                elif isinstance(event, h11.EndOfMessage):
+                    self._done = True
+                    self._owner.release(conn, self._origin, request)
+                    return
+                else:
+                    raise httpx.RemoteProtocolError(
+                        "the server closed the connection mid-answer", request=request
+                    )
+        except BaseException as exc:
+            self._done = True
+            conn.close()
+            _reraise(exc, "read", request)
+
+    async def aclose(self) -> None:
+        if not self._done:
+            self._done = True
+            self._conn.close()
