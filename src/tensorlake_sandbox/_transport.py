@@ -319,72 +319,98 @@ class _SyncBody(httpx.SyncByteStream):
 # -- async ------------------------------------------------------------------------------------
 
 
-class _Protocol(asyncio.Protocol):
-    """Bytes as they arrive, and write flow control, for one connection (public asyncio API)."""
+class _AsyncConn:
+    """A non-blocking socket driven by the running loop's public ``sock_*`` calls; TLS through
+    `ssl.SSLObject` on memory buffers. The socket is ours: closing it needs no event loop (a
+    connection left from an earlier ``asyncio.run`` is closed like any other)."""
 
-    def __init__(self) -> None:
+    def __init__(self, sock: socket.socket, tls: ssl.SSLObject | None) -> None:
+        self.sock, self.tls = sock, tls
         self.h11 = h11.Connection(h11.CLIENT)
-        self.transport: asyncio.Transport | None = None
-        self.buffer = bytearray()
-        self.eof = False
-        self._waiter: asyncio.Future[None] | None = None
-        self._writable: asyncio.Future[None] | None = None
+        self._in, self._out = ssl.MemoryBIO(), ssl.MemoryBIO()
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+    @classmethod
+    async def open(cls, origin: _Origin, context: ssl.SSLContext) -> _AsyncConn:
+        scheme, host, port = origin
+        loop = asyncio.get_running_loop()
+        info = await loop.getaddrinfo(host.decode("ascii"), port, type=socket.SOCK_STREAM)
+        error: OSError = OSError(f"no address for {host.decode('ascii')}")
+        for family, kind, proto, _, address in info:
+            sock = socket.socket(family, kind, proto)
+            try:
+                sock.setblocking(False)
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                await loop.sock_connect(sock, address)
+                break
+            except OSError as exc:
+                sock.close()
+                error = exc
+            except BaseException:
+                sock.close()
+                raise
+        else:
+            raise error
+        conn = cls(sock, None)
+        if scheme == b"https":
+            conn.tls = context.wrap_bio(conn._in, conn._out, server_hostname=host.decode("ascii"))
+            try:
+                await conn._tls_step(conn.tls.do_handshake)
+            except BaseException:
+                sock.close()
+                raise
+        return conn
 
-    def data_received(self, data: bytes) -> None:
-        self.buffer += data
-        self._wake()
-
-    def eof_received(self) -> bool:
-        self.eof = True
-        self._wake()
-        return False
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.eof = True
-        self._wake()
-        if self._writable is not None and not self._writable.done():
-            self._writable.set_exception(exc or ConnectionResetError("connection lost"))
-
-    def pause_writing(self) -> None:
-        self._writable = asyncio.get_running_loop().create_future()
-
-    def resume_writing(self) -> None:
-        if self._writable is not None and not self._writable.done():
-            self._writable.set_result(None)
-        self._writable = None
-
-    def _wake(self) -> None:
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
+    async def _tls_step(self, step: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                result = step()
+            except ssl.SSLWantReadError:
+                result = None
+            else:
+                if self._out.pending:
+                    await loop.sock_sendall(self.sock, self._out.read())
+                return result
+            if self._out.pending:
+                await loop.sock_sendall(self.sock, self._out.read())
+            data = await loop.sock_recv(self.sock, _READ)
+            if data:
+                self._in.write(data)
+            else:
+                self._in.write_eof()
 
     def stale(self) -> bool:
-        return bool(self.buffer) or self.eof or self.transport is None or self.transport.is_closing()
+        try:
+            return bool(select.select([self.sock], [], [], 0)[0]) or bool(self.tls and self.tls.pending())
+        except (OSError, ValueError):
+            return True
 
     def close(self) -> None:
-        if self.transport is not None:
-            self.transport.abort()
+        self.sock.close()
 
-    async def write(self, data: bytes | memoryview, timeout: float | None) -> None:
-        assert self.transport is not None
-        self.transport.write(data)
-        if self._writable is not None:
-            async with asyncio.timeout(timeout):
-                await self._writable
+    async def write(self, data: bytes, timeout: float | None) -> None:
+        async with asyncio.timeout(timeout):
+            if self.tls is None:
+                await asyncio.get_running_loop().sock_sendall(self.sock, data)
+            else:
+                await self._tls_step(lambda: self.tls.write(data))
+
+    async def _recv(self) -> bytes:
+        if self.tls is None:
+            return await asyncio.get_running_loop().sock_recv(self.sock, _READ)
+        try:
+            data: bytes = await self._tls_step(lambda: self.tls.read(_READ))
+        except ssl.SSLZeroReturnError:
+            return b""
+        return data
 
     async def next_event(self, timeout: float | None) -> Any:
         while True:
             event = self.h11.next_event()
             if event is not h11.NEED_DATA:
                 return event
-            if not self.buffer and not self.eof:
-                self._waiter = asyncio.get_running_loop().create_future()
-                async with asyncio.timeout(timeout):
-                    await self._waiter
-            data, self.buffer = bytes(self.buffer), bytearray()
-            self.h11.receive_data(data)  # b"" at EOF
+            async with asyncio.timeout(timeout):
+                self.h11.receive_data(await self._recv())
 
 
 class AsyncTransport(httpx.AsyncBaseTransport):
@@ -394,20 +420,12 @@ class AsyncTransport(httpx.AsyncBaseTransport):
         self._ssl = ssl_context
         self._idle = _Idle(limits)
 
-    async def _connect(self, origin: _Origin, request: httpx.Request) -> _Protocol:
-        scheme, host, port = origin
-        loop = asyncio.get_running_loop()
+    async def _connect(self, origin: _Origin, request: httpx.Request) -> _AsyncConn:
         try:
             async with asyncio.timeout(_phase_timeout(request, "connect")):
-                _, proto = await loop.create_connection(
-                    _Protocol,
-                    host.decode("ascii"),
-                    port,
-                    ssl=self._ssl if scheme == b"https" else None,
-                )
+                return await _AsyncConn.open(origin, self._ssl)
         except Exception as exc:
             _reraise(exc, "connect", request)
-        return proto
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         head = _h11_request(request)
@@ -440,7 +458,7 @@ class AsyncTransport(httpx.AsyncBaseTransport):
             conn.close()
             _reraise(exc, phase, request)
 
-    def release(self, conn: _Protocol, origin: _Origin, request: httpx.Request) -> None:
+    def release(self, conn: _AsyncConn, origin: _Origin, request: httpx.Request) -> None:
         if not _after_message(conn.h11, request) or not self._idle.put(origin, conn):
             conn.close()
 
@@ -450,7 +468,7 @@ class AsyncTransport(httpx.AsyncBaseTransport):
 
 
 class _AsyncBody(httpx.AsyncByteStream):
-    def __init__(self, owner: AsyncTransport, conn: _Protocol, origin: _Origin, request: httpx.Request):
+    def __init__(self, owner: AsyncTransport, conn: _AsyncConn, origin: _Origin, request: httpx.Request):
         self._owner, self._conn, self._origin, self._request = owner, conn, origin, request
         self._done = False
 
