@@ -252,10 +252,13 @@ class SyncTransport(httpx.BaseTransport):
                 raise httpx.RemoteProtocolError(
                     "the server closed the connection without an answer", request=request
                 )
-            response = _response(event, _SyncBody(self, conn, origin, request))
-            if not _has_body(request, event):
-                response.read()  # 204, 304, HEAD: ends here, so bytes after it are caught now
-            return response
+            if _has_body(request, event):
+                return _response(event, _SyncBody(self, conn, origin, request))
+            # 204, 304, HEAD: the answer ends at its head, so bytes after it are caught now
+            if not isinstance(conn.next_event(0), h11.EndOfMessage):
+                raise httpx.RemoteProtocolError("a bodiless answer with a body", request=request)
+            self.release(conn, origin, request)
+            return _response(event, httpx.ByteStream(b""))
         except BaseException as exc:
             conn.close()
             _reraise(exc, phase, request)
@@ -450,10 +453,12 @@ class AsyncTransport(httpx.AsyncBaseTransport):
                 raise httpx.RemoteProtocolError(
                     "the server closed the connection without an answer", request=request
                 )
-            response = _response(event, _AsyncBody(self, conn, origin, request))
-            if not _has_body(request, event):
-                await response.aread()
-            return response
+            if _has_body(request, event):
+                return _response(event, _AsyncBody(self, conn, origin, request))
+            if not isinstance(await conn.next_event(0), h11.EndOfMessage):
+                raise httpx.RemoteProtocolError("a bodiless answer with a body", request=request)
+            self.release(conn, origin, request)
+            return _response(event, httpx.ByteStream(b""))
         except BaseException as exc:
             conn.close()
             _reraise(exc, phase, request)

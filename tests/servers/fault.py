@@ -59,6 +59,8 @@ class BodyOn204:
 
 
 OK = Reply(204, None, None)
+
+
 @dataclass(frozen=True)
 class Smuggled:
     """Accept the body, then answer a 204 followed at once by a second, unasked-for 204.
