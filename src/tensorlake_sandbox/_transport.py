@@ -126,8 +126,8 @@ def _mapped(exc: BaseException, phase: str, request: httpx.Request) -> Exception
         return timeout_cls(f"{phase} timed out", request=request)
     if isinstance(exc, OSError):  # ssl.SSLError, ConnectionError, gaierror
         return error_cls(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__, request=request)
-    if isinstance(exc, h11.ProtocolError):
-        return httpx.RemoteProtocolError(str(exc), request=request)
+    if isinstance(exc, h11.ProtocolError):  # a malformed answer, or a close before its end
+        return httpx.RemoteProtocolError(f"the server broke the HTTP exchange: {exc}", request=request)
     return None
 
 
