@@ -1,0 +1,164 @@
+"""The one engine (issue 20): what every connection kind and both transports promise.
+
+* a loopback sandbox is never reached through an environment proxy, on every connection
+  kind the package opens: REST (sync, async), SSE follows (`run`, `start`), the terminal's
+  websocket (sync, async);
+* a connection out of step (a second, smuggled response after a 204) is closed on both
+  transports, the write is a `DeliveryUnknownError`, and every byte count stays exact;
+* the options of the removed stacks are refused with a message saying so;
+* failures say exactly whether the request may have been sent, phase by phase.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+
+import httpx
+import pytest
+
+from tensorlake_sandbox import (
+    DeliveryUnknownError,
+    RetryPolicy,
+    SandboxConnectionError,
+    SandboxTimeoutError,
+    aopen_terminal,
+    arun,
+    awrite_stdin,
+    open_terminal,
+    run,
+    sandbox_client,
+    start,
+    write_stdin,
+)
+from tensorlake_sandbox._transport import AsyncTransport, SyncTransport
+from tests.closing import close_after_test
+from tests.servers.fault import OK, Slow, Smuggled
+
+PID = 7
+FAST = RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.02)
+PROXY_VARS = ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy", "HTTPS_PROXY", "https_proxy")
+
+
+@pytest.fixture
+def proxied_env(monkeypatch, recorder):
+    """Every proxy variable points at a real server that records whatever reaches it."""
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    for name in PROXY_VARS:
+        monkeypatch.setenv(name, recorder.url)
+    return recorder
+
+
+def test_no_connection_kind_sends_a_loopback_sandbox_to_the_proxy(local_sandbox, proxied_env):
+    client = sandbox_client(base_url=local_sandbox.base_url, api_key=local_sandbox.token)
+    close_after_test(client)
+    # SSE: /processes/run, and a follow stream of a started process
+    assert run(client, ["echo", "rest and sse"]).stdout == "rest and sse\n"
+    proc = start(client, ["sh", "-c", "echo followed"], stdin=False)
+    assert list(proc.stdout) == ["followed"]
+    assert proc.wait(10) == 0
+    # the websocket
+    with open_terminal(client, "sh", ["-c", "exit 3"]) as term:
+        b"".join(term)
+        assert term.returncode == 3
+
+    async def main() -> None:
+        try:
+            assert (await arun(client, ["echo", "async"])).stdout == "async\n"
+            async with await aopen_terminal(client, "sh", ["-c", "exit 4"]) as aterm:
+                async for _ in aterm:
+                    pass
+                assert aterm.returncode == 4
+        finally:
+            await client.aclose()
+
+    asyncio.run(main())
+    assert proxied_env.requests == []
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_smuggled_response_closes_the_connection_and_the_write_is_delivery_unknown(make_server, mode):
+    server = make_server(plan=[OK, Smuggled()])
+    client = sandbox_client(base_url=server.base_url, api_key="k", timeout=10)
+    close_after_test(client)
+    data = os.urandom(3000)
+
+    async def awrites() -> tuple[DeliveryUnknownError, int]:
+        try:
+            with pytest.raises(DeliveryUnknownError) as info:
+                await awrite_stdin(client, PID, data, chunk_size=1000, retry=FAST)
+            return info.value, await awrite_stdin(client, PID, b"next")
+        finally:
+            await client.aclose()
+
+    if mode == "sync":
+        with pytest.raises(DeliveryUnknownError) as info:
+            write_stdin(client, PID, data, chunk_size=1000, retry=FAST)
+        error, written = info.value, write_stdin(client, PID, b"next")
+    else:
+        error, written = asyncio.run(awrites())
+    assert (error.bytes_delivered, error.request_bytes) == (1000, 1000)
+    cause = error.__cause__
+    assert isinstance(cause, SandboxConnectionError) and cause.may_have_been_sent
+    assert "out of step" in str(cause)
+    # The next write went on a fresh connection, and was answered by the server itself.
+    assert written == 4
+    assert bytes(server.accepted) == data[:2000] + b"next"
+    assert [r.size for r in server.stdin_requests] == [1000, 1000, 4]
+    assert server.connections_accepted == 2
+
+
+@pytest.mark.parametrize("option", ["fast_path", "async_transport"])
+def test_the_removed_options_say_they_were_removed(option):
+    with pytest.raises(TypeError, match=f"{option}= was removed"):
+        sandbox_client(base_url="http://127.0.0.1:1", api_key="k", **{option: True})
+    with pytest.raises(TypeError, match="unexpected keyword argument 'fastpath'"):
+        sandbox_client(base_url="http://127.0.0.1:1", api_key="k", fastpath=True)
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+    return port
+
+
+def _both(url: str, timeout: float = 10.0) -> list[BaseException]:
+    """What one POST to ``url`` raises on the sync and on the async transport."""
+    limits = httpx.Limits()
+    errors: list[BaseException] = []
+    with httpx.Client(transport=SyncTransport(httpx.create_ssl_context(), limits), timeout=timeout) as c:
+        try:
+            c.post(url, content=b"x")
+        except Exception as exc:
+            errors.append(exc)
+
+    async def main() -> None:
+        async with httpx.AsyncClient(
+            transport=AsyncTransport(httpx.create_ssl_context(), limits), timeout=timeout
+        ) as c:
+            try:
+                await c.post(url, content=b"x")
+            except Exception as exc:
+                errors.append(exc)
+
+    asyncio.run(main())
+    return errors
+
+
+def test_each_phase_of_a_failure_is_its_own_httpx_error_on_both_transports(make_server):
+    refused = _both(f"http://127.0.0.1:{_closed_port()}/api/v1/processes/1/stdin")
+    assert [type(e) for e in refused] == [httpx.ConnectError, httpx.ConnectError]
+    server = make_server(plan=[Slow(5), Slow(5)])
+    slow = _both(f"{server.base_url}/api/v1/processes/1/stdin", timeout=0.3)
+    assert [type(e) for e in slow] == [httpx.ReadTimeout, httpx.ReadTimeout]
+
+
+def test_a_client_refused_a_connection_says_nothing_was_sent_and_a_timeout_that_it_may_have():
+    client = sandbox_client(base_url=f"http://127.0.0.1:{_closed_port()}", api_key="k")
+    close_after_test(client)
+    with pytest.raises(SandboxConnectionError) as info:
+        client.get_httpx_client().get("/api/v1/processes")
+    assert info.value.may_have_been_sent is False and not isinstance(info.value, SandboxTimeoutError)
