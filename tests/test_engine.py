@@ -148,12 +148,16 @@ def _both(url: str, timeout: float = 10.0) -> list[BaseException]:
     return errors
 
 
-def test_each_phase_of_a_failure_is_its_own_httpx_error_on_both_transports(make_server):
+def test_each_phase_of_a_failure_is_its_own_error_on_both_transports(make_server):
     refused = _both(f"http://127.0.0.1:{_closed_port()}/api/v1/processes/1/stdin")
-    assert [type(e) for e in refused] == [httpx.ConnectError, httpx.ConnectError]
+    assert [(type(e), type(e.__cause__)) for e in refused] == [
+        (SandboxConnectionError, httpx.ConnectError)
+    ] * 2
+    assert [e.may_have_been_sent for e in refused] == [False, False]  # type: ignore[attr-defined]
     server = make_server(plan=[Slow(5), Slow(5)])
     slow = _both(f"{server.base_url}/api/v1/processes/1/stdin", timeout=0.3)
-    assert [type(e) for e in slow] == [httpx.ReadTimeout, httpx.ReadTimeout]
+    assert [(type(e), type(e.__cause__)) for e in slow] == [(SandboxTimeoutError, httpx.ReadTimeout)] * 2
+    assert [e.may_have_been_sent for e in slow] == [True, True]  # type: ignore[attr-defined]
 
 
 def test_a_client_refused_a_connection_says_nothing_was_sent_and_a_timeout_that_it_may_have():

@@ -153,7 +153,7 @@ async def _aread_refusal(response: httpx.Response) -> None:
         await response.aread()
 
 
-# -- transport failures: the one place they become SandboxErrors --------------------------------
+# -- failures of another transport (httpx's, a user's) become SandboxErrors here ----------------
 
 
 class _SyncMapped(httpx.BaseTransport):
@@ -165,12 +165,8 @@ class _SyncMapped(httpx.BaseTransport):
             response = self._inner.handle_request(request)
         except httpx.TransportError as exc:
             raise transport_error(exc) from exc
-        return httpx.Response(
-            response.status_code,
-            headers=response.headers,
-            stream=_MappedStream(response.stream),
-            extensions=response.extensions,
-        )
+        response.stream = _MappedStream(response.stream)
+        return response
 
     def close(self) -> None:
         self._inner.close()
@@ -185,12 +181,8 @@ class _AsyncMapped(httpx.AsyncBaseTransport):
             response = await self._inner.handle_async_request(request)
         except httpx.TransportError as exc:
             raise transport_error(exc) from exc
-        return httpx.Response(
-            response.status_code,
-            headers=response.headers,
-            stream=_AsyncMappedStream(response.stream),
-            extensions=response.extensions,
-        )
+        response.stream = _AsyncMappedStream(response.stream)
+        return response
 
     async def aclose(self) -> None:
         await self._inner.aclose()

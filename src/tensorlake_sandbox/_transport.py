@@ -4,11 +4,12 @@ Both classes implement httpx's public transport interface (`httpx.BaseTransport`
 `httpx.AsyncBaseTransport`); `httpx.Client` / `httpx.AsyncClient` stay the clients. They
 exist for what no candidate gives through a public API (README, "One engine"):
 
-* **An exact error table.** Each failure is raised as the httpx exception of the phase it
+* **An exact error table.** Each failure is named by the httpx exception of the phase it
   happened in: `httpx.ConnectError` / `ConnectTimeout` only before any byte of the request
   was handed to the socket, `WriteError` / `WriteTimeout` while sending, `ReadError` /
-  `ReadTimeout` / `RemoteProtocolError` after. `_errors.transport_error` turns that into
-  ``may_have_been_sent``.
+  `ReadTimeout` / `RemoteProtocolError` after; it is raised as the package's
+  `SandboxConnectionError` / `SandboxTimeoutError` (`_errors.transport_error`: its
+  ``may_have_been_sent``) with that httpx exception as ``__cause__``.
 * **A connection out of step is closed.** Bytes left on the connection after a complete
   response (a second, smuggled response after a 204; a body on a 204) close it, and the
   call fails with `httpx.RemoteProtocolError` ("may have been sent") instead of handing
@@ -35,6 +36,8 @@ from typing import Any, NoReturn
 import h11
 import httpx
 
+from ._errors import transport_error
+
 __all__ = ["AsyncTransport", "SyncTransport"]
 
 _READ = 64 * 1024
@@ -52,12 +55,18 @@ def _phase_timeout(request: httpx.Request, phase: str) -> float | None:
 
 
 def _h11_request(request: httpx.Request) -> h11.Request:
-    if request.url.scheme not in ("http", "https"):
-        raise httpx.UnsupportedProtocol(f"unsupported URL scheme {request.url.scheme!r}", request=request)
+    """The request's head; refused (nothing sent) when h11 or the scheme cannot carry it."""
     try:
-        return h11.Request(method=request.method, target=request.url.raw_path, headers=request.headers.raw)
-    except h11.LocalProtocolError as exc:  # nothing was sent
-        raise httpx.LocalProtocolError(str(exc), request=request) from exc
+        if request.url.scheme not in ("http", "https"):
+            raise httpx.UnsupportedProtocol(f"unsupported URL scheme {request.url.scheme!r}", request=request)
+        try:
+            return h11.Request(
+                method=request.method, target=request.url.raw_path, headers=request.headers.raw
+            )
+        except h11.LocalProtocolError as exc:
+            raise httpx.LocalProtocolError(str(exc), request=request) from exc
+    except httpx.TransportError as exc:
+        _reraise(exc, "connect", request)
 
 
 def _response(event: h11.Response, stream: Any) -> httpx.Response:
@@ -111,14 +120,14 @@ class _Batch:
 
 # -- error table: which httpx exception a failure is, by the phase it happened in ----------------
 
-_PHASES = {
+_PHASES: dict[str, tuple[type[httpx.TransportError], type[httpx.TransportError]]] = {
     "connect": (httpx.ConnectTimeout, httpx.ConnectError),
     "write": (httpx.WriteTimeout, httpx.WriteError),
     "read": (httpx.ReadTimeout, httpx.ReadError),
 }
 
 
-def _mapped(exc: BaseException, phase: str, request: httpx.Request) -> Exception | None:
+def _mapped(exc: BaseException, phase: str, request: httpx.Request) -> httpx.TransportError | None:
     """The httpx exception for ``exc``, raised in ``phase``; None for anything else (raised as is:
     httpx's own errors, Ctrl-C, a cancellation, a bug)."""
     timeout_cls, error_cls = _PHASES[phase]
@@ -132,10 +141,14 @@ def _mapped(exc: BaseException, phase: str, request: httpx.Request) -> Exception
 
 
 def _reraise(exc: BaseException, phase: str, request: httpx.Request) -> NoReturn:
-    mapped = _mapped(exc, phase, request)
+    """Raise what ``exc`` means: the package's `SandboxConnectionError` for the httpx exception
+    of its phase (its ``__cause__``; the socket's own error is that one's)."""
+    mapped = exc if isinstance(exc, httpx.TransportError) else _mapped(exc, phase, request)
     if mapped is None:
         raise exc
-    raise mapped from exc
+    if mapped is not exc:
+        mapped.__cause__ = exc
+    raise transport_error(mapped) from mapped
 
 
 class _Idle:
