@@ -4,9 +4,9 @@ REST calls of the generated functions, SSE follows, streamed stdin, terminal web
 the CLI all get their `httpx.Client` / `httpx.AsyncClient` here, from one settings object (a
 `SandboxClient`: URL, key, timeouts, ``httpx_args``). The rules live here once:
 
-* **Transport**: `_transport`'s, whose failures say exactly whether the request may have left.
-  httpx's own transport is used only for what it alone does: a websocket upgrade (httpx-ws
-  reads httpcore's stream), a proxy, HTTP/2. ``httpx_args["transport"]`` replaces either.
+* **Transport**: `_transport`'s (websocket upgrades included), whose failures say exactly
+  whether the request may have left. httpx's own transport is used only for what it alone
+  does: a proxy, HTTP/2. ``httpx_args["transport"]`` replaces either.
 * **Proxies**: a loopback base URL never goes through a proxy (the key would go to it); any
   other follows ``httpx_args["proxy"]`` or, with ``trust_env``, the environment
   (``HTTP_PROXY``, ``HTTPS_PROXY``, ``ALL_PROXY``, ``NO_PROXY``).
@@ -77,7 +77,7 @@ def make_client(
     limits = opts.get("limits", LIMITS)
     proxy = None if loopback else _proxy(base, opts)
     transport: Any = opts.get("transport")
-    if transport is None and (websocket or proxy is not None or opts.get("http2")):
+    if transport is None and (proxy is not None or opts.get("http2")):
         own = httpx.AsyncHTTPTransport if is_async else httpx.HTTPTransport
         transport = own(verify=context, limits=limits, http2=bool(opts.get("http2")), proxy=proxy)
     elif transport is None:

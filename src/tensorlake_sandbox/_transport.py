@@ -34,6 +34,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any, NoReturn
 
 import h11
+import httpcore
 import httpx
 
 from ._errors import transport_error
@@ -76,6 +77,64 @@ def _response(event: h11.Response, stream: Any) -> httpx.Response:
         stream=stream,
         extensions={"http_version": b"HTTP/1.1", "reason_phrase": event.reason},
     )
+
+
+def _upgraded(event: h11.InformationalResponse, stream: Any) -> httpx.Response:
+    """A 101 answer: its connection is handed over as httpcore's ``network_stream`` extension,
+    the interface httpx-ws (the terminal's websocket) reads and writes through."""
+    return httpx.Response(
+        101,
+        headers=event.headers.raw_items(),
+        extensions={"http_version": b"HTTP/1.1", "reason_phrase": event.reason, "network_stream": stream},
+    )
+
+
+class _SyncStream:
+    """An upgraded connection, as httpx-ws expects it (httpcore's stream errors)."""
+
+    def __init__(self, sock: socket.socket, early: bytes) -> None:
+        self._sock, self._early = sock, early
+        self._writing = threading.Lock()  # a keep-alive ping and the caller's input: one at a time
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        data, self._early = self._early, b""
+        try:
+            return data or self._sock.recv(max_bytes)
+        except OSError as exc:
+            raise httpcore.ReadError(str(exc)) from exc
+
+    def write(self, data: bytes, timeout: float | None = None) -> None:
+        try:
+            with self._writing:
+                self._sock.sendall(data)
+        except OSError as exc:
+            raise httpcore.WriteError(str(exc)) from exc
+
+    def close(self) -> None:
+        self._sock.close()
+
+
+class _AsyncStream:
+    def __init__(self, conn: _AsyncConn, early: bytes) -> None:
+        self._conn, self._early = conn, early
+        self._writing = asyncio.Lock()
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        data, self._early = self._early, b""
+        try:
+            return data or await self._conn.recv(max_bytes)
+        except OSError as exc:
+            raise httpcore.ReadError(str(exc)) from exc
+
+    async def write(self, data: bytes, timeout: float | None = None) -> None:
+        try:
+            async with self._writing:
+                await self._conn.write(data, timeout)
+        except OSError as exc:
+            raise httpcore.WriteError(str(exc)) from exc
+
+    async def aclose(self) -> None:
+        self._conn.close()
 
 
 def _after_message(conn: h11.Connection, request: httpx.Request) -> bool:
@@ -259,8 +318,11 @@ class SyncTransport(httpx.BaseTransport):
                 conn.sock.sendall(piece)
             phase = "read"
             event = conn.next_event(_phase_timeout(request, "read"))
-            while isinstance(event, h11.InformationalResponse):
+            while isinstance(event, h11.InformationalResponse) and event.status_code != 101:
                 event = conn.next_event(_phase_timeout(request, "read"))
+            if isinstance(event, h11.InformationalResponse):  # 101: the socket is the caller's now
+                conn.sock.settimeout(None)
+                return _upgraded(event, _SyncStream(conn.sock, conn.h11.trailing_data[0]))
             if not isinstance(event, h11.Response):
                 raise httpx.RemoteProtocolError(
                     "the server closed the connection without an answer", request=request
@@ -411,11 +473,11 @@ class _AsyncConn:
             else:
                 await self._tls_step(lambda: self.tls.write(data))
 
-    async def _recv(self) -> bytes:
+    async def recv(self, max_bytes: int = _READ) -> bytes:
         if self.tls is None:
-            return await asyncio.get_running_loop().sock_recv(self.sock, _READ)
+            return await asyncio.get_running_loop().sock_recv(self.sock, max_bytes)
         try:
-            data: bytes = await self._tls_step(lambda: self.tls.read(_READ))
+            data: bytes = await self._tls_step(lambda: self.tls.read(max_bytes))
         except ssl.SSLZeroReturnError:
             return b""
         return data
@@ -426,7 +488,7 @@ class _AsyncConn:
             if event is not h11.NEED_DATA:
                 return event
             async with asyncio.timeout(timeout):
-                self.h11.receive_data(await self._recv())
+                self.h11.receive_data(await self.recv())
 
 
 class AsyncTransport(httpx.AsyncBaseTransport):
@@ -460,8 +522,10 @@ class AsyncTransport(httpx.AsyncBaseTransport):
                 await conn.write(piece, write_timeout)
             phase = "read"
             event = await conn.next_event(_phase_timeout(request, "read"))
-            while isinstance(event, h11.InformationalResponse):
+            while isinstance(event, h11.InformationalResponse) and event.status_code != 101:
                 event = await conn.next_event(_phase_timeout(request, "read"))
+            if isinstance(event, h11.InformationalResponse):  # 101: the socket is the caller's now
+                return _upgraded(event, _AsyncStream(conn, conn.h11.trailing_data[0]))
             if not isinstance(event, h11.Response):
                 raise httpx.RemoteProtocolError(
                     "the server closed the connection without an answer", request=request
