@@ -211,8 +211,8 @@ MUTANTS = [
         (
             (
                 SRC,
-                '            _reraise(exc, "connect", request)',
-                '            _reraise(exc, "write", request)',
+                '    "connect": (httpx.ConnectTimeout, httpx.ConnectError),',
+                '    "connect": (httpx.WriteTimeout, httpx.WriteError),',
             ),
         ),
         ENGINE_TESTS,
