@@ -95,13 +95,10 @@ def make_client(
         "request": list(user_hooks.get("request", [])),
         "response": [first, *user_hooks.get("response", [])],
     }
-    if is_async:
-        return _AsyncClient(
-            **kwargs, transport=_AsyncMapped(transport), mounts=mounts, trust_env=False, event_hooks=hooks
-        )
-    return _Client(
-        **kwargs, transport=_SyncMapped(transport), mounts=mounts, trust_env=False, event_hooks=hooks
-    )
+    if not isinstance(transport, (SyncTransport, AsyncTransport)):  # ours raises the package's errors
+        transport = _AsyncMapped(transport) if is_async else _SyncMapped(transport)
+    cls = _AsyncClient if is_async else _Client
+    return cls(**kwargs, transport=transport, mounts=mounts, trust_env=False, event_hooks=hooks)
 
 
 def _proxy(base: httpx.URL, opts: dict[str, Any]) -> Any:
