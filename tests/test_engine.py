@@ -125,13 +125,13 @@ def _closed_port() -> int:
     return port
 
 
-def _both(url: str, timeout: float = 10.0) -> list[BaseException]:
-    """What one POST to ``url`` raises on the sync and on the async transport."""
+def _both(url: str, timeout: float = 10.0, body: bytes = b"x") -> list[BaseException]:
+    """What one POST of ``body`` to ``url`` raises on the sync and on the async transport."""
     limits = httpx.Limits()
     errors: list[BaseException] = []
     with httpx.Client(transport=SyncTransport(httpx.create_ssl_context(), limits), timeout=timeout) as c:
         try:
-            c.post(url, content=b"x")
+            c.post(url, content=body)
         except Exception as exc:
             errors.append(exc)
 
@@ -140,7 +140,7 @@ def _both(url: str, timeout: float = 10.0) -> list[BaseException]:
             transport=AsyncTransport(httpx.create_ssl_context(), limits), timeout=timeout
         ) as c:
             try:
-                await c.post(url, content=b"x")
+                await c.post(url, content=body)
             except Exception as exc:
                 errors.append(exc)
 
@@ -166,3 +166,29 @@ def test_a_client_refused_a_connection_says_nothing_was_sent_and_a_timeout_that_
     with pytest.raises(SandboxConnectionError) as info:
         client.get_httpx_client().get("/api/v1/processes")
     assert info.value.may_have_been_sent is False and not isinstance(info.value, SandboxTimeoutError)
+
+
+def test_a_connection_reset_while_the_body_is_sent_may_have_been_sent():
+    """A server that takes the head and a little of the body, then resets the connection."""
+    import struct
+    import threading
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def serve() -> None:
+        for _ in range(2):  # the sync client, then the async one
+            conn, _ = listener.accept()
+            conn.recv(4096)
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            conn.close()  # RST: the rest of the body cannot be sent
+
+    server = threading.Thread(target=serve, daemon=True)
+    server.start()
+    try:
+        errors = _both(f"http://127.0.0.1:{port}/api/v1/processes/1/stdin", body=os.urandom(16 << 20))
+    finally:
+        server.join(10)
+        listener.close()
+    assert [(type(e), type(e.__cause__)) for e in errors] == [(SandboxConnectionError, httpx.WriteError)] * 2
+    assert [e.may_have_been_sent for e in errors] == [True, True]  # type: ignore[attr-defined]
