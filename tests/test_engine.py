@@ -13,7 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import socket
+import ssl
+import subprocess
+from pathlib import Path
 
 import httpx
 import pytest
@@ -192,3 +196,61 @@ def test_a_connection_reset_while_the_body_is_sent_may_have_been_sent():
         listener.close()
     assert [(type(e), type(e.__cause__)) for e in errors] == [(SandboxConnectionError, httpx.WriteError)] * 2
     assert [e.may_have_been_sent for e in errors] == [True, True]  # type: ignore[attr-defined]
+
+
+def _certificates(where: Path) -> tuple[Path, Path, Path]:
+    """A CA (its PEM) and a server certificate and key for 127.0.0.1, signed by it (openssl CLI)."""
+    if shutil.which("openssl") is None:
+        pytest.skip("the openssl command is not installed")
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=where, check=True, capture_output=True)
+
+    key = ("-newkey", "rsa:2048", "-nodes")
+    openssl("req", "-x509", *key, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=test CA")
+    openssl("req", *key, "-keyout", "srv.key", "-out", "srv.csr", "-subj", "/CN=127.0.0.1")
+    (where / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
+    openssl(
+        *("x509", "-req", "-in", "srv.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial"),
+        *("-out", "srv.pem", "-days", "2", "-extfile", "san.ext"),
+    )
+    return where / "ca.pem", where / "srv.pem", where / "srv.key"
+
+
+def test_one_trust_store_whatever_the_size_of_the_request(tmp_path, monkeypatch, make_server):
+    """A CA named by SSL_CERT_FILE is trusted for a 16 B write and a 3 MiB one, sync and async;
+    without it, neither is sent."""
+    ca, cert, key = _certificates(tmp_path)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server = make_server(ssl_context=context)
+    sizes = (16, 100_000, 3 << 20)
+
+    def writes() -> list[object]:
+        client = sandbox_client(base_url=server.base_url, api_key="k", timeout=10)
+        close_after_test(client)
+        results: list[object] = []
+        for size in sizes:
+            try:
+                results.append(write_stdin(client, PID, os.urandom(size), retry=FAST))
+            except SandboxConnectionError as exc:
+                results.append(exc.may_have_been_sent)
+
+        async def main() -> None:
+            try:
+                for size in sizes:
+                    try:
+                        results.append(await awrite_stdin(client, PID, os.urandom(size), retry=FAST))
+                    except SandboxConnectionError as exc:
+                        results.append(exc.may_have_been_sent)
+            finally:
+                await client.aclose()
+
+        asyncio.run(main())
+        return results
+
+    monkeypatch.setenv("SSL_CERT_FILE", str(ca))
+    assert writes() == [*sizes, *sizes]
+    monkeypatch.delenv("SSL_CERT_FILE")  # certifi, which does not know this CA: nothing is sent
+    assert writes() == [False] * 6
+    assert server.accepted_count == 2 * sum(sizes)

@@ -16,6 +16,7 @@ import contextlib
 import hashlib
 import json
 import socket
+import ssl
 import threading
 import time
 from dataclasses import dataclass, field
@@ -113,6 +114,7 @@ class FaultServer:
     accepted_sha256: hashlib._Hash = field(default_factory=hashlib.sha256)
     closes: int = 0
     connections_accepted: int = 0
+    ssl_context: ssl.SSLContext | None = None  # serve HTTPS (the handshake runs per connection)
 
     def __post_init__(self) -> None:
         self._lock = threading.Condition()
@@ -126,7 +128,7 @@ class FaultServer:
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.ssl_context else 'http'}://127.0.0.1:{self.port}"
 
     @property
     def stdin_requests(self) -> list[Seen]:
@@ -185,6 +187,8 @@ class FaultServer:
         s.bind(("127.0.0.1", self.port))
         s.listen(64)
         self.port = s.getsockname()[1]
+        if self.ssl_context is not None:
+            s = self.ssl_context.wrap_socket(s, server_side=True, do_handshake_on_connect=False)
         self._listener = s
 
     def _accept_loop(self) -> None:
