@@ -124,7 +124,7 @@ def test_a_large_body_reaches_the_socket_as_the_bytes_it_was_made_from(make_serv
 
     import httpx
 
-    from tensorlake_sandbox._transport import SyncTransport
+    from tensorlake_sandbox._sync._transport import SyncTransport
 
     given: list[Any] = []
     sendall = socket.socket.sendall

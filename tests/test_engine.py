@@ -36,7 +36,8 @@ from tensorlake_sandbox import (
     start,
     write_stdin,
 )
-from tensorlake_sandbox._transport import AsyncTransport, SyncTransport
+from tensorlake_sandbox._async._transport import AsyncTransport
+from tensorlake_sandbox._sync._transport import SyncTransport
 from tests.closing import close_after_test
 from tests.servers.fault import OK, Slow, Smuggled
 

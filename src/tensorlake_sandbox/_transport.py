@@ -1,5 +1,10 @@
 """The one HTTP/1.1 transport under every `SandboxClient` request: h11 on a socket, sync and async.
 
+This module holds what both halves share: the HTTP rules, the error table, the idle pool and
+the two socket classes (`_SyncConn`, `_AsyncConn`, the few places where sync and async really
+differ). The transports themselves are written once, in `_async/_transport.py`
+(`AsyncTransport`), and `_sync/_transport.py` (`SyncTransport`) is generated from it.
+
 Both classes implement httpx's public transport interface (`httpx.BaseTransport`,
 `httpx.AsyncBaseTransport`); `httpx.Client` / `httpx.AsyncClient` stay the clients. They
 exist for what no candidate gives through a public API (README, "One engine"):
@@ -30,16 +35,12 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
 from typing import Any, NoReturn
 
 import h11
-import httpcore
 import httpx
 
 from ._errors import transport_error
-
-__all__ = ["AsyncTransport", "SyncTransport"]
 
 _READ = 64 * 1024
 _Origin = tuple[bytes, bytes, int]
@@ -89,54 +90,6 @@ def _upgraded(event: h11.InformationalResponse, stream: Any) -> httpx.Response:
     )
 
 
-class _SyncStream:
-    """An upgraded connection, as httpx-ws expects it (httpcore's stream errors)."""
-
-    def __init__(self, sock: socket.socket, early: bytes) -> None:
-        self._sock, self._early = sock, early
-        self._writing = threading.Lock()  # a keep-alive ping and the caller's input: one at a time
-
-    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        data, self._early = self._early, b""
-        try:
-            return data or self._sock.recv(max_bytes)
-        except OSError as exc:
-            raise httpcore.ReadError(str(exc)) from exc
-
-    def write(self, data: bytes, timeout: float | None = None) -> None:
-        try:
-            with self._writing:
-                self._sock.sendall(data)
-        except OSError as exc:
-            raise httpcore.WriteError(str(exc)) from exc
-
-    def close(self) -> None:
-        self._sock.close()
-
-
-class _AsyncStream:
-    def __init__(self, conn: _AsyncConn, early: bytes) -> None:
-        self._conn, self._early = conn, early
-        self._writing = asyncio.Lock()
-
-    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        data, self._early = self._early, b""
-        try:
-            return data or await self._conn.recv(max_bytes)
-        except OSError as exc:
-            raise httpcore.ReadError(str(exc)) from exc
-
-    async def write(self, data: bytes, timeout: float | None = None) -> None:
-        try:
-            async with self._writing:
-                await self._conn.write(data, timeout)
-        except OSError as exc:
-            raise httpcore.WriteError(str(exc)) from exc
-
-    async def aclose(self) -> None:
-        self._conn.close()
-
-
 def _after_message(conn: h11.Connection, request: httpx.Request) -> bool:
     """Whether ``conn`` may carry another request; raises if bytes follow a complete response."""
     if conn.trailing_data[0]:
@@ -147,6 +100,22 @@ def _after_message(conn: h11.Connection, request: httpx.Request) -> bool:
     if conn.our_state is h11.DONE and conn.their_state is h11.DONE:
         conn.start_next_cycle()
         return True
+    return False
+
+
+def _has_body(request: httpx.Request, event: h11.Response) -> bool:
+    """False for an answer that ends at its head (204, 304, HEAD); raises when such an answer
+    announces a body anyway (its bytes would be taken for the next answer on the connection)."""
+    if request.method != "HEAD" and event.status_code not in (204, 304):
+        return True
+    headers = dict(event.headers.raw_items())
+    if event.status_code == 204 and (
+        headers.get(b"content-length", b"0").strip() != b"0" or b"transfer-encoding" in headers
+    ):
+        raise httpx.RemoteProtocolError(
+            f"HTTP {event.status_code} with a body: the connection was out of step and is closed",
+            request=request,
+        )
     return False
 
 
@@ -256,9 +225,24 @@ class _Idle:
 
 
 class _SyncConn:
+    """A blocking socket; TLS through `ssl.SSLSocket`. The same calls as `_AsyncConn`."""
+
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self.h11 = h11.Connection(h11.CLIENT)
+
+    @classmethod
+    def open(cls, origin: _Origin, context: ssl.SSLContext, timeout: float | None) -> _SyncConn:
+        scheme, host, port = origin
+        sock = socket.create_connection((host.decode("ascii"), port), timeout)
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if scheme == b"https":
+                sock = context.wrap_socket(sock, server_hostname=host.decode("ascii"))
+        except BaseException:
+            sock.close()
+            raise
+        return cls(sock)
 
     def stale(self) -> bool:
         """Anything to read while idle (a close, or bytes nobody asked for): not reusable."""
@@ -270,128 +254,24 @@ class _SyncConn:
     def close(self) -> None:
         self.sock.close()
 
+    @staticmethod
+    def lock() -> threading.Lock:
+        return threading.Lock()
+
+    def write(self, data: bytes, timeout: float | None) -> None:
+        self.sock.settimeout(timeout)
+        self.sock.sendall(data)
+
+    def recv(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        self.sock.settimeout(timeout)
+        return self.sock.recv(max_bytes)
+
     def next_event(self, timeout: float | None) -> Any:
         while True:
             event = self.h11.next_event()
             if event is not h11.NEED_DATA:
                 return event
-            self.sock.settimeout(timeout)
-            self.h11.receive_data(self.sock.recv(_READ))
-
-
-class SyncTransport(httpx.BaseTransport):
-    """HTTP/1.1 over h11 for `httpx.Client` (see the module docstring)."""
-
-    def __init__(self, ssl_context: ssl.SSLContext, limits: httpx.Limits) -> None:
-        self._ssl = ssl_context
-        self._idle = _Idle(limits)
-
-    def _connect(self, origin: _Origin, request: httpx.Request) -> _SyncConn:
-        scheme, host, port = origin
-        try:
-            sock = socket.create_connection((host.decode("ascii"), port), _phase_timeout(request, "connect"))
-            try:
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                if scheme == b"https":
-                    sock = self._ssl.wrap_socket(sock, server_hostname=host.decode("ascii"))
-            except BaseException:
-                sock.close()
-                raise
-        except Exception as exc:
-            _reraise(exc, "connect", request)
-        return _SyncConn(sock)
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        head = _h11_request(request)
-        origin = _origin(request.url)
-        conn = self._idle.take(origin) or self._connect(origin, request)
-        phase = "write"
-        try:
-            conn.sock.settimeout(_phase_timeout(request, "write"))
-            batch = _Batch(conn.h11)
-            for piece in batch.add(head):
-                conn.sock.sendall(piece)
-            for chunk in request.stream:  # type: ignore[union-attr]
-                for piece in batch.add(h11.Data(data=chunk)):
-                    conn.sock.sendall(piece)
-            for piece in batch.add(h11.EndOfMessage()):
-                conn.sock.sendall(piece)
-            phase = "read"
-            event = conn.next_event(_phase_timeout(request, "read"))
-            while isinstance(event, h11.InformationalResponse) and event.status_code != 101:
-                event = conn.next_event(_phase_timeout(request, "read"))
-            if isinstance(event, h11.InformationalResponse):  # 101: the socket is the caller's now
-                conn.sock.settimeout(None)
-                return _upgraded(event, _SyncStream(conn.sock, conn.h11.trailing_data[0]))
-            if not isinstance(event, h11.Response):
-                raise httpx.RemoteProtocolError(
-                    "the server closed the connection without an answer", request=request
-                )
-            if _has_body(request, event):
-                return _response(event, _SyncBody(self, conn, origin, request))
-            # 204, 304, HEAD: the answer ends at its head, so bytes after it are caught now
-            if not isinstance(conn.next_event(0), h11.EndOfMessage):
-                raise httpx.RemoteProtocolError("a bodiless answer with a body", request=request)
-            self.release(conn, origin, request)
-            return _response(event, httpx.ByteStream(b""))
-        except BaseException as exc:
-            conn.close()
-            _reraise(exc, phase, request)
-
-    def release(self, conn: _SyncConn, origin: _Origin, request: httpx.Request) -> None:
-        if not _after_message(conn.h11, request) or not self._idle.put(origin, conn):
-            conn.close()
-
-    def close(self) -> None:
-        for conn in self._idle.drain():
-            conn.close()
-
-
-def _has_body(request: httpx.Request, event: h11.Response) -> bool:
-    """False for an answer that ends at its head (204, 304, HEAD); raises when such an answer
-    announces a body anyway (its bytes would be taken for the next answer on the connection)."""
-    if request.method != "HEAD" and event.status_code not in (204, 304):
-        return True
-    headers = dict(event.headers.raw_items())
-    if event.status_code == 204 and (
-        headers.get(b"content-length", b"0").strip() != b"0" or b"transfer-encoding" in headers
-    ):
-        raise httpx.RemoteProtocolError(
-            f"HTTP {event.status_code} with a body: the connection was out of step and is closed",
-            request=request,
-        )
-    return False
-
-
-class _SyncBody(httpx.SyncByteStream):
-    def __init__(self, owner: SyncTransport, conn: _SyncConn, origin: _Origin, request: httpx.Request):
-        self._owner, self._conn, self._origin, self._request = owner, conn, origin, request
-        self._done = False
-
-    def __iter__(self) -> Iterator[bytes]:
-        conn, request = self._conn, self._request
-        try:
-            while True:
-                event = conn.next_event(_phase_timeout(request, "read"))
-                if isinstance(event, h11.Data):
-                    yield bytes(event.data)
-                elif isinstance(event, h11.EndOfMessage):
-                    self._done = True
-                    self._owner.release(conn, self._origin, request)
-                    return
-                else:
-                    raise httpx.RemoteProtocolError(
-                        "the server closed the connection mid-answer", request=request
-                    )
-        except BaseException as exc:
-            self._done = True
-            conn.close()
-            _reraise(exc, "read", request)
-
-    def close(self) -> None:
-        if not self._done:  # not read to the end: the connection is out of step
-            self._done = True
-            self._conn.close()
+            self.h11.receive_data(self.recv(_READ, timeout))
 
 
 # -- async ------------------------------------------------------------------------------------
@@ -408,7 +288,12 @@ class _AsyncConn:
         self._in, self._out = ssl.MemoryBIO(), ssl.MemoryBIO()
 
     @classmethod
-    async def open(cls, origin: _Origin, context: ssl.SSLContext) -> _AsyncConn:
+    async def open(cls, origin: _Origin, context: ssl.SSLContext, timeout: float | None) -> _AsyncConn:
+        async with asyncio.timeout(timeout):
+            return await cls._open(origin, context)
+
+    @classmethod
+    async def _open(cls, origin: _Origin, context: ssl.SSLContext) -> _AsyncConn:
         scheme, host, port = origin
         loop = asyncio.get_running_loop()
         info = await loop.getaddrinfo(host.decode("ascii"), port, type=socket.SOCK_STREAM)
@@ -466,6 +351,10 @@ class _AsyncConn:
     def close(self) -> None:
         self.sock.close()
 
+    @staticmethod
+    def lock() -> asyncio.Lock:
+        return asyncio.Lock()
+
     async def write(self, data: bytes, timeout: float | None) -> None:
         async with asyncio.timeout(timeout):
             if self.tls is None:
@@ -473,108 +362,19 @@ class _AsyncConn:
             else:
                 await self._tls_step(lambda: self.tls.write(data))
 
-    async def recv(self, max_bytes: int = _READ) -> bytes:
-        if self.tls is None:
-            return await asyncio.get_running_loop().sock_recv(self.sock, max_bytes)
-        try:
-            data: bytes = await self._tls_step(lambda: self.tls.read(max_bytes))
-        except ssl.SSLZeroReturnError:
-            return b""
-        return data
+    async def recv(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        async with asyncio.timeout(timeout):
+            if self.tls is None:
+                return await asyncio.get_running_loop().sock_recv(self.sock, max_bytes)
+            try:
+                data: bytes = await self._tls_step(lambda: self.tls.read(max_bytes))
+            except ssl.SSLZeroReturnError:
+                return b""
+            return data
 
     async def next_event(self, timeout: float | None) -> Any:
         while True:
             event = self.h11.next_event()
             if event is not h11.NEED_DATA:
                 return event
-            async with asyncio.timeout(timeout):
-                self.h11.receive_data(await self.recv())
-
-
-class AsyncTransport(httpx.AsyncBaseTransport):
-    """HTTP/1.1 over h11 for `httpx.AsyncClient`, on asyncio (see the module docstring)."""
-
-    def __init__(self, ssl_context: ssl.SSLContext, limits: httpx.Limits) -> None:
-        self._ssl = ssl_context
-        self._idle = _Idle(limits)
-
-    async def _connect(self, origin: _Origin, request: httpx.Request) -> _AsyncConn:
-        try:
-            async with asyncio.timeout(_phase_timeout(request, "connect")):
-                return await _AsyncConn.open(origin, self._ssl)
-        except Exception as exc:
-            _reraise(exc, "connect", request)
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        head = _h11_request(request)
-        origin = _origin(request.url)
-        conn = self._idle.take(origin) or await self._connect(origin, request)
-        phase = "write"
-        write_timeout = _phase_timeout(request, "write")
-        try:
-            batch = _Batch(conn.h11)
-            for piece in batch.add(head):
-                await conn.write(piece, write_timeout)
-            async for chunk in request.stream:  # type: ignore[union-attr]
-                for piece in batch.add(h11.Data(data=chunk)):
-                    await conn.write(piece, write_timeout)
-            for piece in batch.add(h11.EndOfMessage()):
-                await conn.write(piece, write_timeout)
-            phase = "read"
-            event = await conn.next_event(_phase_timeout(request, "read"))
-            while isinstance(event, h11.InformationalResponse) and event.status_code != 101:
-                event = await conn.next_event(_phase_timeout(request, "read"))
-            if isinstance(event, h11.InformationalResponse):  # 101: the socket is the caller's now
-                return _upgraded(event, _AsyncStream(conn, conn.h11.trailing_data[0]))
-            if not isinstance(event, h11.Response):
-                raise httpx.RemoteProtocolError(
-                    "the server closed the connection without an answer", request=request
-                )
-            if _has_body(request, event):
-                return _response(event, _AsyncBody(self, conn, origin, request))
-            if not isinstance(await conn.next_event(0), h11.EndOfMessage):
-                raise httpx.RemoteProtocolError("a bodiless answer with a body", request=request)
-            self.release(conn, origin, request)
-            return _response(event, httpx.ByteStream(b""))
-        except BaseException as exc:
-            conn.close()
-            _reraise(exc, phase, request)
-
-    def release(self, conn: _AsyncConn, origin: _Origin, request: httpx.Request) -> None:
-        if not _after_message(conn.h11, request) or not self._idle.put(origin, conn):
-            conn.close()
-
-    async def aclose(self) -> None:
-        for conn in self._idle.drain():
-            conn.close()
-
-
-class _AsyncBody(httpx.AsyncByteStream):
-    def __init__(self, owner: AsyncTransport, conn: _AsyncConn, origin: _Origin, request: httpx.Request):
-        self._owner, self._conn, self._origin, self._request = owner, conn, origin, request
-        self._done = False
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        conn, request = self._conn, self._request
-        try:
-            while True:
-                event = await conn.next_event(_phase_timeout(request, "read"))
-                if isinstance(event, h11.Data):
-                    yield bytes(event.data)
-                elif isinstance(event, h11.EndOfMessage):
-                    self._done = True
-                    self._owner.release(conn, self._origin, request)
-                    return
-                else:
-                    raise httpx.RemoteProtocolError(
-                        "the server closed the connection mid-answer", request=request
-                    )
-        except BaseException as exc:
-            self._done = True
-            conn.close()
-            _reraise(exc, "read", request)
-
-    async def aclose(self) -> None:
-        if not self._done:
-            self._done = True
-            self._conn.close()
+            self.h11.receive_data(await self.recv(_READ, timeout))
