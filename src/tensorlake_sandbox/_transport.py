@@ -230,6 +230,7 @@ class _SyncConn:
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self.h11 = h11.Connection(h11.CLIENT)
+        self._sending = threading.Lock()  # a websocket's pings and its input: one send at a time
 
     @classmethod
     def open(cls, origin: _Origin, context: ssl.SSLContext, timeout: float | None) -> _SyncConn:
@@ -254,13 +255,10 @@ class _SyncConn:
     def close(self) -> None:
         self.sock.close()
 
-    @staticmethod
-    def lock() -> threading.Lock:
-        return threading.Lock()
-
     def write(self, data: bytes, timeout: float | None) -> None:
-        self.sock.settimeout(timeout)
-        self.sock.sendall(data)
+        with self._sending:
+            self.sock.settimeout(timeout)
+            self.sock.sendall(data)
 
     def recv(self, max_bytes: int, timeout: float | None = None) -> bytes:
         self.sock.settimeout(timeout)
@@ -286,6 +284,7 @@ class _AsyncConn:
         self.sock, self.tls = sock, tls
         self.h11 = h11.Connection(h11.CLIENT)
         self._in, self._out = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self._sending = asyncio.Lock()  # a websocket's pings and its input: one send at a time
 
     @classmethod
     async def open(cls, origin: _Origin, context: ssl.SSLContext, timeout: float | None) -> _AsyncConn:
@@ -332,10 +331,10 @@ class _AsyncConn:
                 result = None
             else:
                 if self._out.pending:
-                    await loop.sock_sendall(self.sock, self._out.read())
+                    await self._send(self._out.read())
                 return result
             if self._out.pending:
-                await loop.sock_sendall(self.sock, self._out.read())
+                await self._send(self._out.read())
             data = await loop.sock_recv(self.sock, _READ)
             if data:
                 self._in.write(data)
@@ -351,14 +350,14 @@ class _AsyncConn:
     def close(self) -> None:
         self.sock.close()
 
-    @staticmethod
-    def lock() -> asyncio.Lock:
-        return asyncio.Lock()
+    async def _send(self, data: bytes) -> None:
+        async with self._sending:
+            await asyncio.get_running_loop().sock_sendall(self.sock, data)
 
     async def write(self, data: bytes, timeout: float | None) -> None:
         async with asyncio.timeout(timeout):
             if self.tls is None:
-                await asyncio.get_running_loop().sock_sendall(self.sock, data)
+                await self._send(data)
             else:
                 await self._tls_step(lambda: self.tls.write(data))
 

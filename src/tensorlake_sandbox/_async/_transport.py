@@ -123,7 +123,6 @@ class _AsyncStream:
 
     def __init__(self, conn: _AsyncConn) -> None:
         self._conn, self._early = conn, conn.h11.trailing_data[0]
-        self._writing = conn.lock()  # a keep-alive ping and the caller's input: one at a time
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         data, self._early = self._early, b""
@@ -134,8 +133,7 @@ class _AsyncStream:
 
     async def write(self, data: bytes, timeout: float | None = None) -> None:
         try:
-            async with self._writing:
-                await self._conn.write(data, timeout)
+            await self._conn.write(data, timeout)
         except OSError as exc:
             raise httpcore.WriteError(str(exc)) from exc
 

@@ -124,7 +124,6 @@ class _SyncStream:
 
     def __init__(self, conn: _SyncConn) -> None:
         self._conn, self._early = conn, conn.h11.trailing_data[0]
-        self._writing = conn.lock()  # a keep-alive ping and the caller's input: one at a time
 
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         data, self._early = self._early, b""
@@ -135,8 +134,7 @@ class _SyncStream:
 
     def write(self, data: bytes, timeout: float | None = None) -> None:
         try:
-            with self._writing:
-                self._conn.write(data, timeout)
+            self._conn.write(data, timeout)
         except OSError as exc:
             raise httpcore.WriteError(str(exc)) from exc
 
