@@ -17,6 +17,7 @@ import shutil
 import socket
 import ssl
 import subprocess
+import sys
 from pathlib import Path
 
 import httpx
@@ -255,3 +256,30 @@ def test_one_trust_store_whatever_the_size_of_the_request(tmp_path, monkeypatch,
     monkeypatch.delenv("SSL_CERT_FILE")  # certifi, which does not know this CA: nothing is sent
     assert writes() == [False] * 6
     assert server.accepted_count == 2 * sum(sizes)
+
+
+LOOPS = """
+import asyncio, gc, os
+from tensorlake_sandbox import awrite_stdin, sandbox_client
+from tests.servers.fault import FaultServer
+
+server = FaultServer().start()
+client = sandbox_client(base_url=server.base_url, api_key="k")
+for _ in range(3):  # never closed: each new event loop gets a new async client
+    assert asyncio.run(awrite_stdin(client, 1, b"x")) == 1
+gc.collect()
+print("accepted", server.accepted_count, flush=True)
+os._exit(0)
+"""
+
+
+def test_a_client_used_under_several_event_loops_leaves_no_socket_unclosed():
+    proc = subprocess.run(
+        [sys.executable, "-X", "dev", "-W", "error::ResourceWarning", "-c", LOOPS],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    assert "accepted 3" in proc.stdout, proc.stderr
+    assert "ResourceWarning" not in proc.stderr, proc.stderr

@@ -86,6 +86,12 @@ class SyncTransport(httpx.BaseTransport):
         for conn in self._idle.drain():
             conn.close()
 
+    def __del__(self) -> None:
+        # A client left behind by an earlier event loop is dropped, not closed: its idle
+        # sockets are closed here (no event loop needed) instead of warning when collected.
+        for conn in self._idle.drain():
+            conn.close()
+
 
 class _SyncBody(httpx.SyncByteStream):
     """An answer's body as it arrives; the connection goes back to the pool at its end."""
