@@ -19,8 +19,7 @@ PACKAGES = [
     "httpx",
     "httpcore",
     "h11",
-    "pyreqwest",
-    "aiohttp",
+    "h11",
     "uvicorn",
     "starlette",
 ]

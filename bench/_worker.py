@@ -40,36 +40,20 @@ def peak_rss_kib() -> int:
 
 
 def _shim_client(spec: dict[str, Any], transport: str | None = None) -> Any:
+    """``sandbox_client`` defaults (the engine's own transport), or with ``transport="httpx"``
+    httpx's own transport (httpcore) with the same pool limits: the candidate it was chosen over."""
     from tensorlake_sandbox import sandbox_client
 
-    args: dict[str, Any] = {}
-    if transport == "no-fast":
-        # Everything through httpx (aiohttp for async calls): the defaults before the fast path.
-        return sandbox_client(base_url=spec["url"], api_key=spec["token"], fast_path=False)
-    elif transport == "httpx-keepalive":
-        # The httpx async path as sandbox_client sets it up (its pool keeps connections alive):
-        # what users get without the aiohttp extra, for the requests the fast path leaves to it.
-        return sandbox_client(
-            base_url=spec["url"], api_key=spec["token"], async_transport="httpx", fast_path=False
-        )
-    elif transport == "httpx-default":
+    if transport == "httpx-sync" or transport == "httpx-async":
         import httpx
 
-        # httpx's own default pool (20 kept-alive connections): the async path before issue 12.
-        args["limits"] = httpx.Limits(max_connections=100, max_keepalive_connections=20)
+        from tensorlake_sandbox._http import LIMITS
+
+        cls = httpx.HTTPTransport if transport == "httpx-sync" else httpx.AsyncHTTPTransport
         return sandbox_client(
-            base_url=spec["url"],
-            api_key=spec["token"],
-            httpx_args=args,
-            async_transport="httpx",
-            fast_path=False,
+            base_url=spec["url"], api_key=spec["token"], httpx_args={"transport": cls(limits=LIMITS)}
         )
-    elif transport == "aiohttp":
-        try:
-            return sandbox_client(base_url=spec["url"], api_key=spec["token"], async_transport="aiohttp")
-        except ImportError as e:
-            raise Unavailable(str(e)) from e
-    return sandbox_client(base_url=spec["url"], api_key=spec["token"], httpx_args=args)
+    return sandbox_client(base_url=spec["url"], api_key=spec["token"])
 
 
 def _generated_writer(client: Any, pid: int) -> Callable[[bytes], None]:
@@ -91,9 +75,9 @@ def w_generated(spec: dict[str, Any]) -> Callable[[bytes], None]:
     return _generated_writer(_shim_client(spec), spec["pid"])
 
 
-def w_generated_nofast(spec: dict[str, Any]) -> Callable[[bytes], None]:
-    """(a) with ``fast_path=False``: through httpx only."""
-    return _generated_writer(_shim_client(spec, "no-fast"), spec["pid"])
+def w_generated_httpx(spec: dict[str, Any]) -> Callable[[bytes], None]:
+    """(a) on httpx's own transport instead of the engine's."""
+    return _generated_writer(_shim_client(spec, "httpx-sync"), spec["pid"])
 
 
 def w_generated_plain(spec: dict[str, Any]) -> Callable[[bytes], None]:
@@ -170,7 +154,7 @@ CLIENTS: dict[str, Callable[[dict[str, Any]], Callable[[bytes], None]]] = {
     "sdk": w_sdk,
     "write_stdin": w_write_stdin,
     "generated-plain": w_generated_plain,
-    "generated-nofast": w_generated_nofast,
+    "generated+httpx": w_generated_httpx,
 }
 
 
@@ -333,16 +317,7 @@ def fanout(spec: dict[str, Any]) -> dict[str, Any]:
         from tensorlake_api_client.api.sandbox_processes import sandbox_process_stdin
         from tensorlake_api_client.types import File
 
-        transport = None
-        if "+aiohttp" in mode:
-            transport = "aiohttp"
-        elif "+nofast" in mode:
-            transport = "no-fast"
-        elif "+keepalive" in mode:
-            transport = "httpx-keepalive"
-        elif "+httpx" in mode:
-            transport = "httpx-default"
-        client = _shim_client(spec, transport)
+        client = _shim_client(spec, "httpx-async" if "+httpx" in mode else None)
 
         async def gen(pid: int) -> None:
             r = await sandbox_process_stdin.asyncio_detailed(
@@ -358,16 +333,7 @@ def fanout(spec: dict[str, Any]) -> dict[str, Any]:
         afn = getattr(tensorlake_sandbox, "awrite_stdin", None)
         if afn is None:
             raise Unavailable("tensorlake_sandbox.awrite_stdin does not exist yet (issue 4)")
-        client = _shim_client(
-            spec,
-            "aiohttp"
-            if "+aiohttp" in mode
-            else "httpx-keepalive"
-            if "+keepalive" in mode
-            else "no-fast"
-            if "+nofast" in mode
-            else None,
-        )
+        client = _shim_client(spec, "httpx-async" if "+httpx" in mode else None)
 
         async def ours(pid: int) -> None:
             await afn(client, pid, payload)

@@ -14,19 +14,11 @@ __all__ = ["run"]
 
 MODES = [
     ("sync-generated", "sequential sync `sync_detailed`"),
-    ("async-generated", "`asyncio_detailed`, `sandbox_client(...)` defaults (the fast path)"),
+    ("async-generated", "`asyncio_detailed`, `sandbox_client(...)` defaults (the engine's transport)"),
     ("awrite_stdin", "`awrite_stdin`, `sandbox_client(...)` defaults"),
     (
-        "async-generated+keepalive",
-        '`asyncio_detailed`, `async_transport="httpx", fast_path=False` (keep-alive pool)',
-    ),
-    (
         "async-generated+httpx",
-        "`asyncio_detailed`, httpx's own default pool, `fast_path=False` (the default before issue 12)",
-    ),
-    (
-        "async-generated+nofast",
-        "`asyncio_detailed`, `fast_path=False` (aiohttp: the default before the fast path)",
+        "`asyncio_detailed` on httpx's own `AsyncHTTPTransport` (same pool limits): the candidate not chosen",
     ),
     ("sdk-async", "official SDK `AsyncSandbox.write_stdin`, one task per process"),
 ]
@@ -97,9 +89,8 @@ def run(cfg: Config, target: Target) -> Section:
         gain = median(secs["async-generated+httpx"]) / median(secs["async-generated"])
         sec.verdicts.append(
             f"The defaults are {gain:.1f}x "
-            "faster than httpx's own async pool (httpcore re-checks every connection for every queued "
-            'request: encode/httpx#3215); keeping its connections alive (`async_transport="httpx"`) stops '
-            "the churn but not that slowdown."
+            "faster than httpx's own async transport with the same pool limits (httpcore re-checks every "
+            "connection for every queued request: encode/httpx#3215)."
         )
     sec.limits += [
         "One untimed write to every process first: client creation and connection set-up are not timed.",

@@ -51,7 +51,7 @@ BULK_CLIENTS = [
 FANOUT_CLIENTS = [
     ("awrite_stdin", "this library, defaults: `awrite_stdin`, `sandbox_client(...)`"),
     ("async-generated", "this library, defaults: generated `asyncio_detailed`, `sandbox_client(...)`"),
-    ("awrite_stdin+nofast", "this library, the old default: `awrite_stdin`, `fast_path=False` (aiohttp)"),
+    ("awrite_stdin+httpx", "this library on httpx's own `AsyncHTTPTransport` (same pool limits)"),
     ("sdk-async", "official SDK `AsyncSandbox.write_stdin`"),
 ]
 
@@ -171,7 +171,7 @@ def _plot(
         "curl": "curl",
         "awrite_stdin": "awrite_stdin (defaults)",
         "async-generated": "asyncio_detailed (defaults)",
-        "awrite_stdin+nofast": "awrite_stdin (fast_path=False)",
+        "awrite_stdin+httpx": "awrite_stdin (httpx's transport)",
         "sdk-async": "official SDK (AsyncSandbox)",
     }
     xs = [max(r, 1) for r in rtts]  # log scale: RTT 0 is drawn at 1 ms
@@ -208,9 +208,8 @@ def run(cfg: Config, target: Target, plot_path: str) -> list[Section]:
         f"The {target.kind} behind `bench/_wanproxy.py`: a user-space asyncio TCP proxy in its own "
         "process that holds every piece for half the RTT in each direction (order preserved, no "
         "bandwidth cap, no kernel settings) and counts the TCP connections each client opens. "
-        "This library's defaults are 2 MiB requests, small requests through the fast path "
-        "(pyreqwest) and, for the other async calls, aiohttp where aiohttp is installed (it is "
-        "here); the old defaults are shown beside them. "
+        "This library's defaults are 2 MiB requests on the engine's one transport (h11 on a "
+        "socket); httpx's own transport with the same pool limits is shown beside it. "
         f"{cfg.wan_rounds} rounds; per round every client runs once in its own process, clients in a "
         "shuffled order, each measuring every RTT in turn; median (min-max)."
     )

@@ -62,6 +62,14 @@ SUBS = [
     ("aclose_stdin", "close_stdin"),
     ("astdin_writer", "stdin_writer"),
     ("The async half", "The sync half"),
+    # _transport.py (its socket classes are both in the shared tensorlake_sandbox._transport).
+    ("AsyncTransport", "SyncTransport"),
+    ("AsyncBaseTransport", "BaseTransport"),
+    ("AsyncByteStream", "SyncByteStream"),
+    ("handle_async_request", "handle_request"),
+    ("_AsyncConn", "_SyncConn"),
+    ("_AsyncBody", "_SyncBody"),
+    ("_AsyncStream", "_SyncStream"),
     ("the async source of truth", "generated from _async/_stdin.py; do not edit"),
 ]
 COMPILED = [(re.compile(r"(?:^|\b)" + pattern + r"(?:$|\b)"), repl) for pattern, repl in SUBS]

@@ -39,7 +39,7 @@ LOCAL = "src/tensorlake_sandbox/local/*.py"
 STDIN_TESTS = ("tests/test_stdin_faults.py",)
 CLIENT_TESTS = ("tests/test_client_http.py",)
 LOCAL_TESTS = ("tests/test_local_security.py",)
-FAST_PATH_TESTS = ("tests/test_fast_path.py",)
+ENGINE_TESTS = ("tests/test_engine.py",)
 
 
 @dataclass(frozen=True)
@@ -192,30 +192,48 @@ MUTANTS = [
         ((GENERATED_CLIENT, 'return "BearerAuth(<secret>)"', 'return f"BearerAuth({self._value})"'),),
         CLIENT_TESTS,
     ),
-    # -- the fast path (pyreqwest) -------------------------------------------------------------
+    # -- the engine: the one transport and the one client factory ---------------------------
     Mutant(
-        "fast-path-replayable-body",
-        "the fast path hands reqwest a bytes body, which it resends after a dropped connection",
-        ((SRC, "            .body_stream(shot._items)\n", "            .body_bytes(shot.body)\n"),),
-        FAST_PATH_TESTS,
+        "engine-smuggled-response-trusted",
+        "bytes after a complete response are left for the next request's answer",
+        ((SRC, "    if conn.trailing_data[0]:\n", "    if False:\n"),),
+        ENGINE_TESTS,
     ),
     Mutant(
-        "fast-path-trusts-connect-error",
-        "a pyreqwest ConnectError is taken for 'not sent' even after the body left",
+        "engine-204-body-trusted",
+        "a 204 that announces a body is taken as it is",
+        ((SRC, "    if event.status_code == 204 and (", "    if False and ("),),
+        ("tests/test_client_hardening.py",),
+    ),
+    Mutant(
+        "engine-connect-failure-may-have-been-sent",
+        "a refused connection is reported as 'may have been sent' (no retry)",
         (
             (
                 SRC,
-                "    if not body_taken:  # nothing of the body left",
-                "    if True:  # nothing of the body left",
+                '    "connect": (httpx.ConnectTimeout, httpx.ConnectError),',
+                '    "connect": (httpx.WriteTimeout, httpx.WriteError),',
             ),
         ),
-        FAST_PATH_TESTS,
+        ENGINE_TESTS,
     ),
     Mutant(
-        "fast-path-blocks-ctrl-c",
-        "the main thread waits inside pyreqwest's blocking call, where Ctrl-C cannot reach it",
-        ((SRC, "    if _thread.get_ident() != _MAIN_THREAD:", "    if True:"),),
-        FAST_PATH_TESTS,
+        "engine-write-failure-not-sent",
+        "a failure while the body is sent is taken for 'not sent' (resent: duplicated bytes)",
+        (
+            (
+                SRC,
+                '    "write": (httpx.WriteTimeout, httpx.WriteError),',
+                '    "write": (httpx.ConnectTimeout, httpx.ConnectError),',
+            ),
+        ),
+        ("tests/test_stdin_faults.py", "tests/test_engine.py"),
+    ),
+    Mutant(
+        "engine-loopback-through-proxy",
+        "a loopback sandbox is sent to the environment's proxy (with the key)",
+        ((SRC, "    proxy = None if loopback else _proxy(base, opts)", "    proxy = _proxy(base, opts)"),),
+        ENGINE_TESTS,
     ),
     # -- the local sandbox's Host check and loopback bind -------------------------------------
     Mutant(

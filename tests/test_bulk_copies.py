@@ -3,9 +3,9 @@
 Writes to one process wait for each other, so over a network everything the client does per
 2 MiB chunk adds to every round trip. Each test pins one place where a chunk used to be
 copied: the reader thread's buffer (pieces joined or sliced), the request body (a
-``BytesIO`` read back in 1 MiB pieces) and the socket write (httpcore slicing ``bytes``
-after a partial send). The bytes themselves are checked end to end on a real server in
-``test_httpx_speedups.py`` and ``test_stdin_integrity.py``.
+``BytesIO`` read back in 1 MiB pieces) and the socket write (the transport joining the
+body to the head). The bytes themselves are checked end to end on a real server in
+``test_stdin_integrity.py``.
 """
 
 from __future__ import annotations
@@ -15,11 +15,8 @@ import io
 import os
 from typing import Any
 
-import httpcore
-
 from tensorlake_sandbox._bodies import aiter_file, awhole_bytes_io, iter_file, whole_bytes_io
 from tensorlake_sandbox._http import _adapt_file_body
-from tensorlake_sandbox._httpx_speedups import _HeadWithBodyStream
 from tensorlake_sandbox._sources import aopen_source, open_source
 
 CHUNK = 256 * 1024
@@ -122,34 +119,26 @@ def test_a_small_bytes_io_body_is_still_sent_as_bytes():
     assert kwargs["content"] == b"hello"
 
 
-class _PartialSocket(httpcore.NetworkStream):
-    """httpcore's sync write loop over a socket that takes at most ``step`` bytes per send."""
+def test_a_large_body_reaches_the_socket_as_the_bytes_it_was_made_from(make_server, monkeypatch):
+    import socket
 
-    def __init__(self, step: int) -> None:
-        self.step = step
-        self.sent: list[Any] = []
-        self.buffers: list[Any] = []
+    import httpx
 
-    def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        self.buffers.append(buffer)
-        while buffer:  # as httpcore.SyncStream.write does
-            n = min(self.step, len(buffer))
-            self.sent.append(buffer[:n])
-            buffer = buffer[n:]
+    from tensorlake_sandbox._sync._transport import SyncTransport
 
-    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        return b"HTTP/1.1 204 No Content\r\n\r\n"
+    given: list[Any] = []
+    sendall = socket.socket.sendall
 
-    def close(self) -> None:
-        pass
+    def spy(self: socket.socket, data: Any, *args: Any) -> None:
+        given.append(data)
+        sendall(self, data, *args)
 
-
-def test_a_large_body_reaches_the_socket_as_a_view_so_partial_sends_do_not_copy_it():
-    inner = _PartialSocket(step=256 * 1024)
-    s = _HeadWithBodyStream(inner)
+    monkeypatch.setattr(socket.socket, "sendall", spy)
+    server = make_server()
     big = os.urandom(2 << 20)
-    s.write(b"POST /x HTTP/1.1\r\nHost: h\r\nContent-Length: 2097152\r\n\r\n")
-    s.write(big)
-    body = inner.buffers[-1]
-    assert isinstance(body, memoryview) and body.obj is big  # slicing a view copies nothing
-    assert b"".join(bytes(x) for x in inner.sent).endswith(big)
+    with httpx.Client(transport=SyncTransport(httpx.create_ssl_context(), httpx.Limits())) as client:
+        assert (
+            client.post(f"{server.base_url}/api/v1/processes/1/stdin", content=iter([big])).status_code == 204
+        )
+    assert any(piece is big for piece in given)  # handed to the socket itself: no copy
+    assert server.accepted_count == len(big)

@@ -1,5 +1,5 @@
 """Issue #11, client side: each finding reproduced against real servers on 127.0.0.1, on every
-transport where it applies (httpx sync, httpx async, aiohttp async).
+transport where it applies (the engine's sync and async transports).
 """
 
 from __future__ import annotations
@@ -39,17 +39,12 @@ from tests.servers.fault import OK, BodyOn204, Slow
 ROOT = Path(__file__).resolve().parent.parent
 PID = 7
 MIB = 1 << 20
-TRANSPORTS = ["sync", "httpx", "aiohttp"]  # sync httpx, async httpx, async aiohttp
+TRANSPORTS = ["sync", "async"]
 FAST = RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.02)
 
 
 def client_for(url: str, transport: str, timeout: float = 10.0) -> SandboxClient:
-    client = sandbox_client(
-        base_url=url,
-        api_key="secret-key",
-        timeout=timeout,
-        async_transport="aiohttp" if transport == "aiohttp" else "httpx",
-    )
+    client = sandbox_client(base_url=url, api_key="secret-key", timeout=timeout)
     close_after_test(client)
     return client
 
@@ -151,7 +146,7 @@ def test_ctrl_c_after_a_confirmed_request_keeps_its_exact_count():
     assert all(MIB in _figures(n) and 0 not in _figures(n) for n in notes), out
 
 
-@pytest.mark.parametrize("transport", ["httpx", "aiohttp"])
+@pytest.mark.parametrize("transport", ["async"])
 def test_wait_for_cancellation_after_a_confirmed_request_keeps_its_exact_count(make_server, transport):
     server = make_server(plan=[OK, Slow(60)], keep_bodies=False)
     client = client_for(server.base_url, transport, timeout=120)
@@ -243,12 +238,12 @@ def _closed_port() -> int:
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
-def test_generated_call_raises_sandbox_connection_error_that_is_still_httpx_connect_error(transport):
+def test_generated_call_raises_sandbox_connection_error_not_sent(transport):
     client = client_for(f"http://127.0.0.1:{_closed_port()}", transport)
     with pytest.raises(SandboxConnectionError) as info:
         generated(client, transport, sandbox_process_get, PID)
     err = info.value
-    assert isinstance(err, SandboxError) and isinstance(err, httpx.ConnectError)
+    assert isinstance(err, SandboxError)
     assert err.may_have_been_sent is False
     assert type(err.__cause__) is httpx.ConnectError
 
@@ -259,7 +254,7 @@ def test_generated_call_timeout_is_sandbox_timeout_error_that_may_have_been_sent
     client = client_for(server.base_url, transport, timeout=0.5)
     with pytest.raises(SandboxTimeoutError) as info:
         generated(client, transport, sandbox_process_close_stdin, PID)
-    assert isinstance(info.value, httpx.ReadTimeout)
+    assert type(info.value.__cause__) is httpx.ReadTimeout
     assert info.value.may_have_been_sent is True
 
 
@@ -325,11 +320,7 @@ READ_THEN_CLOSE = (
 @pytest.mark.parametrize("transport", TRANSPORTS)
 def test_refused_request_partly_written_says_so(start_process, local_sandbox, transport):
     proc = start_process(sys.executable, "-c", READ_THEN_CLOSE, stdin="pipe", stdout="discard")
-    client = sandbox_client(
-        base_url=local_sandbox.base_url,
-        api_key=local_sandbox.token,
-        async_transport="aiohttp" if transport == "aiohttp" else "httpx",
-    )
+    client = sandbox_client(base_url=local_sandbox.base_url, api_key=local_sandbox.token)
     close_after_test(client)
     data = os.urandom(3 * MIB)
     with pytest.raises(StdinNotWritableError) as info:

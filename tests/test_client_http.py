@@ -27,6 +27,7 @@ from tensorlake_sandbox import (
     ProcessNotFoundError,
     SandboxClient,
     SandboxError,
+    SandboxStatusError,
     SandboxUnavailableError,
     StdinNotWritableError,
     sandbox_client,
@@ -175,11 +176,11 @@ ERROR_CASES = [
     (404, b'{"message":"no error key"}', ProcessNotFoundError),
     (404, b"not json at all", ProcessNotFoundError),
     (413, b"", PayloadTooLargeError),
-    (500, b"{", SandboxError),
+    (500, b"{", SandboxStatusError),
     (502, b"<html>", SandboxUnavailableError),
     (503, b'{"error":"starting","code":"SANDBOX_NOT_READY"}', SandboxUnavailableError),
-    (520, b"<html>cloudflare</html>", SandboxError),
-    (599, b"", SandboxError),
+    (520, b"<html>cloudflare</html>", SandboxStatusError),
+    (599, b"", SandboxStatusError),
 ]
 
 

@@ -14,6 +14,7 @@ from tensorlake_sandbox import (
     ProcessNotFoundError,
     SandboxConnectionError,
     SandboxError,
+    SandboxStatusError,
     SandboxTimeoutError,
     SandboxUnavailableError,
     StdinNotWritableError,
@@ -44,10 +45,10 @@ JSON_400 = b'{"error":"stdin is not writable","code":"STDIN_NOT_WRITABLE"}'
         (502, b"<html>Bad Gateway</html>", SandboxUnavailableError, None, "<html>Bad Gateway</html>"),
         (503, b'{"error":"not ready","code":"SANDBOX_NOT_READY"}', SandboxUnavailableError, None, None),
         (504, b"", SandboxUnavailableError, None, "Gateway Timeout"),
-        (500, b'{"error":"boom"}', SandboxError, None, "boom"),
-        (520, b"<html>origin error", SandboxError, None, "<html>origin error"),
-        (599, b"", SandboxError, None, "unexpected status"),
-        (418, b"[1,2]", SandboxError, None, "[1,2]"),
+        (500, b'{"error":"boom"}', SandboxStatusError, None, "boom"),
+        (520, b"<html>origin error", SandboxStatusError, None, "<html>origin error"),
+        (599, b"", SandboxStatusError, None, "unexpected status"),
+        (418, b"[1,2]", SandboxStatusError, None, "[1,2]"),
     ],
 )
 def test_error_for_status(status, body, cls, code, message):
@@ -123,13 +124,55 @@ def test_raise_for_response_httpx_response_uses_path():
         (httpx.WriteTimeout("slow write"), SandboxTimeoutError, True),
         (httpx.RemoteProtocolError("dropped"), SandboxConnectionError, True),
         (httpx.ReadError("reset"), SandboxConnectionError, True),
+        (httpx.WriteError("broken pipe"), SandboxConnectionError, True),
+        (httpx.LocalProtocolError("bad header"), SandboxConnectionError, False),
+        (httpx.UnsupportedProtocol("ftp"), SandboxConnectionError, False),
     ],
 )
-def test_transport_errors_are_sandbox_errors_and_stay_their_httpx_type(httpx_error, base, sent):
+def test_transport_errors_become_connection_errors_with_exact_may_have_been_sent(httpx_error, base, sent):
     err = transport_error(httpx_error)
-    assert isinstance(err, base) and isinstance(err, SandboxUnavailableError)
-    assert isinstance(err, type(httpx_error))  # `except httpx.ConnectError` keeps working
+    assert type(err) is base and not isinstance(err, SandboxStatusError)
     assert err.may_have_been_sent is sent
     assert err.status_code is None
     copy = pickle.loads(pickle.dumps(err))
     assert type(copy) is type(err) and str(copy) == str(err) and copy.may_have_been_sent is sent
+
+
+def test_the_tree_has_status_errors_and_connection_errors_under_separate_parents():
+    from tensorlake_sandbox import (
+        DeliveryUnknownError,
+        TerminalClosedError,
+        TerminalNotFoundError,
+        TooManyTerminalsError,
+    )
+
+    for cls in (
+        BadRequestError,
+        StdinNotWritableError,
+        AuthenticationError,
+        ProcessNotFoundError,
+        TerminalNotFoundError,
+        PayloadTooLargeError,
+        TooManyTerminalsError,
+        SandboxUnavailableError,
+    ):
+        assert issubclass(cls, SandboxStatusError) and not issubclass(cls, SandboxConnectionError)
+    assert issubclass(SandboxTimeoutError, SandboxConnectionError)
+    assert not issubclass(SandboxConnectionError, SandboxStatusError)
+    for cls in (SandboxStatusError, SandboxConnectionError, DeliveryUnknownError, TerminalClosedError):
+        assert cls.__bases__ == (SandboxError,)
+
+
+def test_a_status_error_carries_its_response_and_pickles():
+    request = httpx.Request("POST", "http://127.0.0.1/api/v1/processes/3/stdin")
+    response = httpx.Response(404, content=b'{"error":"gone","code":"NOT_FOUND"}', request=request)
+    with pytest.raises(ProcessNotFoundError) as info:
+        raise_for_response(response)
+    assert info.value.response is response
+    copy = pickle.loads(pickle.dumps(SandboxUnavailableError("down", status_code=503, code="X")))
+    assert (type(copy), copy.status_code, copy.code, str(copy)) == (
+        SandboxUnavailableError,
+        503,
+        "X",
+        "HTTP 503 X: down",
+    )

@@ -203,20 +203,21 @@ def test_bad_arguments_send_nothing(recorder):
     assert recorder.requests == []
 
 
-def test_connecting_to_nothing_raises_sandbox_unavailable():
+def test_connecting_to_nothing_raises_a_connection_error_not_sent():
     import socket
 
-    from tensorlake_sandbox import SandboxUnavailableError, sandbox_client
+    from tensorlake_sandbox import SandboxConnectionError, sandbox_client
 
     with socket.socket() as sock:  # a loopback port that nobody listens on
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     client = sandbox_client(base_url=f"http://127.0.0.1:{port}", api_key="k")
-    with pytest.raises(SandboxUnavailableError, match="cannot connect to the terminal"):
+    with pytest.raises(SandboxConnectionError, match="ConnectError") as info:
         attach_terminal(client, "abc", "0" * 64)
+    assert info.value.may_have_been_sent is False
 
     async def main() -> None:
-        with pytest.raises(SandboxUnavailableError, match="cannot connect to the terminal"):
+        with pytest.raises(SandboxConnectionError, match="ConnectError"):
             await aattach_terminal(client, "abc", "0" * 64)
 
     asyncio.run(main())

@@ -25,9 +25,13 @@ if TYPE_CHECKING:
         ProcessNotFoundError,
         SandboxConnectionError,
         SandboxError,
+        SandboxStatusError,
         SandboxTimeoutError,
         SandboxUnavailableError,
         StdinNotWritableError,
+        TerminalClosedError,
+        TerminalNotFoundError,
+        TooManyTerminalsError,
         error_for_status,
         raise_for_response,
     )
@@ -45,7 +49,6 @@ if TYPE_CHECKING:
         stdin_writer,
         write_stdin,
     )
-    from ._terminal_protocol import TerminalClosedError, TerminalNotFoundError, TooManyTerminalsError
     from ._urls import DEFAULT_PROXY_HOST, is_loopback_host, sandbox_url
     from .terminal import (
         AsyncTerminal,
@@ -79,14 +82,15 @@ _LAZY: dict[str, str] = {
     "SandboxClient": "._client",
     "SandboxConnectionError": "._errors",
     "SandboxError": "._errors",
+    "SandboxStatusError": "._errors",
     "SandboxTimeoutError": "._errors",
     "SandboxUnavailableError": "._errors",
     "StdinNotWritableError": "._errors",
     "StdinWriter": "._stdin",
     "Terminal": ".terminal",
-    "TerminalClosedError": "._terminal_protocol",
-    "TerminalNotFoundError": "._terminal_protocol",
-    "TooManyTerminalsError": "._terminal_protocol",
+    "TerminalClosedError": "._errors",
+    "TerminalNotFoundError": "._errors",
+    "TooManyTerminalsError": "._errors",
     "aattach_terminal": ".terminal",
     "aclose_stdin": "._stdin",
     "aopen_terminal": ".terminal",
@@ -129,6 +133,7 @@ __all__ = [
     "SandboxClient",
     "SandboxConnectionError",
     "SandboxError",
+    "SandboxStatusError",
     "SandboxTimeoutError",
     "SandboxUnavailableError",
     "StdinNotWritableError",

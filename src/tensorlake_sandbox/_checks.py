@@ -3,24 +3,11 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Literal, get_args
+from typing import Any
 
-__all__ = [
-    "API_KEY_ENV",
-    "AsyncTransport",
-    "check_async_transport",
-    "check_fast_path",
-    "check_httpx_args",
-    "check_key",
-    "resolve_async_transport",
-]
+__all__ = ["API_KEY_ENV", "check_httpx_args", "check_key", "check_removed"]
 
 API_KEY_ENV = "TENSORLAKE_API_KEY"
-
-AsyncTransport = Literal["auto", "httpx", "aiohttp"]
-
-# httpx_args that would send requests around the aiohttp transport, or ask what it cannot do.
-_NOT_WITH_AIOHTTP = ("transport", "mounts", "proxy", "http2")
 
 # httpx_args that would replace what keeps the key safe: where it goes, how, and no redirects.
 _FIXED_ARGS = {
@@ -28,8 +15,6 @@ _FIXED_ARGS = {
     "auth": "the client sends the API key itself; pass api_key=",
     "follow_redirects": "a SandboxClient never follows redirects (the key must not travel to another URL)",
 }
-
-AIOHTTP_MISSING = 'async_transport="aiohttp" needs aiohttp: pip install "tensorlake-sandbox-client[aiohttp]"'
 
 
 def check_key(api_key: str | None) -> str:
@@ -51,28 +36,22 @@ def check_key(api_key: str | None) -> str:
     return api_key
 
 
-def check_async_transport(async_transport: object, httpx_args: dict[str, Any]) -> None:
-    if async_transport not in get_args(AsyncTransport):
-        raise ValueError(f'async_transport must be "auto", "httpx" or "aiohttp", not {async_transport!r}')
-    if async_transport != "aiohttp":
-        return
-    clash = [k for k in _NOT_WITH_AIOHTTP if httpx_args.get(k)]
-    if clash:
-        raise ValueError(
-            f'async_transport="aiohttp" builds its own transport: drop httpx_args {", ".join(clash)} '
-            'or use async_transport="httpx"'
-        )
-    try:
-        from . import _aiohttp  # noqa: F401
-    except ImportError as exc:
-        raise ImportError(AIOHTTP_MISSING) from exc
+_REMOVED = {
+    "fast_path": "small requests no longer take a separate path",
+    "async_transport": "async calls no longer choose a transport",
+}
 
 
-def check_fast_path(fast_path: object) -> None:
-    if not isinstance(fast_path, bool):
-        raise TypeError(
-            f"fast_path must be True or False, not {fast_path!r}: False sends every request through httpx"
-        )
+def check_removed(options: dict[str, object]) -> None:
+    """Refuse options of earlier versions by name, and any other unknown keyword."""
+    for name in options:
+        why = _REMOVED.get(name)
+        if why is not None:
+            raise TypeError(
+                f"sandbox_client(): {name}= was removed: {why}; every request of a client goes "
+                "through one HTTP/1.1 transport (README, 'One engine'). Drop the argument."
+            )
+        raise TypeError(f"sandbox_client() got an unexpected keyword argument {name!r}")
 
 
 def check_httpx_args(httpx_args: dict[str, Any]) -> None:
@@ -86,28 +65,3 @@ def check_httpx_args(httpx_args: dict[str, Any]) -> None:
             'httpx_args["event_hooks"] must be a dict with "request" and/or "response" lists; '
             "they run after the client's own error mapping"
         )
-
-
-# -- the default async transport (issue 12: fast by default; BENCHMARKS.md sections 5 and 7) --
-
-
-def resolve_async_transport(async_transport: AsyncTransport, httpx_args: dict[str, Any]) -> AsyncTransport:
-    """``"auto"``: aiohttp when it is installed (3.10 or later) and nothing asks for httpx's own features."""
-    if async_transport != "auto":
-        return async_transport
-    import importlib.util
-    from urllib.request import getproxies
-
-    if any(httpx_args.get(k) for k in _NOT_WITH_AIOHTTP):
-        return "httpx"  # a custom transport, mounts, a proxy or HTTP/2: only httpx does these
-    if httpx_args.get("trust_env", True) and any(v for k, v in getproxies().items() if k != "no"):
-        return "httpx"  # a proxy from the environment, which httpx honours and this aiohttp path does not
-    if importlib.util.find_spec("aiohttp") is None:
-        return "httpx"
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        major, minor = (int(x) for x in version("aiohttp").split(".")[:2])
-    except (PackageNotFoundError, ValueError):
-        return "httpx"
-    return "aiohttp" if (major, minor) >= (3, 10) else "httpx"  # 3.10 has the errors _aiohttp maps

@@ -1,8 +1,8 @@
 """The per-sandbox client: the generated `AuthenticatedClient`, made safe to hand a key to.
 
 `sandbox_client` checks the URL, the key and the options before anything is sent; the
-client it returns has finite timeouts, follows no redirects, never shows the key, and
-builds its httpx clients (see `_http`) from the generated ``httpx_client_kwargs()``.
+client it returns has finite timeouts, follows no redirects, never shows the key, and is
+the settings object from which `_http.make_client` builds every connection.
 """
 
 from __future__ import annotations
@@ -11,20 +11,12 @@ import asyncio
 from typing import Any
 
 import httpx
-from attrs import define, field
+from attrs import define
 
 from tensorlake_api_client.client import AuthenticatedClient
 
-from ._checks import (
-    API_KEY_ENV,
-    AsyncTransport,
-    check_async_transport,
-    check_fast_path,
-    check_httpx_args,
-    check_key,
-    resolve_async_transport,
-)
-from ._http import async_http, sync_http
+from ._checks import API_KEY_ENV, check_httpx_args, check_key, check_removed
+from ._http import make_client
 from ._urls import DEFAULT_PROXY_HOST, normalize_base_url, sandbox_url
 
 __all__ = ["API_KEY_ENV", "DEFAULT_TIMEOUT", "SandboxClient", "sandbox_client"]
@@ -35,9 +27,6 @@ DEFAULT_TIMEOUT = httpx.Timeout(60.0, connect=10.0)
 
 # The generated client caches the key and host in its httpx clients: changing them later
 # would silently keep the old ones.
-# The httpx_args that leave the fast path (`_native`) free to send a client's small requests.
-_FAST_PATH_ARGS = frozenset({"headers", "trust_env"})
-
 _FIXED = frozenset({"token", "prefix", "auth_header_name", "_base_url"})
 
 
@@ -50,8 +39,6 @@ class SandboxClient(AuthenticatedClient):
     """
 
     _loop: asyncio.AbstractEventLoop | None = None
-    _async_transport: AsyncTransport = field(default="httpx", kw_only=True, alias="async_transport")
-    _fast_path: bool = field(default=False, kw_only=True, alias="fast_path")
 
     def __repr__(self) -> str:
         return f"SandboxClient(base_url={self._base_url!r})"
@@ -66,7 +53,7 @@ class SandboxClient(AuthenticatedClient):
 
     def get_httpx_client(self) -> httpx.Client:
         if self._client is None or self._client.is_closed:
-            self._client = sync_http(self.httpx_client_kwargs(), self._fast_path)
+            self._client = make_client(self, is_async=False)
         return self._client
 
     def get_async_httpx_client(self) -> httpx.AsyncClient:
@@ -78,9 +65,7 @@ class SandboxClient(AuthenticatedClient):
             loop = None
         client = self._async_client
         if client is None or client.is_closed or (loop is not None and self._loop not in (None, loop)):
-            client = self._async_client = async_http(
-                self.httpx_client_kwargs(), self._async_transport, self._fast_path
-            )
+            client = self._async_client = make_client(self, is_async=True)
             self._loop = loop
         elif self._loop is None:
             self._loop = loop
@@ -105,8 +90,7 @@ def sandbox_client(
     proxy_host: str = DEFAULT_PROXY_HOST,
     timeout: httpx.Timeout | float | None = DEFAULT_TIMEOUT,
     httpx_args: dict[str, Any] | None = None,
-    async_transport: AsyncTransport = "auto",
-    fast_path: bool = True,
+    **removed: object,
 ) -> SandboxClient:
     """A client for one sandbox's API, ready for the generated functions.
 
@@ -116,20 +100,10 @@ def sandbox_client(
     else from ``TENSORLAKE_API_KEY``. ``timeout`` is in seconds or an `httpx.Timeout`;
     ``None`` waits forever and is not recommended.
 
-    ``async_transport="aiohttp"`` sends the async calls through aiohttp (the ``aiohttp``
-    extra): much faster when many requests run at once (measured by make bench). Each
-    event loop gets its own aiohttp session; `SandboxClient.aclose` closes it. It cannot
-    be combined with ``httpx_args`` ``transport``, ``mounts``, ``proxy`` or ``http2``, and
-    it ignores proxy environment variables. The default, ``"auto"``, picks aiohttp when
-    aiohttp is installed and none of those is asked for (nor a proxy set in the
-    environment), else httpx. The sync calls use httpx's own transport.
-
-    ``fast_path=True`` (the default) sends small requests (bodies up to 64 KiB, no per-call
-    timeout) through pyreqwest, a Rust HTTP client, instead of httpx: the same bytes, the
-    same errors, a fraction of the CPU (measured by make bench). It applies only when
-    ``httpx_args`` holds nothing but ``headers`` or ``trust_env`` and no proxy or CA file
-    from the environment applies to the sandbox's URL; everything else goes through httpx.
+    Every connection goes through one HTTP/1.1 transport (README, "One engine"); the
+    ``fast_path=`` and ``async_transport=`` options of earlier versions were removed.
     """
+    check_removed(removed)
     if (sandbox is None) == (base_url is None):
         raise ValueError(
             "pass exactly one of sandbox= (a sandbox ID or name) or base_url= (its ingress_endpoint)"
@@ -142,9 +116,6 @@ def sandbox_client(
     key = check_key(api_key)
     httpx_args = dict(httpx_args or {})
     check_httpx_args(httpx_args)
-    async_transport = resolve_async_transport(async_transport, httpx_args)  # "auto": issue 12
-    check_async_transport(async_transport, httpx_args)
-    check_fast_path(fast_path)
     if timeout is not None and not isinstance(timeout, httpx.Timeout):
         timeout = httpx.Timeout(timeout)
     return SandboxClient(
@@ -153,6 +124,4 @@ def sandbox_client(
         timeout=timeout,
         follow_redirects=False,
         httpx_args=httpx_args,
-        async_transport=async_transport,
-        fast_path=fast_path and set(httpx_args) <= _FAST_PATH_ARGS,
     )

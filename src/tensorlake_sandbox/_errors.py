@@ -1,8 +1,27 @@
-"""Typed errors, and the one rule that maps an HTTP status (and the server's `code`) to them."""
+"""One error tree, shaped like openai's, and the rules that fill it.
+
+::
+
+    SandboxError
+    ├── SandboxStatusError        the sandbox answered with an error status (``response``)
+    │   ├── BadRequestError (400) ── StdinNotWritableError
+    │   ├── AuthenticationError (401, 403)
+    │   ├── ProcessNotFoundError (404) ── TerminalNotFoundError
+    │   ├── PayloadTooLargeError (413)
+    │   ├── TooManyTerminalsError (429)
+    │   └── SandboxUnavailableError (502, 503, 504)
+    ├── SandboxConnectionError    no complete answer arrived (``may_have_been_sent``)
+    │   └── SandboxTimeoutError
+    ├── DeliveryUnknownError      a write that may or may not have arrived
+    └── TerminalClosedError       a terminal's websocket closed without an exit code
+
+`error_for_status` maps a status (and the server's ``code``) to its class; `transport_error`
+is the table from httpx's transport exceptions to the connection errors. Every class is
+defined here, none is made at run time.
+"""
 
 from __future__ import annotations
 
-import contextlib
 import json
 from http import HTTPStatus
 from typing import Any
@@ -19,9 +38,13 @@ __all__ = [
     "ProcessNotFoundError",
     "SandboxConnectionError",
     "SandboxError",
+    "SandboxStatusError",
     "SandboxTimeoutError",
     "SandboxUnavailableError",
     "StdinNotWritableError",
+    "TerminalClosedError",
+    "TerminalNotFoundError",
+    "TooManyTerminalsError",
     "error_for_status",
     "raise_for_response",
     "transport_error",
@@ -63,8 +86,29 @@ class SandboxError(Exception):
             prefix = f"{prefix} {self.code}".strip()
         return f"{prefix}: {self.message}" if prefix else self.message
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Keyword arguments survive pickling (an exception pickles its positional args only).
+        return (_rebuild, (type(self), self.message, self.__dict__))
 
-class BadRequestError(SandboxError):
+
+def _rebuild(cls: type[SandboxError], message: str, state: dict[str, Any]) -> SandboxError:
+    err = cls.__new__(cls)
+    Exception.__init__(err, message)
+    err.__dict__.update(state)
+    return err
+
+
+class SandboxStatusError(SandboxError):
+    """The sandbox (or its proxy) answered with an error status.
+
+    ``response`` is that `httpx.Response` (its body read), when the error came from one.
+    """
+
+    status_code: int
+    response: httpx.Response | None = None
+
+
+class BadRequestError(SandboxStatusError):
     """400: the sandbox refused the request as sent."""
 
 
@@ -76,85 +120,83 @@ class StdinNotWritableError(BadRequestError):
     """
 
 
-class AuthenticationError(SandboxError):
+class AuthenticationError(SandboxStatusError):
     """401/403: the API key is missing, wrong, or not allowed to use this sandbox."""
 
 
-class ProcessNotFoundError(SandboxError):
+class ProcessNotFoundError(SandboxStatusError):
     """404: no process with this PID in this sandbox."""
 
 
-class PayloadTooLargeError(SandboxError):
+class TerminalNotFoundError(ProcessNotFoundError):
+    """404: no PTY session with this ID in this sandbox (it was killed, or removed after exiting).
+
+    Raised by the terminal functions; a generated ``sandbox_pty_*`` call made directly
+    raises its base class, `ProcessNotFoundError`.
+    """
+
+
+class PayloadTooLargeError(SandboxStatusError):
     """413: one request body was larger than the sandbox accepts. Nothing was written."""
 
 
-class SandboxUnavailableError(SandboxError):
-    """502/503/504: the sandbox proxy could not get an answer from the sandbox.
+class TooManyTerminalsError(SandboxStatusError):
+    """429 ``TOO_MANY_SESSIONS``: the sandbox has 64 PTY sessions; kill one first."""
 
-    With ``status_code`` None: the sandbox could not be reached at all (the connection
-    failed before anything was sent).
+
+class SandboxUnavailableError(SandboxStatusError):
+    """502/503/504: the sandbox proxy could not get an answer from the sandbox."""
+
+
+class SandboxConnectionError(SandboxError):
+    """No complete answer arrived: the connection failed or broke (refused, reset, closed
+    early, an answer that breaks HTTP framing, a connection out of step).
+
+    ``may_have_been_sent`` is False only when the connection failed before any byte of the
+    request left; the httpx exception it replaces is its ``__cause__``.
     """
 
-
-class _TransportFailure(SandboxUnavailableError):
-    """The request failed below HTTP: no complete answer arrived."""
-
-    may_have_been_sent: bool = True
-    """False only when the connection failed before any byte of the request left."""
-
-    def __reduce__(self) -> tuple[object, ...]:
-        # The class is made per httpx type (see `transport_error`): rebuilt by name when unpickled.
-        httpx_type = next(c for c in type(self).__mro__ if c.__module__.startswith("httpx"))
-        return (_rebuild, (httpx_type.__name__, self.message, self.may_have_been_sent))
+    def __init__(self, message: str, *, may_have_been_sent: bool = True) -> None:
+        super().__init__(message)
+        self.may_have_been_sent = may_have_been_sent
 
 
-class SandboxConnectionError(_TransportFailure):
-    """The connection failed or broke (refused, reset, closed early, a malformed answer).
+class SandboxTimeoutError(SandboxConnectionError):
+    """No answer in time. ``may_have_been_sent`` is False for a connect or pool timeout."""
 
-    ``may_have_been_sent`` says whether any of the request may have reached the sandbox.
-    Each instance is also the `httpx` exception it replaces (``httpx.ConnectError``,
-    ``httpx.ReadError``, ``httpx.RemoteProtocolError``, ...), so ``except httpx.ConnectError``
-    keeps working.
+
+class TerminalClosedError(SandboxError):
+    """The terminal's websocket closed without an exit code.
+
+    ``close_code`` is the websocket close code: 1001 when the session was killed (or timed
+    out, or the sandbox shut down), 1008 for a policy violation, 1006 when the connection
+    dropped. The session may still be running after a dropped connection: reattach with
+    its token.
     """
 
-
-class SandboxTimeoutError(_TransportFailure):
-    """No answer in time. Also the `httpx` timeout it replaces (``httpx.ReadTimeout``, ...).
-
-    ``may_have_been_sent`` is False for a connect or pool timeout, True otherwise.
-    """
+    def __init__(self, message: str, *, close_code: int | None = None, reason: str = "") -> None:
+        super().__init__(message)
+        self.close_code = close_code
+        self.reason = reason
 
 
-# httpx failures raised before any byte of the request was sent.
-_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
-_mixed: dict[type[httpx.TransportError], type[_TransportFailure]] = {}
+# The error table for every transport under a client (ours in `_transport`, httpx's for
+# websockets and proxies): which httpx failures happen before any byte of the request left.
+_NOT_SENT = (
+    httpx.ConnectError,
+    httpx.ConnectTimeout,
+    httpx.PoolTimeout,
+    httpx.UnsupportedProtocol,
+    httpx.LocalProtocolError,
+)
 
 
-def transport_error(exc: httpx.TransportError) -> SandboxError:
-    """The `SandboxConnectionError` / `SandboxTimeoutError` for an httpx transport failure.
-
-    Its class subclasses both, so it is caught as either; the original is its ``__cause__``
-    (set by ``raise ... from exc``).
-    """
-    httpx_type = type(exc)
-    cls = _mixed.get(httpx_type)
-    if cls is None:
-        base = SandboxTimeoutError if isinstance(exc, httpx.TimeoutException) else SandboxConnectionError
-        cls = _mixed[httpx_type] = type(base.__name__, (base, httpx_type), {"__module__": __name__})
-    err = cls(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
-    err.may_have_been_sent = not isinstance(exc, _NOT_SENT)
-    if isinstance(err, httpx.RequestError):
-        with contextlib.suppress(RuntimeError):  # no request attached
-            err.request = exc.request
-    return err
-
-
-def _rebuild(httpx_name: str, message: str, may_have_been_sent: bool) -> SandboxError:
-    err = transport_error(getattr(httpx, httpx_name)(message))
-    err.message = message
-    err.args = (message,)
-    err.may_have_been_sent = may_have_been_sent  # type: ignore[attr-defined]
-    return err
+def transport_error(exc: httpx.TransportError) -> SandboxConnectionError:
+    """The `SandboxConnectionError` / `SandboxTimeoutError` for an httpx transport failure
+    (raise it ``from exc``)."""
+    cls = SandboxTimeoutError if isinstance(exc, httpx.TimeoutException) else SandboxConnectionError
+    message = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    return cls(message, may_have_been_sent=not isinstance(exc, _NOT_SENT))
 
 
 class DeliveryUnknownError(SandboxError):
@@ -172,7 +214,7 @@ def _is_stdin_path(path: str) -> bool:
     return path.rstrip("/").endswith(("/stdin", "/stdin/close"))
 
 
-def _class_for(status: int, code: str | None, path: str | None) -> type[SandboxError]:
+def _class_for(status: int, code: str | None, path: str | None) -> type[SandboxStatusError]:
     if status == 400:
         if code == _STDIN_NOT_WRITABLE:
             return StdinNotWritableError
@@ -185,9 +227,11 @@ def _class_for(status: int, code: str | None, path: str | None) -> type[SandboxE
         return ProcessNotFoundError
     if status == 413:
         return PayloadTooLargeError
+    if status == 429 and code == "TOO_MANY_SESSIONS":
+        return TooManyTerminalsError
     if status in (502, 503, 504):
         return SandboxUnavailableError
-    return SandboxError
+    return SandboxStatusError
 
 
 def _parse_body(content: bytes) -> tuple[str | None, str | None]:
@@ -214,11 +258,14 @@ def _reason(status: int) -> str:
         return "unexpected status"
 
 
-def error_for_status(status: int, content: bytes = b"", *, path: str | None = None) -> SandboxError:
+def error_for_status(
+    status: int, content: bytes = b"", *, path: str | None = None, response: httpx.Response | None = None
+) -> SandboxStatusError:
     """The typed error for one error response (the body may be anything, even empty)."""
     message, code = _parse_body(content)
-    cls = _class_for(status, code, path)
-    return cls(message or _reason(status), status_code=status, code=code)
+    err = _class_for(status, code, path)(message or _reason(status), status_code=status, code=code)
+    err.response = response
+    return err
 
 
 def raise_for_response(response: Response[Any] | httpx.Response) -> None:
@@ -231,6 +278,9 @@ def raise_for_response(response: Response[Any] | httpx.Response) -> None:
         return
     if isinstance(response, httpx.Response):
         response.read()
-        path = response.request.url.path if response._request is not None else None
-        raise error_for_status(status, response.content, path=path)
+        try:
+            path: str | None = response.request.url.path
+        except RuntimeError:  # a response built without its request
+            path = None
+        raise error_for_status(status, response.content, path=path, response=response)
     raise error_for_status(status, response.content)

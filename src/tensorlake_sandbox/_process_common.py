@@ -38,7 +38,7 @@ from tensorlake_api_client.models.start_process_request_env import StartProcessR
 from tensorlake_api_client.types import Unset
 
 from ._client import SandboxClient
-from ._errors import SandboxError, SandboxUnavailableError
+from ._errors import SandboxConnectionError, SandboxError, SandboxUnavailableError
 
 __all__ = [
     "OutputLine",
@@ -84,7 +84,7 @@ FOLLOW = {
     "output": sandbox_process_follow_output,
 }
 # A dropped connection or an unavailable proxy: reopen the stream.
-DROPS = (httpx.TransportError, SandboxUnavailableError)
+DROPS = (httpx.TransportError, SandboxConnectionError, SandboxUnavailableError)
 
 
 def stream_timeout(client: SandboxClient) -> httpx.Timeout:

@@ -14,7 +14,7 @@ import struct
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, TypedDict
 
-from ._errors import ProcessNotFoundError, SandboxError
+from ._errors import TerminalClosedError, TerminalNotFoundError, TooManyTerminalsError
 
 __all__ = [
     "MAX_COLS",
@@ -41,31 +41,7 @@ MAX_ROWS, MAX_COLS = 500, 1000
 MAX_INPUT_FRAME = 32 * 1024
 
 
-class TerminalNotFoundError(ProcessNotFoundError):
-    """404: no PTY session with this ID in this sandbox (it was killed, or removed after exiting).
-
-    Raised by the terminal functions; a generated ``sandbox_pty_*`` call made directly
-    raises its base class, `ProcessNotFoundError`.
-    """
-
-
-class TooManyTerminalsError(SandboxError):
-    """429 ``TOO_MANY_SESSIONS``: the sandbox has 64 PTY sessions; kill one first."""
-
-
-class TerminalClosedError(SandboxError):
-    """The terminal's websocket closed without an exit code.
-
-    ``close_code`` is the websocket close code: 1001 when the session was killed (or timed
-    out, or the sandbox shut down), 1008 for a policy violation, 1006 when the connection
-    dropped. The session may still be running after a dropped connection: reattach with
-    its token.
-    """
-
-    def __init__(self, message: str, *, close_code: int | None = None, reason: str = "") -> None:
-        super().__init__(message)
-        self.close_code = close_code
-        self.reason = reason
+# The terminal's errors live in the package's one error tree (`_errors`); imported from here too.
 
 
 def _check_int(name: str, value: object, high: int) -> int:

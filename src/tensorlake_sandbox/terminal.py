@@ -12,9 +12,9 @@ character may be split across chunks: `Terminal.iter_text` decodes incrementally
 session's ID and token, and the server replays its history (the last 1 MiB of output).
 `AsyncTerminal` (`aopen_terminal`, `aattach_terminal`) is the async twin.
 
-The websocket is `httpx-ws` on an httpx client built with the same settings as ``client``'s
-(base URL, bearer key, TLS verification, cookies, headers, timeouts, ``httpx_args`` such as
-proxies or a transport), so everything that applies to the other calls applies here. The
+The websocket is `httpx-ws` on an httpx client made by the package's one client factory
+(`_http.make_client`) from ``client``'s settings, so everything that applies to the other
+calls (no proxy for a loopback URL, trust, timeouts, ``httpx_args``) applies here. The
 session's token goes in the ``X-PTY-Token`` header only, never in the URL (URLs end up in
 proxy logs). Memory stays bounded: at most `QUEUE_FRAMES` frames (4 KiB each from the
 sandbox) wait unread; past that the connection is not read, and the sandbox holds the
@@ -50,7 +50,8 @@ from tensorlake_api_client.client import AuthenticatedClient
 from tensorlake_api_client.models import CreatePtyRequest, PtyResizeRequest
 from tensorlake_api_client.models.create_pty_request_env import CreatePtyRequestEnv
 
-from ._errors import SandboxError, SandboxUnavailableError, error_for_status
+from ._errors import SandboxError, error_for_status, transport_error
+from ._http import make_client
 from ._terminal_protocol import (
     READY_FRAME,
     TerminalClosedError,
@@ -108,25 +109,6 @@ def _check_token(token: object) -> str:
     return token
 
 
-def _read_refusal(response: httpx.Response) -> None:
-    if response.status_code != 101:
-        response.read()  # httpx-ws closes the response before raising: keep the error body
-
-
-async def _aread_refusal(response: httpx.Response) -> None:
-    if response.status_code != 101:
-        await response.aread()
-
-
-def _httpx_kwargs(client: AuthenticatedClient, *, is_async: bool) -> dict[str, Any]:
-    """``client``'s httpx settings, for a client that only opens websockets."""
-    kwargs = client.httpx_client_kwargs()
-    # The REST calls' event hooks expect ordinary responses; a 101 upgrade is not an error.
-    kwargs["event_hooks"] = {"response": [_aread_refusal if is_async else _read_refusal]}
-    kwargs["follow_redirects"] = False
-    return kwargs
-
-
 def _mapped(exc: SandboxError) -> SandboxError:
     """A REST error with the terminal-specific class for 404 and 429."""
     cls: type[SandboxError] | None = {404: TerminalNotFoundError, 429: TooManyTerminalsError}.get(
@@ -154,13 +136,13 @@ def _upgrade_error(response: httpx.Response) -> SandboxError:
 
 @contextlib.contextmanager
 def _connect_errors() -> Iterator[None]:
-    """A refused upgrade as the sandbox's error; a transport failure as `SandboxUnavailableError`."""
+    """A refused upgrade as the sandbox's error; a transport failure as a `SandboxConnectionError`."""
     try:
         yield
     except WebSocketUpgradeError as exc:
         raise _upgrade_error(exc.response) from None
-    except httpx.TransportError as exc:
-        raise SandboxUnavailableError(f"cannot connect to the terminal: {exc}") from exc
+    except httpx.TransportError as exc:  # from httpx-ws itself (the client's own are mapped already)
+        raise transport_error(exc) from exc
 
 
 def _create_request(command: object, args: object, options: TerminalOptions) -> CreatePtyRequest:
@@ -305,7 +287,7 @@ class Terminal(_State):
         self._lock = threading.Lock()
 
     def _connect(self, timeout: float) -> Self:
-        http = self._stack.enter_context(httpx.Client(**_httpx_kwargs(self.client, is_async=False)))
+        http = self._stack.enter_context(make_client(self.client, is_async=False, websocket=True))
         try:
             with _connect_errors():
                 self._ws = self._stack.enter_context(
@@ -532,9 +514,7 @@ class AsyncTerminal(_State):
         self._pump = None
 
     async def _connect(self, timeout: float) -> Self:
-        http = await self._stack.enter_async_context(
-            httpx.AsyncClient(**_httpx_kwargs(self.client, is_async=True))
-        )
+        http = await self._stack.enter_async_context(make_client(self.client, is_async=True, websocket=True))
         try:
             with _connect_errors():
                 ws: AsyncWebSocketSession = await self._stack.enter_async_context(

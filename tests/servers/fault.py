@@ -16,6 +16,7 @@ import contextlib
 import hashlib
 import json
 import socket
+import ssl
 import threading
 import time
 from dataclasses import dataclass, field
@@ -59,13 +60,26 @@ class BodyOn204:
 
 
 OK = Reply(204, None, None)
-Action = Reply | Close | Slow | BodyOn204
+
+
+@dataclass(frozen=True)
+class Smuggled:
+    """Accept the body, then answer a 204 followed at once by a second, unasked-for 204.
+
+    Nothing in the first answer's head announces the bytes after it: only a client that
+    notices bytes left on the connection after a complete response can tell. Trusted, the
+    second answer is taken as the reply to the next request on that connection.
+    """
+
+
+Action = Reply | Close | Slow | BodyOn204 | Smuggled
 
 _FAKE_204 = b"HTTP/1.1 204 No Content\r\nserver: fault\r\n\r\n"
 _BODY_ON_204 = b"HTTP/1.1 204 No Content\r\nserver: fault\r\ncontent-length: %d\r\n\r\n%s" % (
     len(_FAKE_204),
     _FAKE_204,
 )
+_SMUGGLED = _FAKE_204 + _FAKE_204
 _CHUNKED_BODY_ON_204 = (
     b"HTTP/1.1 204 No Content\r\nserver: fault\r\ntransfer-encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\n\r\n"
     % (
@@ -100,6 +114,7 @@ class FaultServer:
     accepted_sha256: hashlib._Hash = field(default_factory=hashlib.sha256)
     closes: int = 0
     connections_accepted: int = 0
+    ssl_context: ssl.SSLContext | None = None  # serve HTTPS (the handshake runs per connection)
 
     def __post_init__(self) -> None:
         self._lock = threading.Condition()
@@ -113,7 +128,7 @@ class FaultServer:
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.ssl_context else 'http'}://127.0.0.1:{self.port}"
 
     @property
     def stdin_requests(self) -> list[Seen]:
@@ -172,6 +187,8 @@ class FaultServer:
         s.bind(("127.0.0.1", self.port))
         s.listen(64)
         self.port = s.getsockname()[1]
+        if self.ssl_context is not None:
+            s = self.ssl_context.wrap_socket(s, server_side=True, do_handshake_on_connect=False)
         self._listener = s
 
     def _accept_loop(self) -> None:
@@ -266,6 +283,11 @@ class FaultServer:
             conn.sendall(head + b"\r\n\r\n")
             self._stopping.wait(action.body_after)
             conn.sendall(rest)
+            return None
+        if isinstance(action, Smuggled):
+            self._record(method, path, size, 204)
+            self._accept(body, size)
+            conn.sendall(_SMUGGLED)
             return None
         if isinstance(action, Slow):
             self._record(method, path, size, 204)

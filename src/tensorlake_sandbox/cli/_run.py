@@ -181,6 +181,8 @@ def _describe(error: BaseException, args: argparse.Namespace) -> CliError:
         AuthenticationError,
         DeliveryUnknownError,
         ProcessNotFoundError,
+        SandboxConnectionError,
+        SandboxTimeoutError,
         SandboxUnavailableError,
         StdinNotWritableError,
     )
@@ -211,13 +213,12 @@ def _describe(error: BaseException, args: argparse.Namespace) -> CliError:
             f"{error.request_bytes or 'request'} bytes may or may not have arrived, so nothing was resent",
             EXIT_DELIVERY_UNKNOWN,
         )
-    # Transport failures are SandboxUnavailableErrors too, and still the httpx type: first.
-    if isinstance(error, httpx.TimeoutException):
+    if isinstance(error, (SandboxTimeoutError, httpx.TimeoutException)):
         return CliError(
             f"{args.sandbox}: no answer within the timeout ({error}){sent}; raise --timeout?",
             EXIT_UNAVAILABLE,
         )
-    if isinstance(error, httpx.TransportError):
+    if isinstance(error, (SandboxConnectionError, httpx.TransportError)):
         return CliError(
             f"{args.sandbox}: cannot reach the sandbox ({error}){sent}; {_unreachable_hint(args.sandbox)}",
             EXIT_UNAVAILABLE,
