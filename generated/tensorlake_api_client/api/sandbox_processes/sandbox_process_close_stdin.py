@@ -10,7 +10,7 @@ from ...types import UNSET, Response, Unset
 
 
 def _get_kwargs(
-    pid: int,
+    pid: int | str,
 ) -> dict[str, Any]:
 
     _kwargs: dict[str, Any] = {
@@ -41,7 +41,7 @@ def _build_response(*, client: AuthenticatedClient | Client, response: httpx.Res
 
 
 def sync_detailed(
-    pid: int,
+    pid: int | str,
     *,
     client: AuthenticatedClient | Client,
     timeout: float | httpx.Timeout | None | Unset = UNSET,
@@ -52,7 +52,7 @@ def sync_detailed(
     again.
 
     Args:
-        pid (int):
+        pid (int | str):
 
     Raises:
         errors.UnexpectedStatus: If the server answers with any status other than the documented success.
@@ -76,7 +76,7 @@ def sync_detailed(
 
 
 def sync(
-    pid: int,
+    pid: int | str,
     *,
     client: AuthenticatedClient | Client,
     timeout: float | httpx.Timeout | None | Unset = UNSET,
@@ -87,7 +87,7 @@ def sync(
     again.
 
     Args:
-        pid (int):
+        pid (int | str):
 
     Raises:
         errors.UnexpectedStatus: If the server answers with any status other than the documented success.
@@ -105,7 +105,7 @@ def sync(
 
 
 async def asyncio_detailed(
-    pid: int,
+    pid: int | str,
     *,
     client: AuthenticatedClient | Client,
     timeout: float | httpx.Timeout | None | Unset = UNSET,
@@ -116,7 +116,7 @@ async def asyncio_detailed(
     again.
 
     Args:
-        pid (int):
+        pid (int | str):
 
     Raises:
         errors.UnexpectedStatus: If the server answers with any status other than the documented success.
@@ -138,7 +138,7 @@ async def asyncio_detailed(
 
 
 async def asyncio(
-    pid: int,
+    pid: int | str,
     *,
     client: AuthenticatedClient | Client,
     timeout: float | httpx.Timeout | None | Unset = UNSET,
@@ -149,7 +149,7 @@ async def asyncio(
     again.
 
     Args:
-        pid (int):
+        pid (int | str):
 
     Raises:
         errors.UnexpectedStatus: If the server answers with any status other than the documented success.

@@ -11,7 +11,7 @@ from ...types import UNSET, Unset
 
 
 def _get_kwargs(
-    pid: int,
+    pid: int | str,
 ) -> dict[str, Any]:
 
     _kwargs: dict[str, Any] = {
@@ -34,7 +34,7 @@ def _check_status(response: httpx.Response) -> None:
 
 @contextmanager
 def stream(
-    pid: int,
+    pid: int | str,
     *,
     client: AuthenticatedClient | Client,
     timeout: float | httpx.Timeout | None | Unset = UNSET,
@@ -47,7 +47,7 @@ def stream(
     carry `timestamp: 0`.
 
     Args:
-        pid (int):
+        pid (int | str):
 
     Raises:
         errors.UnexpectedStatus: If the server answers with any status other than the documented success.
@@ -72,7 +72,7 @@ def stream(
 
 @asynccontextmanager
 async def astream(
-    pid: int,
+    pid: int | str,
     *,
     client: AuthenticatedClient | Client,
     timeout: float | httpx.Timeout | None | Unset = UNSET,
@@ -85,7 +85,7 @@ async def astream(
     carry `timestamp: 0`.
 
     Args:
-        pid (int):
+        pid (int | str):
 
     Raises:
         errors.UnexpectedStatus: If the server answers with any status other than the documented success.

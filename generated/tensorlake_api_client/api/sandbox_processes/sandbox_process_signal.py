@@ -12,7 +12,7 @@ from ...types import UNSET, Response, Unset
 
 
 def _get_kwargs(
-    pid: int,
+    pid: int | str,
     *,
     body: SendSignalRequest,
 ) -> dict[str, Any]:
@@ -52,7 +52,7 @@ def _build_response(*, client: AuthenticatedClient | Client, response: httpx.Res
 
 
 def sync_detailed(
-    pid: int,
+    pid: int | str,
     *,
     client: AuthenticatedClient | Client,
     body: SendSignalRequest,
@@ -60,10 +60,11 @@ def sync_detailed(
 ) -> Response[SendSignalResponse]:
     """Send a signal
 
-     Send a POSIX signal such as `SIGTERM` (15) or `SIGKILL` (9) to a running process.
+     Send a POSIX signal such as `SIGTERM` (15) or `SIGKILL` (9) to a running process's whole process
+    group, as a terminal's job control would.
 
     Args:
-        pid (int):
+        pid (int | str):
         body (SendSignalRequest):
 
     Raises:
@@ -89,7 +90,7 @@ def sync_detailed(
 
 
 def sync(
-    pid: int,
+    pid: int | str,
     *,
     client: AuthenticatedClient | Client,
     body: SendSignalRequest,
@@ -97,10 +98,11 @@ def sync(
 ) -> SendSignalResponse:
     """Send a signal
 
-     Send a POSIX signal such as `SIGTERM` (15) or `SIGKILL` (9) to a running process.
+     Send a POSIX signal such as `SIGTERM` (15) or `SIGKILL` (9) to a running process's whole process
+    group, as a terminal's job control would.
 
     Args:
-        pid (int):
+        pid (int | str):
         body (SendSignalRequest):
 
     Raises:
@@ -120,7 +122,7 @@ def sync(
 
 
 async def asyncio_detailed(
-    pid: int,
+    pid: int | str,
     *,
     client: AuthenticatedClient | Client,
     body: SendSignalRequest,
@@ -128,10 +130,11 @@ async def asyncio_detailed(
 ) -> Response[SendSignalResponse]:
     """Send a signal
 
-     Send a POSIX signal such as `SIGTERM` (15) or `SIGKILL` (9) to a running process.
+     Send a POSIX signal such as `SIGTERM` (15) or `SIGKILL` (9) to a running process's whole process
+    group, as a terminal's job control would.
 
     Args:
-        pid (int):
+        pid (int | str):
         body (SendSignalRequest):
 
     Raises:
@@ -155,7 +158,7 @@ async def asyncio_detailed(
 
 
 async def asyncio(
-    pid: int,
+    pid: int | str,
     *,
     client: AuthenticatedClient | Client,
     body: SendSignalRequest,
@@ -163,10 +166,11 @@ async def asyncio(
 ) -> SendSignalResponse:
     """Send a signal
 
-     Send a POSIX signal such as `SIGTERM` (15) or `SIGKILL` (9) to a running process.
+     Send a POSIX signal such as `SIGTERM` (15) or `SIGKILL` (9) to a running process's whole process
+    group, as a terminal's job control would.
 
     Args:
-        pid (int):
+        pid (int | str):
         body (SendSignalRequest):
 
     Raises:

@@ -11,7 +11,7 @@ from ...types import UNSET, Response, Unset
 
 
 def _get_kwargs(
-    pid: int,
+    pid: int | str,
 ) -> dict[str, Any]:
 
     _kwargs: dict[str, Any] = {
@@ -44,7 +44,7 @@ def _build_response(*, client: AuthenticatedClient | Client, response: httpx.Res
 
 
 def sync_detailed(
-    pid: int,
+    pid: int | str,
     *,
     client: AuthenticatedClient | Client,
     timeout: float | httpx.Timeout | None | Unset = UNSET,
@@ -54,7 +54,7 @@ def sync_detailed(
      Read the captured stderr lines for a process.
 
     Args:
-        pid (int):
+        pid (int | str):
 
     Raises:
         errors.UnexpectedStatus: If the server answers with any status other than the documented success.
@@ -78,7 +78,7 @@ def sync_detailed(
 
 
 def sync(
-    pid: int,
+    pid: int | str,
     *,
     client: AuthenticatedClient | Client,
     timeout: float | httpx.Timeout | None | Unset = UNSET,
@@ -88,7 +88,7 @@ def sync(
      Read the captured stderr lines for a process.
 
     Args:
-        pid (int):
+        pid (int | str):
 
     Raises:
         errors.UnexpectedStatus: If the server answers with any status other than the documented success.
@@ -106,7 +106,7 @@ def sync(
 
 
 async def asyncio_detailed(
-    pid: int,
+    pid: int | str,
     *,
     client: AuthenticatedClient | Client,
     timeout: float | httpx.Timeout | None | Unset = UNSET,
@@ -116,7 +116,7 @@ async def asyncio_detailed(
      Read the captured stderr lines for a process.
 
     Args:
-        pid (int):
+        pid (int | str):
 
     Raises:
         errors.UnexpectedStatus: If the server answers with any status other than the documented success.
@@ -138,7 +138,7 @@ async def asyncio_detailed(
 
 
 async def asyncio(
-    pid: int,
+    pid: int | str,
     *,
     client: AuthenticatedClient | Client,
     timeout: float | httpx.Timeout | None | Unset = UNSET,
@@ -148,7 +148,7 @@ async def asyncio(
      Read the captured stderr lines for a process.
 
     Args:
-        pid (int):
+        pid (int | str):
 
     Raises:
         errors.UnexpectedStatus: If the server answers with any status other than the documented success.
