@@ -21,7 +21,10 @@ __all__ = [
     "SandboxError",
     "SandboxTimeoutError",
     "SandboxUnavailableError",
+    "SpawnError",
     "StdinNotWritableError",
+    "TerminalNotFoundError",
+    "TooManyTerminalsError",
     "error_for_status",
     "raise_for_response",
     "transport_error",
@@ -76,12 +79,30 @@ class StdinNotWritableError(BadRequestError):
     """
 
 
+class SpawnError(BadRequestError):
+    """The sandbox could not start the command: no such program, not executable, and the like.
+
+    The same error whatever started it (`start`, `run`, `open_terminal`, or a generated
+    ``sandbox_process_start`` / ``sandbox_process_run`` / ``sandbox_pty_create`` call): the
+    local sandbox answers 400 ``SPAWN_FAILED``, Tensorlake's daemon 500 on a start path.
+    """
+
+
 class AuthenticationError(SandboxError):
     """401/403: the API key is missing, wrong, or not allowed to use this sandbox."""
 
 
 class ProcessNotFoundError(SandboxError):
     """404: no process with this PID in this sandbox."""
+
+
+class TerminalNotFoundError(ProcessNotFoundError):
+    """404 on a terminal: no PTY session with this ID in this sandbox (it was killed, or removed
+    after exiting). Raised for every ``/api/v1/pty`` request, generated calls included."""
+
+
+class TooManyTerminalsError(SandboxError):
+    """429 ``TOO_MANY_SESSIONS``: the sandbox has 64 PTY sessions; kill one first."""
 
 
 class PayloadTooLargeError(SandboxError):
@@ -172,7 +193,28 @@ def _is_stdin_path(path: str) -> bool:
     return path.rstrip("/").endswith(("/stdin", "/stdin/close"))
 
 
+_SPAWN_FAILED = "SPAWN_FAILED"
+# The paths whose POST starts a program: a 500 there is a failed start (Tensorlake's daemon).
+_START_PATHS = ("/api/v1/processes", "/api/v1/processes/run", "/api/v1/pty")
+
+
+def _resource(path: str | None) -> str:
+    """Which kind of resource a request path names: "terminal" or "process"."""
+    if path is not None and (path.rstrip("/") + "/").startswith("/api/v1/pty/"):
+        return "terminal"
+    return "process"
+
+
 def _class_for(status: int, code: str | None, path: str | None) -> type[SandboxError]:
+    if code == _SPAWN_FAILED or (
+        status == 500 and code is None and path is not None and path.rstrip("/") in _START_PATHS
+    ):
+        return SpawnError
+    terminal = _resource(path) == "terminal"
+    if status == 404 and terminal:
+        return TerminalNotFoundError
+    if status == 429 and terminal:
+        return TooManyTerminalsError
     if status == 400:
         if code == _STDIN_NOT_WRITABLE:
             return StdinNotWritableError

@@ -14,7 +14,7 @@ import struct
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, TypedDict
 
-from ._errors import ProcessNotFoundError, SandboxError
+from ._errors import SandboxError, TerminalNotFoundError, TooManyTerminalsError
 
 __all__ = [
     "MAX_COLS",
@@ -39,18 +39,6 @@ READY_FRAME = bytes([OP_READY])
 MAX_ROWS, MAX_COLS = 500, 1000
 # One input frame carries at most this much; longer input is split (the server accepts 64 KiB frames).
 MAX_INPUT_FRAME = 32 * 1024
-
-
-class TerminalNotFoundError(ProcessNotFoundError):
-    """404: no PTY session with this ID in this sandbox (it was killed, or removed after exiting).
-
-    Raised by the terminal functions; a generated ``sandbox_pty_*`` call made directly
-    raises its base class, `ProcessNotFoundError`.
-    """
-
-
-class TooManyTerminalsError(SandboxError):
-    """429 ``TOO_MANY_SESSIONS``: the sandbox has 64 PTY sessions; kill one first."""
 
 
 class TerminalClosedError(SandboxError):
