@@ -161,7 +161,7 @@ async def restart(request: Request) -> Response:
         new = await _table(request).restart(proc)
     except NotManaged as exc:
         return _error(400, "NOT_MANAGED", str(exc))
-    except StartError as exc:
+    except (StartError, NameTaken) as exc:
         return _refused(exc)
     return JSONResponse(new.info())
 

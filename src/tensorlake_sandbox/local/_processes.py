@@ -551,6 +551,8 @@ class ProcessTable:
                 f"process {proc.pid} is not a managed process: start it with a name, restart "
                 "policy or health check to restart it"
             )
+        if supervisor.name is not None and self._names.get(supervisor.name) is not supervisor:
+            raise NameTaken(f"another managed process is now named {supervisor.name!r}")
         return await supervisor.restart()
 
     async def _spawn(self, spec: StartSpec, supervisor: Supervisor | None) -> ManagedProcess:

@@ -189,13 +189,14 @@ class Supervisor:
                 self._backoff_ms = min(self.restart_config.max_backoff_ms, max(1, self._backoff_ms * 2))
                 await asyncio.sleep(delay / 1000)
                 self.status = "starting"
-                self.restart_count += 1
                 try:
                     run = await self.table._spawn(self.spec, self)
                 except StartError as exc:
+                    self.restart_count += 1
                     self.last_error = str(exc)  # a failed start is a failed run
                     failed = True
                     continue
+                self.restart_count += 1  # counted with the new run in place: never seen apart
                 break
             self._began(run)
 
@@ -239,7 +240,6 @@ class Supervisor:
             await run.wait_finished()
             self._ended(run)
         self.stopped = False
-        self.restart_count += 1
         self._backoff_ms = self.restart_config.initial_backoff_ms
         self.status = "starting"
         try:
@@ -248,6 +248,7 @@ class Supervisor:
             self.last_error = str(exc)
             self.status = "stopped"
             raise
+        self.restart_count += 1
         self._began(new)
         self._task = asyncio.ensure_future(self._watch(new))
         return new
