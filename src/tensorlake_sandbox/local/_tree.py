@@ -130,12 +130,14 @@ def kill_tree(root: int, owner: str, sig: int = signal.SIGKILL, *, group: bool =
 
     Repeated (a few times at most) while new processes turn up: one may fork while we look.
     """
+    first = tree(root, owner)  # before the group goes: parent links still lead below the leader
     if group:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(root, sig)
     signalled: set[int] = set()
     for _ in range(4):
-        fresh = tree(root, owner) - signalled
+        fresh = (first or tree(root, owner)) - signalled
+        first = set()
         if not fresh:
             return
         for pid in fresh:
