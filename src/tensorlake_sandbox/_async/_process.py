@@ -87,7 +87,7 @@ class AsyncLineStream(Generic[T]):
     ``count`` is the number of lines yielded so far.
     """
 
-    def __init__(self, client: SandboxClient, pid: int, stream: StreamName):
+    def __init__(self, client: SandboxClient, pid: int | str, stream: StreamName):
         self._client = client
         self._pid = pid
         self._stream: StreamName = stream
