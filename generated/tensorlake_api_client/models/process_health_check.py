@@ -21,7 +21,7 @@ class ProcessHealthCheck:
         Attributes:
             type_ (ProcessHealthCheckType):
             port (int):
-            path (None | str | Unset):
+            path (None | str | Unset): The HTTP check's path (default `/`); starts with `/`, no spaces or line breaks.
             initial_delay_ms (int | Unset):  Default: 5000.
             interval_ms (int | Unset):  Default: 1000.
             timeout_ms (int | Unset):  Default: 500.

@@ -33,6 +33,9 @@ if TYPE_CHECKING:
 __all__ = ["STOP_GRACE", "Supervisor"]
 
 STOP_GRACE = 10.0
+# The shortest wait before a restart, whatever the policy asks: a command that exits at once with
+# a zero backoff would otherwise be restarted in a tight loop.
+MIN_BACKOFF_MS = 10
 
 
 def _now_ms() -> int:
@@ -184,7 +187,7 @@ class Supervisor:
                     self.next_restart_at = None
                     return
                 self.status = "backing_off"
-                delay = self._backoff_ms
+                delay = max(MIN_BACKOFF_MS, self._backoff_ms)
                 self.next_restart_at = _now_ms() + delay
                 self._backoff_ms = min(self.restart_config.max_backoff_ms, max(1, self._backoff_ms * 2))
                 await asyncio.sleep(delay / 1000)

@@ -246,15 +246,11 @@ class CommandSpec:
             raise ValueError("command is required and must be a non-empty string")
         _text(command, "command")
         args = body.get("args", [])
-        if args is None:
-            args = []
         if not isinstance(args, list) or not all(isinstance(a, str) for a in args):
             raise ValueError("args must be an array of strings")
         for arg in args:
             _text(arg, "args")
         env = body.get("env", {})
-        if env is None:
-            env = {}
         if not isinstance(env, dict) or not all(isinstance(v, str) for v in env.values()):
             raise ValueError("env must be an object of strings")
         for key, value in env.items():
@@ -296,7 +292,7 @@ class RestartConfig:
 
     @classmethod
     def parse(cls, value: Any) -> RestartConfig:
-        body = _object({} if value is None else value, "restart")
+        body = _object(value, "restart")
         policy = body.get("policy", "on_failure")
         if policy not in ("never", "on_failure", "always"):
             raise ValueError("restart.policy must be one of never, on_failure, always")
@@ -367,7 +363,10 @@ def check_name(name: Any) -> str:
     """A managed process's name: not empty, no ``/``, not all digits (a pid), not ``run``."""
     if not isinstance(name, str) or not name:
         raise ValueError("name must be a non-empty string")
-    _text(name, "name")
+    try:  # any character (a name never reaches the OS), but a lone surrogate cannot be answered
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("name is not valid Unicode (it holds a lone surrogate)") from None
     if "/" in name or name.isdigit() or name == "run" or len(name) > _MAX_NAME:
         raise ValueError(
             f"invalid name {json.dumps(name, ensure_ascii=True)}: a name has no '/', is not all digits "
@@ -400,10 +399,11 @@ class StartSpec:
         cmd = CommandSpec.parse(body)
         if "user" in body:
             check_user(body["user"])
-        name = body.get("name")
-        restart = body.get("restart")
-        health = body.get("health_check")
-        managed = name is not None or restart is not None or health is not None
+        # Present means managed; null is not a value of these fields (openapi.yaml).
+        managed = any(key in body for key in ("name", "restart", "health_check"))
+        name = check_name(body["name"]) if "name" in body else None
+        restart = RestartConfig.parse(body["restart"]) if "restart" in body else RestartConfig()
+        health = HealthCheck.parse(body["health_check"]) if "health_check" in body else None
         return cls(
             command=cmd.command,
             args=cmd.args,
@@ -412,9 +412,9 @@ class StartSpec:
             stdin_pipe=_mode(body, "stdin_mode", ("closed", "pipe")) == "pipe",
             capture_stdout=_mode(body, "stdout_mode", ("capture", "discard")) == "capture",
             capture_stderr=_mode(body, "stderr_mode", ("capture", "discard")) == "capture",
-            name=None if name is None else check_name(name),
-            restart=RestartConfig.parse(restart) if managed else None,
-            health_check=None if health is None else HealthCheck.parse(health),
+            name=name,
+            restart=restart if managed else None,
+            health_check=health,
             managed=managed,
         )
 
