@@ -39,7 +39,7 @@ from typing import Any, Literal
 
 from ._output import Batch, OutputLog, StreamName
 from ._supervisor import STOP_GRACE, Supervisor
-from ._tree import MARKER, kill_tree, marker_value, preexec
+from ._tree import MARKER, kill_tree, kill_trees, marker_value, preexec
 from ._validation import RunSpec, StartError, StartSpec, check_user, spawn_error
 
 __all__ = [
@@ -398,9 +398,11 @@ class ManagedProcess:
     async def wait_finished(self) -> None:
         await self._finished.wait()
 
-    def release(self) -> None:
-        """Kill what is left of its group, reap it and drop its output (eviction, shutdown)."""
-        self.kill()
+    def release(self, kill: bool = True) -> None:
+        """Kill what is left of its tree (unless ``kill`` is False: already done), reap it and drop
+        its output (eviction, shutdown)."""
+        if kill:
+            self.kill()
         if self._pidfd is not None:
             with contextlib.suppress(ValueError, OSError):
                 asyncio.get_running_loop().remove_reader(self._pidfd)
@@ -593,13 +595,13 @@ class ProcessTable:
         for task in list(self._stopping):
             task.cancel()
         procs = list(self._by_pid.values())
-        for p in procs:
-            p.kill()
+        # One pass over /proc for every tree (see _tree.py), not one per process.
+        kill_trees([(p.pid, p.owner, p._group_is_ours()) for p in procs])
         waits = [p.wait_finished() for p in procs if not p.finished]
         if waits:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.gather(*waits), timeout)
         for p in procs:
-            p.release()
+            p.release(kill=False)
         self._by_pid.clear()
         self._finished_order.clear()

@@ -28,7 +28,7 @@ import signal
 import sys
 from collections.abc import Callable, Iterable
 
-__all__ = ["MARKER", "kill_tree", "marker_value", "preexec"]
+__all__ = ["MARKER", "kill_tree", "kill_trees", "marker_value", "preexec", "tree", "trees"]
 
 MARKER = "TL_LOCAL_SANDBOX_OWNER"
 # Tells this server's processes from those of another local sandbox on the same machine.
@@ -73,24 +73,30 @@ def preexec(extra: Callable[[], None] | None = None) -> Callable[[], None] | Non
     return run
 
 
-def _parents() -> dict[int, int]:
-    """pid -> parent pid of every process in /proc."""
-    parents: dict[int, int] = {}
+def _stat(pid: int | str) -> tuple[int, int] | None:
+    """(parent pid, start time in clock ticks since boot) of a process, None when it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    fields = stat[stat.rfind(b")") + 2 :].split()
+    if len(fields) < 20:
+        return None
+    return int(fields[1]), int(fields[19])
+
+
+def _processes() -> dict[int, tuple[int, int]]:
+    """pid -> (parent pid, start time) of every process in /proc."""
+    found: dict[int, tuple[int, int]] = {}
     for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        fields = stat[stat.rfind(b")") + 2 :].split()
-        if len(fields) > 1:
-            parents[int(entry)] = int(fields[1])
-    return parents
+        if entry.isdigit() and (stat := _stat(entry)) is not None:
+            found[int(entry)] = stat
+    return found
 
 
-def _marked(pids: Iterable[int], needle: bytes) -> set[int]:
+def _marked(pids: Iterable[int], needles: set[bytes]) -> set[int]:
+    """The pids whose environment holds one of ``needles`` (``NAME=value``) as a whole entry."""
     found = set()
     for pid in pids:
         try:
@@ -98,51 +104,72 @@ def _marked(pids: Iterable[int], needle: bytes) -> set[int]:
                 environ = f.read()
         except OSError:
             continue
-        if (b"\0" + environ).find(b"\0" + needle + b"\0") >= 0 or environ.endswith(b"\0" + needle):
+        if needles.intersection(environ.split(b"\0")):
             found.add(pid)
     return found
 
 
-def tree(root: int, owner: str) -> set[int]:
-    """Live pids below ``root`` (by parent links) and those marked as ``owner``'s, ``root`` excluded."""
-    if not _LINUX:
+def trees(roots: Iterable[tuple[int, str]]) -> set[int]:
+    """Live pids below each ``(root, owner)`` (by parent links) or marked as an owner's, roots excluded.
+
+    One pass over /proc for all of them. Only processes started no earlier than the oldest
+    root can be its descendants: the environments of older ones are not read.
+    """
+    roots = list(roots)
+    if not _LINUX or not roots:
         return set()
-    parents = _parents()
+    table = _processes()
     children: dict[int, list[int]] = {}
-    for pid, ppid in parents.items():
+    for pid, (ppid, _) in table.items():
         children.setdefault(ppid, []).append(pid)
     found: set[int] = set()
-    todo = [root]
+    todo = [root for root, _ in roots]
     while todo:
         for child in children.get(todo.pop(), []):
             if child not in found:
                 found.add(child)
                 todo.append(child)
-    needle = f"{MARKER}={marker_value(owner)}".encode()
-    found |= _marked(set(parents) - found, needle)
-    found.discard(root)
+    starts = [table[root][1] for root, _ in roots if root in table]
+    oldest = min(starts) if len(starts) == len(roots) else 0  # a reaped root: no bound known
+    candidates = {pid for pid, (_, start) in table.items() if start >= oldest} - found
+    needles = {f"{MARKER}={marker_value(owner)}".encode() for _, owner in roots}
+    found |= _marked(candidates, needles)
+    found.difference_update(root for root, _ in roots)
     found.discard(os.getpid())
     return found
 
 
-def kill_tree(root: int, owner: str, sig: int = signal.SIGKILL, *, group: bool = True) -> None:
-    """Send ``sig`` to ``root``'s process group (when ``group``) and to every process of its tree.
+def tree(root: int, owner: str) -> set[int]:
+    """`trees` of one root."""
+    return trees([(root, owner)])
 
-    Repeated (a few times at most) while new processes turn up: one may fork while we look.
+
+def kill_trees(roots: Iterable[tuple[int, str, bool]], sig: int = signal.SIGKILL) -> None:
+    """Send ``sig`` to each ``(root, owner, group)``: to the root's process group (when ``group``)
+    and to every process of its tree (see `trees`), in one pass over /proc.
+
+    A kill is repeated (a few times at most) while new processes turn up: one may fork while
+    we look. A gentle signal goes once to each.
     """
-    first = tree(root, owner)  # before the group goes: parent links still lead below the leader
-    if group:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(root, sig)
+    roots = list(roots)
+    pending = trees((root, owner) for root, owner, _ in roots)  # before the groups go
+    for root, _, group in roots:
+        if group:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(root, sig)
     signalled: set[int] = set()
     for _ in range(4):
-        fresh = (first or tree(root, owner)) - signalled
-        first = set()
-        if not fresh:
+        if not pending:
             return
-        for pid in fresh:
+        for pid in pending:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, sig)
-        signalled |= fresh
+        signalled |= pending
         if sig != signal.SIGKILL:
-            return  # a gentle signal goes once to each; only a kill chases new forks
+            return
+        pending = trees((root, owner) for root, owner, _ in roots) - signalled
+
+
+def kill_tree(root: int, owner: str, sig: int = signal.SIGKILL, *, group: bool = True) -> None:
+    """`kill_trees` of one root."""
+    kill_trees([(root, owner, group)], sig)
