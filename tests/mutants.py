@@ -248,7 +248,13 @@ MUTANTS = [
     Mutant(
         "kill-misses-detached-children",
         "kill reaches only the process group: a child that ran setsid survives",
-        ((LOCAL, "    if not _LINUX:\n        return set()\n", "    if True:\n        return set()\n"),),
+        (
+            (
+                LOCAL,
+                "    if not _LINUX or not roots:\n        return set()\n",
+                "    if True:\n        return set()\n",
+            ),
+        ),
         ("tests/test_local_tree.py",),
     ),
     Mutant(
