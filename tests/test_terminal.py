@@ -457,3 +457,23 @@ def test_10_mib_of_binary_output_arrives_whole_in_order_with_bounded_memory(loca
     assert digest.hexdigest() == expected
     # Client and server run in this process: both sides together stay far below the 10 MiB sent.
     assert peak < 8 * 1024 * 1024, f"peak {peak / 2**20:.1f} MiB"
+
+
+def test_a_terminal_that_exits_by_itself_stays_visible_with_its_code_until_its_ttl():
+    with LocalSandbox(pty_exited_ttl=0.5) as sandbox, sandbox.client() as client:
+        created = client.get_httpx_client().post(
+            "/api/v1/pty", json={"command": "sh", "args": ["-c", "exit 3"]}
+        )
+        session_id = created.json()["session_id"]
+        deadline = time.monotonic() + 20
+        while (info := sandbox_pty_get.sync(session_id, client=client)).is_alive:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        assert info.exit_code == 3 and isinstance(info.ended_at, int)
+        while True:
+            try:
+                sandbox_pty_get.sync(session_id, client=client)
+            except TerminalNotFoundError:
+                break
+            assert time.monotonic() < deadline, "the exited session was never removed"
+            time.sleep(0.02)
