@@ -262,6 +262,31 @@ MUTANTS = [
         ),
         LOCAL_TESTS,
     ),
+    # -- fidelity to the daemon (issue 22) ------------------------------------------------------
+    Mutant(
+        "kill-misses-detached-children",
+        "kill reaches only the process group: a child that ran setsid survives",
+        (
+            (
+                LOCAL,
+                "    if not _LINUX or not roots:\n        return set()\n",
+                "    if True:\n        return set()\n",
+            ),
+        ),
+        ("tests/test_local_tree.py",),
+    ),
+    Mutant(
+        "pty-kill-removes-at-once",
+        "a killed terminal disappears at once instead of staying visible, dead, for the grace",
+        ((LOCAL, "                await asyncio.sleep(self.kill_grace)\n", ""),),
+        ("tests/test_terminal.py", "-k", "killed_terminal"),
+    ),
+    Mutant(
+        "managed-never-restarted",
+        "the supervisor never restarts a managed process, whatever its policy",
+        ((LOCAL, '        return config.policy == "always" or failed\n', "        return False\n"),),
+        ("tests/test_local_managed.py",),
+    ),
 ]
 
 

@@ -116,8 +116,8 @@ def test_ps_and_kill(local_sandbox, start_process, wait_finished, env):
     listing = run(["ps", local_sandbox.base_url], env)
     assert listing.returncode == 0
     lines = listing.stdout.decode().splitlines()
-    assert lines[0].split() == ["PID", "STATUS", "EXIT", "STDIN", "COMMAND"]
-    assert any(line.split()[:2] == [str(proc.pid), "running"] and "sleep 30" in line for line in lines)
+    assert lines[0].split() == ["PID", "NAME", "STATUS", "EXIT", "STDIN", "COMMAND"]
+    assert any(line.split()[:3] == [str(proc.pid), "-", "running"] and "sleep 30" in line for line in lines)
     assert run(["kill", local_sandbox.base_url, str(proc.pid), "--signal", "TERM"], env).returncode == 0
     assert wait_finished(proc.pid).signal == 15
     other = start_process("sleep", "30")
@@ -289,3 +289,26 @@ def test_local_subcommand_delegates_to_the_local_sandbox():
     assert result.returncode == 0
     assert result.stdout.startswith("usage: tensorlake-sandbox local")
     assert "--token" in result.stdout and "--port" in result.stdout
+
+
+def test_start_with_a_name_then_ps_logs_restart_and_kill_by_name(local_sandbox, env):
+    url = local_sandbox.base_url
+    started = run(
+        ["start", url, "--name", "cli-web", "--restart", "always", "--", "sh", "-c", "echo up; sleep 60"], env
+    )
+    assert started.returncode == 0, started.stderr
+    pid = int(started.stdout)
+    lines = run(["ps", url], env).stdout.decode().splitlines()
+    assert any(line.split()[:3] == [str(pid), "cli-web", "running"] for line in lines), lines
+    restarted = run(["restart", url, "cli-web"], env)
+    assert restarted.returncode == 0, restarted.stderr
+    new_pid = int(restarted.stdout)
+    assert new_pid != pid
+    follow = run(["logs", url, "cli-web"], env)
+    assert follow.returncode == 0 and follow.stdout.decode().splitlines() in ([], ["up"])
+    assert run(["kill", url, "cli-web"], env).returncode == 0
+    with local_sandbox.client() as client:
+        info = client.get_httpx_client().get("/api/v1/processes/cli-web").json()
+    assert info["managed"]["status"] == "stopped" and info["pid"] == new_pid
+    refused = run(["restart", url, "12a/"], env)
+    assert refused.returncode == 2 and b"invalid process name" in refused.stderr

@@ -134,6 +134,12 @@ def make_start_body_safe(body: dict[str, Any]) -> None:
     """
     command = body.get("command")
     make_command_safe(body)
+    restart = body.get("restart")
+    if isinstance(restart, dict) and (
+        restart.get("max_restarts") is None or is_json_integer(restart["max_restarts"])
+    ):
+        # A managed process restarts until its limit: keep it small (a valid value stays valid).
+        restart["max_restarts"] = min(2, int(restart.get("max_restarts") or 2))
     valid_stdin = body.get("stdin_mode", "pipe") in ("pipe", "closed")
     if isinstance(command, str) and valid_stdin and _pick("pipe:" + command, 100) < CAT_PIPE_SHARE * 100:
         body["command"] = "cat"
@@ -337,7 +343,8 @@ class ContractTarget:
 
     def kill_all(self) -> None:
         for process in self.http.get("/api/v1/processes").json()["processes"]:
-            if process["status"] == "running":
+            managed = process.get("managed")
+            if process["status"] == "running" or (managed and managed["status"] != "stopped"):
                 self.http.delete(f"/api/v1/processes/{process['pid']}")
         for session in self.http.get("/api/v1/pty").json()["sessions"]:
             self.http.delete(f"/api/v1/pty/{session['session_id']}")
@@ -360,10 +367,15 @@ def contract_target() -> Iterator[ContractTarget]:
 
 
 # A 400 answers a valid request to these operations when the process is in the wrong state
-# (openapi.yaml documents it: not running, stdin not a pipe or already closed), so for them a
+# (openapi.yaml documents it: not running, stdin not a pipe or already closed, not managed), so for them a
 # 400 is an accepted answer to schema-valid data. Start and run get no such allowance: their
 # bodies are made valid for this machine (existing program, directory and user).
-STATE_DEPENDENT_400 = ["sandbox_process_signal", "sandbox_process_stdin", "sandbox_process_close_stdin"]
+STATE_DEPENDENT_400 = [
+    "sandbox_process_signal",
+    "sandbox_process_stdin",
+    "sandbox_process_close_stdin",
+    "sandbox_process_restart",  # 400 NOT_MANAGED: the process was started without name/restart/health_check
+]
 #
 # `DELETE /{pid}` kills a process; it does not delete it: the process stays listed and
 # readable, exited (openapi.yaml: "including exited ones"). So schemathesis's use-after-free
@@ -461,7 +473,10 @@ def test_stateful_contract(contract_target: ContractTarget) -> None:
         elif op_id not in target.succeeded():
             # The random scenarios never brought it to a 2xx (e.g. every signal came after its
             # process had ended): a directed scenario, on a fresh live process.
-            started = target.http.post("/api/v1/processes", json={"command": "cat", "stdin_mode": "pipe"})
+            live_cat: dict[str, Any] = {"command": "cat", "stdin_mode": "pipe"}
+            if op_id == "sandbox_process_restart":  # managed processes only
+                live_cat["restart"] = {"policy": "never"}
+            started = target.http.post("/api/v1/processes", json=live_cat)
             assert started.status_code == 201, started.text
             run_operation_alone(label, target, pid=started.json()["pid"])
 

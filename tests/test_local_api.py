@@ -40,6 +40,7 @@ from tensorlake_sandbox import (
     BadRequestError,
     ProcessNotFoundError,
     SandboxClient,
+    SpawnError,
     StdinNotWritableError,
 )
 from tensorlake_sandbox.local import LocalSandbox
@@ -90,7 +91,7 @@ def test_start_unknown_command_is_400_json(local_client: SandboxClient) -> None:
             client=local_client, body=StartProcessRequest(command="no-such-command-tl-test")
         )
     assert caught.value.status_code == 400
-    assert caught.value.code == "BAD_REQUEST"
+    assert caught.value.code == "SPAWN_FAILED" and isinstance(caught.value, SpawnError)
     assert "no-such-command-tl-test" in caught.value.message
 
 

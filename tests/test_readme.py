@@ -422,7 +422,7 @@ def test_first_screen_round_trip_in_the_shell(local_sandbox: LocalSandbox) -> No
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0] == "hello"  # logs -f
-    assert re.match(r"PID\s+STATUS\s+EXIT", lines[1])  # ps
+    assert re.match(r"PID\s+NAME\s+STATUS\s+EXIT", lines[1])  # ps
     assert any(re.search(r"exited\s+0\s+.*cat", line) for line in lines[2:]), lines
     assert lines[-2:] == ["hi", "3"]  # run: its output, then its exit code
 

@@ -18,7 +18,6 @@ from httpx_ws import WebSocketDisconnect, connect_ws
 from tensorlake_api_client.api.sandbox_pty import sandbox_pty_get, sandbox_pty_list
 from tensorlake_sandbox import (
     AuthenticationError,
-    ProcessNotFoundError,
     TerminalClosedError,
     TerminalNotFoundError,
     TooManyTerminalsError,
@@ -149,15 +148,28 @@ def test_async_detach_and_reattach(local_sandbox):
     assert code == 2
 
 
-def test_kill_closes_the_terminal_and_removes_the_session(local_client):
-    term = open_terminal(local_client, "sleep", ["60"])
-    session_id = term.session_id
-    term.kill()
-    with pytest.raises(ProcessNotFoundError) as info:
-        sandbox_pty_get.sync(session_id, client=local_client)
-    assert info.value.code == "NOT_FOUND"
-    listed = sandbox_pty_list.sync(client=local_client)
-    assert session_id not in {s.session_id for s in listed.sessions}
+def test_killed_terminal_stays_visible_dead_for_the_grace_then_is_gone_as_terminal_not_found():
+    # The daemon's lifecycle: DELETE hangs up at once; the session is shown dead (is_alive
+    # false, exit_code null, ended_at set) until the grace ends, then it is removed.
+    with LocalSandbox(pty_kill_grace=1.0) as sandbox, sandbox.client() as client:
+        term = open_terminal(client, "sleep", ["60"])
+        session_id = term.session_id
+        term.kill()
+        info = sandbox_pty_get.sync(session_id, client=client)
+        assert (info.is_alive, info.exit_code) == (False, None) and isinstance(info.ended_at, int)
+        listed = sandbox_pty_list.sync(client=client)
+        assert session_id in {s.session_id for s in listed.sessions}
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                sandbox_pty_get.sync(session_id, client=client)
+            except TerminalNotFoundError as exc:  # a generated call, too
+                assert exc.code == "NOT_FOUND"
+                break
+            assert time.monotonic() < deadline, "the killed session was never removed"
+            time.sleep(0.05)
+        listed = sandbox_pty_list.sync(client=client)
+        assert session_id not in {s.session_id for s in listed.sessions}
 
 
 def test_closing_a_terminal_nobody_reads_does_not_hang(local_client):
@@ -297,16 +309,23 @@ def test_token_in_query_is_accepted(local_sandbox, local_client):
     assert closed.value.reason == "exit:0"
 
 
-def test_websocket_needs_the_bearer_token_and_a_loopback_host(local_sandbox, local_client):
-    session_id, token = _raw_session(local_client, ["sleep", "30"])
+def test_websocket_takes_the_session_token_alone_but_refuses_a_wrong_bearer_key(local_sandbox, local_client):
+    # Tensorlake's docs attach with the session token alone (no Authorization header).
+    session_id, token = _raw_session(local_client, ["sh", "-c", "echo attached; sleep 30"])
     url = f"{local_sandbox.base_url}/api/v1/pty/{session_id}/ws"
     from httpx_ws import WebSocketUpgradeError
 
     with httpx.Client() as http:
-        with (
-            pytest.raises(WebSocketUpgradeError) as info,
-            connect_ws(url, http, headers={"X-PTY-Token": token}),
-        ):
+        with connect_ws(url, http, headers={"X-PTY-Token": token}) as ws:
+            ws.send_bytes(b"\x02")
+            seen = b""
+            while b"attached" not in seen:
+                seen += ws.receive_bytes(timeout=20)[1:]
+        with pytest.raises(WebSocketUpgradeError) as info, connect_ws(url, http):
+            pass
+        assert info.value.response.status_code == 403  # no token at all
+        wrong_key = {"X-PTY-Token": token, "Authorization": "Bearer wrong"}
+        with pytest.raises(WebSocketUpgradeError) as info, connect_ws(url, http, headers=wrong_key):
             pass
         assert info.value.response.status_code == 401
         headers = {
@@ -439,3 +458,23 @@ def test_10_mib_of_binary_output_arrives_whole_in_order_with_bounded_memory(loca
     assert digest.hexdigest() == expected
     # Client and server run in this process: both sides together stay far below the 10 MiB sent.
     assert peak < 8 * 1024 * 1024, f"peak {peak / 2**20:.1f} MiB"
+
+
+def test_a_terminal_that_exits_by_itself_stays_visible_with_its_code_until_its_ttl():
+    with LocalSandbox(pty_exited_ttl=0.5) as sandbox, sandbox.client() as client:
+        created = client.get_httpx_client().post(
+            "/api/v1/pty", json={"command": "sh", "args": ["-c", "exit 3"]}
+        )
+        session_id = created.json()["session_id"]
+        deadline = time.monotonic() + 20
+        while (info := sandbox_pty_get.sync(session_id, client=client)).is_alive:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        assert info.exit_code == 3 and isinstance(info.ended_at, int)
+        while True:
+            try:
+                sandbox_pty_get.sync(session_id, client=client)
+            except TerminalNotFoundError:
+                break
+            assert time.monotonic() < deadline, "the exited session was never removed"
+            time.sleep(0.02)

@@ -4,7 +4,7 @@
 
     SandboxError
     ├── SandboxStatusError        the sandbox answered with an error status (``response``)
-    │   ├── BadRequestError (400) ── StdinNotWritableError
+    │   ├── BadRequestError (400) ── StdinNotWritableError, SpawnError
     │   ├── AuthenticationError (401, 403)
     │   ├── ProcessNotFoundError (404) ── TerminalNotFoundError
     │   ├── PayloadTooLargeError (413)
@@ -41,6 +41,7 @@ __all__ = [
     "SandboxStatusError",
     "SandboxTimeoutError",
     "SandboxUnavailableError",
+    "SpawnError",
     "StdinNotWritableError",
     "TerminalClosedError",
     "TerminalNotFoundError",
@@ -120,6 +121,15 @@ class StdinNotWritableError(BadRequestError):
     """
 
 
+class SpawnError(BadRequestError):
+    """The sandbox could not start the command: no such program, not executable, and the like.
+
+    The same error whatever started it (`start`, `run`, `open_terminal`, or a generated
+    ``sandbox_process_start`` / ``sandbox_process_run`` / ``sandbox_pty_create`` call): the
+    local sandbox answers 400 ``SPAWN_FAILED``, Tensorlake's daemon 500 on a start path.
+    """
+
+
 class AuthenticationError(SandboxStatusError):
     """401/403: the API key is missing, wrong, or not allowed to use this sandbox."""
 
@@ -129,11 +139,8 @@ class ProcessNotFoundError(SandboxStatusError):
 
 
 class TerminalNotFoundError(ProcessNotFoundError):
-    """404: no PTY session with this ID in this sandbox (it was killed, or removed after exiting).
-
-    Raised by the terminal functions; a generated ``sandbox_pty_*`` call made directly
-    raises its base class, `ProcessNotFoundError`.
-    """
+    """404 on a terminal: no PTY session with this ID in this sandbox (it was killed, or removed
+    after exiting). Raised for every ``/api/v1/pty`` request, generated calls included."""
 
 
 class PayloadTooLargeError(SandboxStatusError):
@@ -214,7 +221,28 @@ def _is_stdin_path(path: str) -> bool:
     return path.rstrip("/").endswith(("/stdin", "/stdin/close"))
 
 
+_SPAWN_FAILED = "SPAWN_FAILED"
+# The paths whose POST starts a program: a 500 there is a failed start (Tensorlake's daemon).
+_START_PATHS = ("/api/v1/processes", "/api/v1/processes/run", "/api/v1/pty")
+
+
+def _resource(path: str | None) -> str:
+    """Which kind of resource a request path names: "terminal" or "process"."""
+    if path is not None and (path.rstrip("/") + "/").startswith("/api/v1/pty/"):
+        return "terminal"
+    return "process"
+
+
 def _class_for(status: int, code: str | None, path: str | None) -> type[SandboxStatusError]:
+    if code == _SPAWN_FAILED or (
+        status == 500 and code is None and path is not None and path.rstrip("/") in _START_PATHS
+    ):
+        return SpawnError
+    terminal = _resource(path) == "terminal"
+    if status == 404 and terminal:
+        return TerminalNotFoundError
+    if status == 429 and terminal:
+        return TooManyTerminalsError
     if status == 400:
         if code == _STDIN_NOT_WRITABLE:
             return StdinNotWritableError

@@ -1,12 +1,16 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..types import UNSET, Unset
+
+if TYPE_CHECKING:
+    from ..models.managed_process_info import ManagedProcessInfo
+
 
 T = TypeVar("T", bound="ProcessInfo")
 
@@ -25,6 +29,8 @@ class ProcessInfo:
         exit_code (int | None | Unset):
         signal (int | None | Unset):
         ended_at (int | None | Unset): Unix time in milliseconds; null while running.
+        oom_killed (bool | Unset): True when the kernel's OOM killer ended the process.
+        managed (ManagedProcessInfo | None | Unset): Present (not null) for a managed process only.
     """
 
     pid: int
@@ -37,9 +43,13 @@ class ProcessInfo:
     exit_code: int | None | Unset = UNSET
     signal: int | None | Unset = UNSET
     ended_at: int | None | Unset = UNSET
+    oom_killed: bool | Unset = UNSET
+    managed: ManagedProcessInfo | None | Unset = UNSET
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
+        from ..models.managed_process_info import ManagedProcessInfo  # noqa: PLC0415
+
         pid = self.pid
 
         status = self.status
@@ -72,6 +82,16 @@ class ProcessInfo:
         else:
             ended_at = self.ended_at
 
+        oom_killed = self.oom_killed
+
+        managed: dict[str, Any] | None | Unset
+        if isinstance(self.managed, Unset):
+            managed = UNSET
+        elif isinstance(self.managed, ManagedProcessInfo):
+            managed = self.managed.to_dict()
+        else:
+            managed = self.managed
+
         field_dict: dict[str, Any] = {}
         field_dict.update(self.additional_properties)
         field_dict.update(
@@ -92,11 +112,17 @@ class ProcessInfo:
             field_dict["signal"] = signal
         if ended_at is not UNSET:
             field_dict["ended_at"] = ended_at
+        if oom_killed is not UNSET:
+            field_dict["oom_killed"] = oom_killed
+        if managed is not UNSET:
+            field_dict["managed"] = managed
 
         return field_dict
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
+        from ..models.managed_process_info import ManagedProcessInfo  # noqa: PLC0415
+
         d = dict(src_dict)
         pid = d.pop("pid")
 
@@ -139,6 +165,25 @@ class ProcessInfo:
 
         ended_at = _parse_ended_at(d.pop("ended_at", UNSET))
 
+        oom_killed = d.pop("oom_killed", UNSET)
+
+        def _parse_managed(data: object) -> ManagedProcessInfo | None | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            try:
+                if not isinstance(data, dict):
+                    raise TypeError()
+                managed_type_0 = ManagedProcessInfo.from_dict(data)
+
+                return managed_type_0
+            except (TypeError, ValueError, AttributeError, KeyError):
+                pass
+            return cast(ManagedProcessInfo | None | Unset, data)
+
+        managed = _parse_managed(d.pop("managed", UNSET))
+
         process_info = cls(
             pid=pid,
             status=status,
@@ -150,6 +195,8 @@ class ProcessInfo:
             exit_code=exit_code,
             signal=signal,
             ended_at=ended_at,
+            oom_killed=oom_killed,
+            managed=managed,
         )
 
         process_info.additional_properties = d

@@ -11,8 +11,10 @@ from ..models.stdin_mode import StdinMode
 from ..types import UNSET, Unset
 
 if TYPE_CHECKING:
+    from ..models.process_health_check import ProcessHealthCheck
     from ..models.process_user_ids import ProcessUserIds
     from ..models.process_user_name import ProcessUserName
+    from ..models.restart_policy_config import RestartPolicyConfig
     from ..models.start_process_request_env import StartProcessRequestEnv
 
 
@@ -36,6 +38,16 @@ class StartProcessRequest:
             drops them.
         stderr_mode (OutputMode | Unset): `capture` (the default) keeps the lines for the output endpoints; `discard`
             drops them.
+        name (str | Unset): A managed process's name: any characters except `/`, not empty, not all digits (digits mean
+            a PID), and not `run`. Giving a name, a `restart` policy or a `health_check` makes the process managed
+            (supervised by the sandbox).
+        restart (RestartPolicyConfig | Unset): When a managed process is started again after it ends: `never`,
+            `on_failure` (a non-zero exit, a signal, or failed health checks; the default) or `always`. The wait before a
+            restart starts at `initial_backoff_ms` and doubles up to `max_backoff_ms`; `max_restarts` (null: no limit) caps
+            the restarts.
+        health_check (ProcessHealthCheck | Unset): A check run against the process on the sandbox's loopback interface:
+            `http` is a GET of `path` on `port` that must answer 2xx or 3xx, `tcp` a connection to `port`. After
+            `failure_threshold` failures in a row the process is unhealthy and is restarted per its policy.
     """
 
     command: str
@@ -46,6 +58,9 @@ class StartProcessRequest:
     stdin_mode: StdinMode | Unset = UNSET
     stdout_mode: OutputMode | Unset = UNSET
     stderr_mode: OutputMode | Unset = UNSET
+    name: str | Unset = UNSET
+    restart: RestartPolicyConfig | Unset = UNSET
+    health_check: ProcessHealthCheck | Unset = UNSET
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -90,6 +105,16 @@ class StartProcessRequest:
         if not isinstance(self.stderr_mode, Unset):
             stderr_mode = self.stderr_mode.value
 
+        name = self.name
+
+        restart: dict[str, Any] | Unset = UNSET
+        if not isinstance(self.restart, Unset):
+            restart = self.restart.to_dict()
+
+        health_check: dict[str, Any] | Unset = UNSET
+        if not isinstance(self.health_check, Unset):
+            health_check = self.health_check.to_dict()
+
         field_dict: dict[str, Any] = {}
         field_dict.update(self.additional_properties)
         field_dict.update(
@@ -111,13 +136,21 @@ class StartProcessRequest:
             field_dict["stdout_mode"] = stdout_mode
         if stderr_mode is not UNSET:
             field_dict["stderr_mode"] = stderr_mode
+        if name is not UNSET:
+            field_dict["name"] = name
+        if restart is not UNSET:
+            field_dict["restart"] = restart
+        if health_check is not UNSET:
+            field_dict["health_check"] = health_check
 
         return field_dict
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
+        from ..models.process_health_check import ProcessHealthCheck  # noqa: PLC0415
         from ..models.process_user_ids import ProcessUserIds  # noqa: PLC0415
         from ..models.process_user_name import ProcessUserName  # noqa: PLC0415
+        from ..models.restart_policy_config import RestartPolicyConfig  # noqa: PLC0415
         from ..models.start_process_request_env import StartProcessRequestEnv  # noqa: PLC0415
 
         d = dict(src_dict)
@@ -185,6 +218,22 @@ class StartProcessRequest:
         else:
             stderr_mode = OutputMode(_stderr_mode)
 
+        name = d.pop("name", UNSET)
+
+        _restart = d.pop("restart", UNSET)
+        restart: RestartPolicyConfig | Unset
+        if isinstance(_restart, Unset):
+            restart = UNSET
+        else:
+            restart = RestartPolicyConfig.from_dict(_restart)
+
+        _health_check = d.pop("health_check", UNSET)
+        health_check: ProcessHealthCheck | Unset
+        if isinstance(_health_check, Unset):
+            health_check = UNSET
+        else:
+            health_check = ProcessHealthCheck.from_dict(_health_check)
+
         start_process_request = cls(
             command=command,
             args=args,
@@ -194,6 +243,9 @@ class StartProcessRequest:
             stdin_mode=stdin_mode,
             stdout_mode=stdout_mode,
             stderr_mode=stderr_mode,
+            name=name,
+            restart=restart,
+            health_check=health_check,
         )
 
         start_process_request.additional_properties = d

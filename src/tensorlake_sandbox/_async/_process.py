@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 import signal
 import subprocess
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from types import TracebackType
 from typing import Any, Generic, Literal, Self, TypeVar, Unpack, cast, overload
 
@@ -31,6 +31,7 @@ from httpx_sse import EventSource, ServerSentEvent
 from tensorlake_api_client.api.sandbox_processes import (
     sandbox_process_get,
     sandbox_process_kill,
+    sandbox_process_restart,
     sandbox_process_run,
     sandbox_process_signal,
     sandbox_process_start,
@@ -40,6 +41,7 @@ from tensorlake_api_client.models import RunExitEvent, RunStartEvent, SendSignal
 from .._backend import AsyncEvent, AsyncWorker, acleanup, ashielded, deadline_after, remaining
 from .._client import SandboxClient
 from .._errors import ProcessNotFoundError, SandboxError, SandboxUnavailableError, StdinNotWritableError
+from .._managed import ManagedOptions
 from .._process_common import (
     DROPS,
     EXIT_TIMEOUT,
@@ -85,7 +87,7 @@ class AsyncLineStream(Generic[T]):
     ``count`` is the number of lines yielded so far.
     """
 
-    def __init__(self, client: SandboxClient, pid: int, stream: StreamName):
+    def __init__(self, client: SandboxClient, pid: int | str, stream: StreamName):
         self._client = client
         self._pid = pid
         self._stream: StreamName = stream
@@ -222,7 +224,10 @@ class AsyncRemoteProcess:
     with ``stdin=False``), ``stdout`` / ``stderr`` (iterators of `str` lines as they arrive),
     ``output`` (both, as `OutputLine` ``(stream, line)`` tuples, in order), ``returncode``
     (None until `poll`, `wait` or `communicate` saw the process end; -N when signal N ended
-    it).
+    it). ``name`` is the name of a managed process (started with ``name=``), else None: its
+    status, signals and kill then go by name, so they reach the current run after the sandbox
+    restarted it (``pid`` follows); its output and stdin are those of the run it was started
+    with, or of the last `restart`.
 
     As a context manager it never leaves the process running by accident. Leaving the
     block normally closes stdin, waits up to ``exit_timeout`` seconds (5 by default) for
@@ -232,9 +237,18 @@ class AsyncRemoteProcess:
 
     exit_timeout: float = EXIT_TIMEOUT
 
-    def __init__(self, client: SandboxClient, pid: int, args: list[str], *, stdin: AsyncStdinWriter | None):
+    def __init__(
+        self,
+        client: SandboxClient,
+        pid: int,
+        args: list[str],
+        *,
+        stdin: AsyncStdinWriter | None,
+        name: str | None = None,
+    ):
         self._client = client
         self.pid = pid
+        self.name = name
         self.args = args
         self.stdin = stdin
         self.returncode: int | None = None
@@ -275,9 +289,15 @@ class AsyncRemoteProcess:
     async def poll(self) -> int | None:
         """The return code if the process has ended, else None (one request)."""
         if self.returncode is None:
-            info = await sandbox_process_get.asyncio(self.pid, client=self._client)
+            info = await sandbox_process_get.asyncio(self._key, client=self._client)
+            self.pid = info.pid  # a managed process's current run
             self.returncode = returncode_of(info)
         return self.returncode
+
+    @property
+    def _key(self) -> int | str:
+        """How requests name it: the name of a managed process, else the pid."""
+        return self.name if self.name is not None else self.pid
 
     async def wait(self, timeout: float | None = None) -> int:
         """Wait for the process to end and return its return code.
@@ -336,7 +356,7 @@ class AsyncRemoteProcess:
             return
         try:
             await sandbox_process_signal.asyncio_detailed(
-                self.pid, client=self._client, body=SendSignalRequest(signal=int(sig))
+                self._key, client=self._client, body=SendSignalRequest(signal=int(sig))
             )
         except SandboxError:
             if await self.poll() is None:
@@ -347,14 +367,34 @@ class AsyncRemoteProcess:
         await self.send_signal(int(signal.SIGTERM))
 
     async def kill(self) -> None:
-        """Kill the process and everything it started (SIGKILL to its process group)."""
-        if self.returncode is not None:
+        """Kill the process and everything it started, detached children included.
+
+        An ordinary process gets SIGKILL at once; a managed one is stopped for good (no
+        restart): SIGTERM, then SIGKILL after the sandbox's grace period.
+        """
+        if self.returncode is not None and self.name is None:
             return
         try:
-            await sandbox_process_kill.asyncio_detailed(self.pid, client=self._client)
+            await sandbox_process_kill.asyncio_detailed(self._key, client=self._client)
         except SandboxError:
             if await self.poll() is None:
                 raise
+
+    async def restart(self) -> None:
+        """Restart a managed process (one started with ``name``, ``restart`` or ``health_check``).
+
+        The sandbox stops the current run (SIGTERM, SIGKILL after its grace) and starts the
+        command again: ``pid`` becomes the new run's, ``returncode`` None; output and stdin
+        are the new run's from then on. `BadRequestError` for a process that is not managed.
+        """
+        info = await sandbox_process_restart.asyncio(self._key, client=self._client)
+        await self.aclose()
+        self._streams = {}
+        self._communication = None
+        self.pid = info.pid
+        self.returncode = returncode_of(info)
+        if self.stdin is not None:
+            self.stdin = astdin_writer(self._client, info.pid) if info.stdin_writable else None
 
     # -- context manager ----------------------------------------------------------------------
 
@@ -408,6 +448,9 @@ async def astart(
     env: dict[str, str] | None = None,
     cwd: str | None = None,
     user: UserArg | None = None,
+    name: str | None = None,
+    restart: str | Mapping[str, Any] | None = None,
+    health_check: Mapping[str, Any] | None = None,
 ) -> AsyncRemoteProcess:
     """Start ``args`` (``[program, *arguments]``) in the sandbox; return a process object.
 
@@ -421,14 +464,23 @@ async def astart(
             print(await anext(p.stdout))    # "hello", while stdin is still open
             await p.stdin.close()
             print(await p.wait())          # 0
+
+    Managed processes: ``name`` (any characters but ``/``, not all digits), ``restart`` (a
+    policy, ``"never"``, ``"on_failure"`` or ``"always"``, or a dict with ``policy``,
+    ``max_restarts``, ``initial_backoff_ms``, ``max_backoff_ms``) and ``health_check`` (a dict:
+    ``type`` ``"http"`` or ``"tcp"``, ``port``, ``path``, ``initial_delay_ms``, ``interval_ms``,
+    ``timeout_ms``, ``failure_threshold``); any of them makes the sandbox supervise the
+    process and restart it per the policy. A named one is found by its name (``p.name``).
     """
     client = check_client(client)
     spec = ProcessSpec.check(args, env, cwd, user)
+    managed = ManagedOptions.check(name, restart, health_check)
     if not isinstance(stdin, bool):
         raise TypeError(f"stdin must be True or False, not {stdin!r}")
-    info = await sandbox_process_start.asyncio(client=client, body=spec.start_request(stdin=stdin))
+    body = managed.apply(spec.start_request(stdin=stdin))
+    info = await sandbox_process_start.asyncio(client=client, body=body)
     writer = astdin_writer(client, info.pid) if stdin else None
-    return AsyncRemoteProcess(client, info.pid, spec.args, stdin=writer)
+    return AsyncRemoteProcess(client, info.pid, spec.args, stdin=writer, name=managed.name)
 
 
 class _RunMissing(Exception):

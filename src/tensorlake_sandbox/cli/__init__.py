@@ -29,6 +29,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "ps": _commands.cmd_ps,
         "kill": _commands.cmd_kill,
         "start": _process.cmd_start,
+        "restart": _process.cmd_restart,
         "logs": _process.cmd_logs,
         "run": _process.cmd_run,
         "exec": _shell.cmd_exec_tty if getattr(args, "tty", False) else _exec.cmd_exec,

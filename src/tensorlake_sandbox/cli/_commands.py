@@ -79,7 +79,9 @@ def _row(p: Any) -> tuple[str, ...]:
     if not exit_ and shown(p.signal):
         exit_ = f"sig {p.signal}"
     command = " ".join([p.command, *p.args])
-    return (str(p.pid), p.status, exit_, "pipe" if p.stdin_writable else "-", command)
+    managed = p.managed if not isinstance(p.managed, Unset) else None
+    name = "" if managed is None else shown(managed.name)
+    return (str(p.pid), name or "-", p.status, exit_, "pipe" if p.stdin_writable else "-", command)
 
 
 def cmd_ps(args: argparse.Namespace) -> int:
@@ -90,10 +92,10 @@ def cmd_ps(args: argparse.Namespace) -> int:
         listing = sandbox_process_list.sync(client=client)
     finally:
         client.close()
-    rows = [("PID", "STATUS", "EXIT", "STDIN", "COMMAND"), *(_row(p) for p in listing.processes)]
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    rows = [("PID", "NAME", "STATUS", "EXIT", "STDIN", "COMMAND"), *(_row(p) for p in listing.processes)]
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
     for r in rows:
-        print("  ".join(cell.ljust(w) for cell, w in zip(r[:4], widths, strict=True)) + "  " + r[4])
+        print("  ".join(cell.ljust(w) for cell, w in zip(r[:5], widths, strict=True)) + "  " + r[5])
     return 0
 
 

@@ -92,6 +92,26 @@ def _pid(p: argparse.ArgumentParser) -> None:
     p.add_argument("pid", metavar="PID", type=_positive_int, help="the process's operating-system PID")
 
 
+def _pid_or_name(text: str) -> int | str:
+    if text.lstrip("+-").isdigit():  # a number (a name is never all digits): must be a positive one
+        return _positive_int(text)
+    from tensorlake_sandbox._managed import check_name
+
+    try:
+        return check_name(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _process_ref(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "pid",
+        metavar="PROCESS",
+        type=_pid_or_name,
+        help="the process's PID, or the name of a managed process (started with --name)",
+    )
+
+
 def _sub(
     subs: argparse._SubParsersAction[Any], name: str, summary: str, example: str
 ) -> argparse.ArgumentParser:
@@ -157,11 +177,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = _sub(
         subs,
         "kill",
-        "Kill a process (SIGKILL), or send it another signal.",
+        "Kill a process and what it started (SIGKILL; a managed one: SIGTERM, SIGKILL after a grace,"
+        " and no restart), or send it another signal.",
         "tensorlake-sandbox kill my-sandbox 42 --signal TERM",
     )
     _common(p)
-    _pid(p)
+    _process_ref(p)
     p.add_argument(
         "--signal",
         "-s",
@@ -240,7 +261,29 @@ def _process_commands(subs: argparse._SubParsersAction[Any]) -> None:
     )
     _common(p)
     p.add_argument("--stdin", action="store_true", help="give it a stdin pipe (write with the stdin command)")
+    p.add_argument(
+        "--name",
+        metavar="NAME",
+        default=None,
+        help="make it a managed process with this name: other commands take the name instead of the PID,"
+        " and the sandbox restarts it per --restart",
+    )
+    p.add_argument(
+        "--restart",
+        choices=("never", "on_failure", "always"),
+        default=None,
+        help="when the sandbox restarts it (makes it managed; default with --name: on_failure)",
+    )
     _command_options(p)
+
+    p = _sub(
+        subs,
+        "restart",
+        "Restart a managed process (stop it, SIGTERM then SIGKILL, and start it again); print its new PID.",
+        "tensorlake-sandbox restart my-sandbox web",
+    )
+    _common(p)
+    _process_ref(p)
 
     p = _sub(
         subs,
@@ -249,7 +292,7 @@ def _process_commands(subs: argparse._SubParsersAction[Any]) -> None:
         "tensorlake-sandbox logs my-sandbox 42 -f",
     )
     _common(p)
-    _pid(p)
+    _process_ref(p)
     p.add_argument(
         "--follow", "-f", action="store_true", help="keep printing new lines until the process ends"
     )

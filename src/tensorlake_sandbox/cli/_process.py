@@ -13,7 +13,7 @@ from ._run import make_client
 if TYPE_CHECKING:
     from tensorlake_sandbox import OutputLine
 
-__all__ = ["cmd_logs", "cmd_run", "cmd_start", "exit_status", "print_line"]
+__all__ = ["cmd_logs", "cmd_restart", "cmd_run", "cmd_start", "exit_status", "print_line"]
 
 
 def exit_status(returncode: int) -> int:
@@ -34,10 +34,30 @@ def cmd_start(args: argparse.Namespace) -> int:
     env = parse_env(args.env)
     client = make_client(args)
     try:
-        p = start(client, args.argv, stdin=args.stdin, env=env or None, cwd=args.cwd)
+        p = start(
+            client,
+            args.argv,
+            stdin=args.stdin,
+            env=env or None,
+            cwd=args.cwd,
+            name=args.name,
+            restart=args.restart,
+        )
     finally:
         client.close()
     print(p.pid)
+    return 0
+
+
+def cmd_restart(args: argparse.Namespace) -> int:
+    from tensorlake_api_client.api.sandbox_processes import sandbox_process_restart
+
+    client = make_client(args)
+    try:
+        info = sandbox_process_restart.sync(args.pid, client=client)
+    finally:
+        client.close()
+    print(info.pid)
     return 0
 
 

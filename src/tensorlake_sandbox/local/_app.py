@@ -22,23 +22,32 @@ from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
-from starlette.types import Receive
 
 from ._output import Batch
 from ._processes import (
     RETAINED_FINISHED,
     TOTAL_OUTPUT_BUDGET,
     ManagedProcess,
+    NameTaken,
+    NotManaged,
     ProcessTable,
-    RunSpec,
-    StartError,
-    StartSpec,
     StdinNotWritable,
     StreamName,
 )
-from ._pty import PtyTable, pty_routes
+from ._pty import EXITED_TTL, KILL_GRACE, PtyTable, pty_routes
 from ._resource import kill_or_describe
-from ._security import DRAIN_LIMIT, SecurityMiddleware, expects_continue
+from ._security import SecurityMiddleware, expects_continue
+from ._supervisor import STOP_GRACE
+from ._validation import (
+    SPAWN_FAILED,
+    RunSpec,
+    StartError,
+    StartSpec,
+    TooLarge,
+    parse_signal,
+    read_json,
+)
+from ._validation import Body as _Body
 
 __all__ = ["DEFAULT_MAX_BODY_BYTES", "create_app"]
 
@@ -46,21 +55,23 @@ __all__ = ["DEFAULT_MAX_BODY_BYTES", "create_app"]
 DEFAULT_MAX_BODY_BYTES = 2 * 1024 * 1024
 # Bytes written to a pipe at a time when a buffered (chunked) body is written.
 _WRITE_SLICE = 64 * 1024
-# JSON bodies (start, signal) are small; anything larger is refused with 413.
-MAX_JSON_BYTES = 1024 * 1024
 # Bytes of JSON (or SSE) gathered before handing a piece of a long answer to the server.
 _CHUNK_BYTES = 64 * 1024
 
 
-class _PidConvertor(Convertor[int]):
-    """A pid in a path: 1 to 10 digits (longer ones match no route: 404, never a 500)."""
+class _PidConvertor(Convertor[int | str]):
+    """A pid, or a managed process's name, in a path: any segment but ``run`` (POST /processes/run).
 
-    regex = "[0-9]{1,10}"
+    All digits is a pid (an int; too many digits for one names nothing: 404, never a 500),
+    anything else a name (percent-decoded by the server).
+    """
 
-    def convert(self, value: str) -> int:
-        return int(value)
+    regex = "(?!run(?:/|$))[^/]+"
 
-    def to_string(self, value: int) -> str:
+    def convert(self, value: str) -> int | str:
+        return int(value) if value.isdigit() and len(value) <= 10 else value
+
+    def to_string(self, value: int | str) -> str:
         return str(value)
 
 
@@ -69,14 +80,6 @@ register_url_convertor("pid", _PidConvertor())
 
 def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse({"error": message, "code": code}, status_code=status, headers=headers)
-
-
-class _TooLarge(Exception):
-    """The body is larger than allowed; `complete` tells whether it was read to its end."""
-
-    def __init__(self, message: str, complete: bool) -> None:
-        super().__init__(message)
-        self.complete = complete
 
 
 def _closing(response: Response, complete: bool) -> Response:
@@ -91,11 +94,22 @@ def _too_large(message: str, complete: bool) -> JSONResponse:
     return _error(413, "PAYLOAD_TOO_LARGE", message, None if complete else {"connection": "close"})
 
 
-def _not_found(pid: int) -> JSONResponse:
+def _not_found(pid: int | str) -> JSONResponse:
     return _error(404, "NOT_FOUND", f"Process {pid} not found")
 
 
-def _not_writable(pid: int) -> JSONResponse:
+def _refused(exc: Exception) -> JSONResponse:
+    """The answer to a request refused by validation (400, 413) or a failed start (400 SPAWN_FAILED)."""
+    if isinstance(exc, TooLarge):
+        return _too_large(str(exc), exc.complete)
+    if isinstance(exc, StartError):
+        return _error(400, SPAWN_FAILED, str(exc))
+    if isinstance(exc, NameTaken):
+        return _error(409, "NAME_TAKEN", str(exc))
+    return _error(400, "BAD_REQUEST", str(exc))
+
+
+def _not_writable(pid: int | str) -> JSONResponse:
     return _error(
         400,
         "STDIN_NOT_WRITABLE",
@@ -104,80 +118,8 @@ def _not_writable(pid: int) -> JSONResponse:
     )
 
 
-class _Body:
-    """A request body read chunk by chunk, which can be dropped part way (unlike `Request.stream`)."""
-
-    def __init__(self, receive: Receive, waiting_for_continue: bool = False) -> None:
-        self._receive = receive
-        self.done = False
-        self.started = False
-        self.waiting_for_continue = waiting_for_continue
-
-    async def next_chunk(self) -> bytes | None:
-        while not self.done:
-            self.started = True
-            message = await self._receive()
-            if message["type"] == "http.request":
-                self.done = not message.get("more_body", False)
-                chunk: bytes = message.get("body", b"")
-                if chunk:
-                    return chunk
-            elif message["type"] == "http.disconnect":
-                self.done = True
-                raise ClientDisconnect
-        return None
-
-    async def discard(self, limit: int = DRAIN_LIMIT) -> bool:
-        """Read the rest (up to ``limit`` bytes) and drop it; True when the body was read to its end.
-
-        Reading it lets a client in the middle of an upload see the answer rather than a reset
-        connection; past the limit the connection is closed instead.
-        """
-        if self.done:
-            return True
-        if self.waiting_for_continue and not self.started:
-            return False  # reading would send "100 Continue": the client must not send it at all
-        seen = 0
-        try:
-            while (chunk := await self.next_chunk()) is not None:
-                seen += len(chunk)
-                if seen > limit:
-                    return False
-        except ClientDisconnect:
-            return False
-        return True
-
-    async def read_at_most(self, limit: int) -> bytes | None:
-        """The whole body, or None when it is longer than ``limit`` (the rest is still unread)."""
-        buf = bytearray()
-        while (chunk := await self.next_chunk()) is not None:
-            buf += chunk
-            if len(buf) > limit:
-                return None
-        return bytes(buf)
-
-
-async def _json_body(request: Request) -> Any:
-    """The decoded JSON body; raises ValueError (400) or _TooLarge (413) with a message for the client."""
-    message = f"the JSON body is larger than {MAX_JSON_BYTES} bytes"
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_JSON_BYTES:
-        # Refused before reading a byte (and before any 100 Continue).
-        raise _TooLarge(message, False)
-    body = _Body(request.receive, expects_continue(request.scope))
-    raw = await body.read_at_most(MAX_JSON_BYTES)
-    if raw is None:
-        raise _TooLarge(message, await body.discard())
-    try:
-        return json.loads(raw)
-    except RecursionError:
-        raise ValueError("the request body is nested too deeply") from None
-    except (ValueError, UnicodeDecodeError):
-        raise ValueError("the request body is not valid JSON") from None
-
-
-def _pid(request: Request) -> int:
-    pid: int = request.path_params["pid"]
+def _pid(request: Request) -> int | str:
+    pid: int | str = request.path_params["pid"]
     return pid
 
 
@@ -186,7 +128,7 @@ def _table(request: Request) -> ProcessTable:
     return table
 
 
-def _lookup(request: Request) -> tuple[int, ManagedProcess | None]:
+def _lookup(request: Request) -> tuple[int | str, ManagedProcess | None]:
     pid = _pid(request)
     return pid, _table(request).get(pid)
 
@@ -198,34 +140,46 @@ async def processes(request: Request) -> Response:
     table = _table(request)
     if request.method == "POST":
         try:
-            spec = StartSpec.parse(await _json_body(request))
+            spec = StartSpec.parse(await read_json(request))
             proc = await table.start(spec)
-        except _TooLarge as exc:
-            return _too_large(str(exc), exc.complete)
-        except (ValueError, StartError) as exc:
-            return _error(400, "BAD_REQUEST", str(exc))
+        except (TooLarge, ValueError, StartError, NameTaken) as exc:
+            return _refused(exc)
         return JSONResponse(proc.info(), status_code=201)
     return JSONResponse({"processes": [p.info() for p in table]})
 
 
 async def process(request: Request) -> Response:
     pid, proc = _lookup(request)
-    return await kill_or_describe(request, pid, proc, _not_found, lambda p: p.kill())
+    return await kill_or_describe(request, pid, proc, _not_found, _table(request).kill)
+
+
+async def restart(request: Request) -> Response:
+    pid, proc = _lookup(request)
+    if proc is None:
+        return _not_found(pid)
+    try:
+        new = await _table(request).restart(proc)
+    except NotManaged as exc:
+        return _error(400, "NOT_MANAGED", str(exc))
+    except (StartError, NameTaken) as exc:
+        return _refused(exc)
+    return JSONResponse(new.info())
 
 
 async def signal(request: Request) -> Response:
     pid, proc = _lookup(request)
     try:
-        body = await _json_body(request)
-    except _TooLarge as exc:
-        return _too_large(str(exc), exc.complete)
+        body = await read_json(request)
+    except TooLarge as exc:
+        return _refused(exc)
     except ValueError as exc:
         return _error(400, "BAD_REQUEST", str(exc)) if proc is not None else _not_found(pid)
     if proc is None:
         return _not_found(pid)
-    sig = body.get("signal") if isinstance(body, dict) else None
-    if not isinstance(sig, int) or isinstance(sig, bool):
-        return _error(400, "BAD_REQUEST", "signal is required and must be an integer, e.g. 15")
+    try:
+        sig = parse_signal(body)
+    except ValueError as exc:
+        return _refused(exc)
     try:
         proc.send_signal(sig)
     except ValueError as exc:
@@ -337,7 +291,7 @@ def _output(stream: StreamName) -> Callable[[Request], Awaitable[Response]]:
         pid, proc = _lookup(request)
         if proc is None:
             return _not_found(pid)
-        return StreamingResponse(_json_lines(pid, proc, stream), media_type="application/json")
+        return StreamingResponse(_json_lines(proc.pid, proc, stream), media_type="application/json")
 
     return endpoint
 
@@ -423,12 +377,10 @@ async def _run_events(proc: ManagedProcess, timeout: float | None) -> AsyncItera
 
 async def run(request: Request) -> Response:
     try:
-        spec = RunSpec.parse(await _json_body(request))
+        spec = RunSpec.parse(await read_json(request))
         proc = await _table(request).start(spec.start)
-    except _TooLarge as exc:
-        return _too_large(str(exc), exc.complete)
-    except (ValueError, StartError) as exc:
-        return _error(400, "BAD_REQUEST", str(exc))
+    except (TooLarge, ValueError, StartError) as exc:
+        return _refused(exc)
     return EventSourceResponse(_run_events(proc, spec.timeout), ping=15, sep="\n")
 
 
@@ -478,16 +430,24 @@ def create_app(
     allowed_hosts: frozenset[str] | None = frozenset(),
     retained_finished: int = RETAINED_FINISHED,
     total_output_budget: int = TOTAL_OUTPUT_BUDGET,
+    stop_grace: float = STOP_GRACE,
+    pty_kill_grace: float = KILL_GRACE,
+    pty_exited_ttl: float = EXITED_TTL,
 ) -> Starlette:
     """The local sandbox's ASGI app. Its processes are killed when the app shuts down (lifespan).
 
     ``retained_finished`` and ``total_output_budget`` bound what finished processes may keep
-    (see _processes.py).
+    (see _processes.py). The grace periods default to the daemon's (tests shorten them):
+    ``stop_grace`` between SIGTERM and SIGKILL when a managed process is stopped or restarted,
+    ``pty_kill_grace`` a killed terminal stays visible (dead) before SIGKILL and removal,
+    ``pty_exited_ttl`` a terminal whose process exited by itself stays visible.
     """
     if max_body_bytes < 1:
         raise ValueError("max_body_bytes must be positive")
-    table = ProcessTable(retained_finished=retained_finished, total_output_budget=total_output_budget)
-    pty_table = PtyTable()
+    table = ProcessTable(
+        retained_finished=retained_finished, total_output_budget=total_output_budget, stop_grace=stop_grace
+    )
+    pty_table = PtyTable(kill_grace=pty_kill_grace, exited_ttl=pty_exited_ttl)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -507,6 +467,7 @@ def create_app(
         Route(base, processes, methods=["GET", "POST"]),
         Route(pid, process, methods=["GET", "DELETE"]),
         Route(pid + "/signal", signal, methods=["POST"]),
+        Route(pid + "/restart", restart, methods=["POST"]),
         Route(pid + "/stdin", stdin, methods=["POST"]),
         Route(pid + "/stdin/close", close_stdin, methods=["POST"]),
     ]

@@ -28,20 +28,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
-import json
 import os
-import pwd
 import signal as _signal
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
 from typing import Any, Literal
 
 from ._output import Batch, OutputLog, StreamName
+from ._supervisor import STOP_GRACE, Supervisor
+from ._tree import MARKER, kill_tree, kill_trees, marker_value, preexec
+from ._validation import RunSpec, StartError, StartSpec, check_user, spawn_error
 
 __all__ = [
     "DRAIN_GRACE",
@@ -49,6 +48,8 @@ __all__ = [
     "RETAINED_FINISHED",
     "TOTAL_OUTPUT_BUDGET",
     "ManagedProcess",
+    "NameTaken",
+    "NotManaged",
     "ProcessTable",
     "RunSpec",
     "StartError",
@@ -88,30 +89,15 @@ def child_environment(extra: Mapping[str, str]) -> dict[str, str]:
     return env
 
 
-def _pdeathsig_preexec() -> Any:
-    """A preexec_fn that makes the child die with SIGKILL when its parent thread ends (Linux)."""
-    if sys.platform != "linux":
-        return None
-    try:
-        prctl = ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-    parent = os.getpid()
-    pr_set_pdeathsig = 1
-
-    def preexec() -> None:
-        prctl(pr_set_pdeathsig, int(_signal.SIGKILL), 0, 0, 0)
-        if os.getppid() != parent:  # the server died before prctl took effect
-            os._exit(137)
-
-    return preexec
+_PREEXEC = preexec()
 
 
-_PREEXEC = _pdeathsig_preexec()
+class NameTaken(Exception):
+    """A managed process that is not stopped already has this name (409)."""
 
 
-class StartError(Exception):
-    """The process could not be started (no such command, bad working directory, bad arguments)."""
+class NotManaged(Exception):
+    """Restart of a process that is not managed (400)."""
 
 
 class StdinNotWritable(Exception):
@@ -179,9 +165,17 @@ class ManagedProcess:
     """One process started by the local sandbox."""
 
     def __init__(
-        self, popen: subprocess.Popen[bytes], *, handle: int, spec: StartSpec, table: ProcessTable
+        self,
+        popen: subprocess.Popen[bytes],
+        *,
+        handle: int,
+        spec: StartSpec,
+        table: ProcessTable,
+        supervisor: Supervisor | None = None,
     ) -> None:
         self._popen = popen
+        # The supervisor of a managed process (one per name, across its runs), else None.
+        self.supervisor = supervisor
         self.pid = popen.pid
         self.handle = handle
         self.command = spec.command
@@ -311,6 +305,8 @@ class ManagedProcess:
             "args": list(self.args),
             "started_at": self.started_at,
             "ended_at": self.ended_at,
+            "oom_killed": False,
+            "managed": None if self.supervisor is None else self.supervisor.info(),
         }
 
     # -- output -------------------------------------------------------------------------------
@@ -386,18 +382,27 @@ class ManagedProcess:
         except (ProcessLookupError, PermissionError):
             raise ValueError(f"process {self.pid} is not running") from None
 
+    @property
+    def owner(self) -> str:
+        """Its name in the tree marker (see _tree.py)."""
+        return f"p{self.handle}"
+
     def kill(self) -> None:
-        """SIGKILL the process group it was started in (no error when already gone)."""
-        if self._group_is_ours():
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.pid, _signal.SIGKILL)
+        """SIGKILL its process group and everything it started, detached children included."""
+        kill_tree(self.pid, self.owner, _signal.SIGKILL, group=self._group_is_ours())
+
+    def terminate_tree(self) -> None:
+        """SIGTERM its process group and everything it started (a managed process's stop)."""
+        kill_tree(self.pid, self.owner, _signal.SIGTERM, group=self._group_is_ours())
 
     async def wait_finished(self) -> None:
         await self._finished.wait()
 
-    def release(self) -> None:
-        """Kill what is left of its group, reap it and drop its output (eviction, shutdown)."""
-        self.kill()
+    def release(self, kill: bool = True) -> None:
+        """Kill what is left of its tree (unless ``kill`` is False: already done), reap it and drop
+        its output (eviction, shutdown)."""
+        if kill:
+            self.kill()
         if self._pidfd is not None:
             with contextlib.suppress(ValueError, OSError):
                 asyncio.get_running_loop().remove_reader(self._pidfd)
@@ -420,142 +425,6 @@ class ManagedProcess:
         self.log.clear()
 
 
-def _current_user() -> tuple[str, int, int]:
-    uid, gid = os.getuid(), os.getgid()
-    try:
-        name = pwd.getpwuid(uid).pw_name
-    except KeyError:
-        name = str(uid)
-    return name, uid, gid
-
-
-def _uid_gid(text: str) -> tuple[int, int | None] | None:
-    uid, sep, gid = text.partition(":")
-    if uid.isdigit() and (not sep or gid.isdigit()):
-        return int(uid), int(gid) if sep else None
-    return None
-
-
-def check_user(user: Any) -> None:
-    """Refuse (ValueError) a ``user`` that is not the one this server runs every process as.
-
-    Accepted: the current user's name, its uid (``"1000"``), ``"uid:gid"``, ``{"name": ...}``
-    or ``{"uid": ..., "gid": ...}``. Leaving the field out means the current user.
-    """
-    name, uid, gid = _current_user()
-    matches = False
-    if isinstance(user, str):
-        ids = _uid_gid(user)
-        matches = user == name or (ids is not None and ids[0] == uid and ids[1] in (None, gid))
-        shown = repr(user)
-    elif isinstance(user, dict) and ("name" in user or "uid" in user or "gid" in user):
-        if "name" in user and ("uid" in user or "gid" in user):
-            raise ValueError("user must give either name or uid and gid, not both")
-        if "name" in user:
-            if not isinstance(user["name"], str):
-                raise ValueError("user name must be a string")
-            matches = user["name"] == name
-        else:
-            given = (user.get("uid"), user.get("gid"))
-            if not all(isinstance(v, int) and not isinstance(v, bool) for v in given):
-                raise ValueError("user needs both uid and gid, as integers")
-            matches = given == (uid, gid)
-        shown = json.dumps(user)
-    else:
-        raise ValueError(
-            'user must be a string ("name", "uid" or "uid:gid") or an object {name} or {uid, gid}; '
-            "leave it out for the default"
-        )
-    if not matches:
-        raise ValueError(
-            f"user {shown} is not available: this local sandbox runs every process as the user who "
-            f"started it, {name!r} (uid {uid}, gid {gid}); omit user or name that one"
-        )
-
-
-def _mode(spec: Mapping[str, Any], key: str, allowed: tuple[str, str]) -> str:
-    if key not in spec:
-        return allowed[0]
-    value = spec[key]
-    if value not in allowed:
-        raise ValueError(f"{key} must be one of {', '.join(allowed)}")
-    return str(value)
-
-
-@dataclass(frozen=True, slots=True)
-class StartSpec:
-    """A validated StartProcessRequest."""
-
-    command: str
-    args: list[str]
-    env: dict[str, str]
-    working_dir: str | None
-    stdin_pipe: bool
-    capture_stdout: bool
-    capture_stderr: bool
-
-    @classmethod
-    def parse(cls, body: Any) -> StartSpec:
-        """Validate a decoded JSON body; raises ValueError with a message for the client."""
-        if not isinstance(body, dict):
-            raise ValueError("the body must be a JSON object")
-        command = body.get("command")
-        if not isinstance(command, str):
-            raise ValueError("command is required and must be a string")
-        args = body.get("args", [])
-        if not isinstance(args, list) or not all(isinstance(a, str) for a in args):
-            raise ValueError("args must be an array of strings")
-        env = body.get("env", {})
-        if not isinstance(env, dict) or not all(isinstance(v, str) for v in env.values()):
-            raise ValueError("env must be an object of strings")
-        for key, value in env.items():
-            if not key or "=" in key or "\0" in key or "\0" in value:
-                raise ValueError(f"invalid environment variable {key!r}")
-        working_dir = body.get("working_dir")
-        if working_dir is not None and not isinstance(working_dir, str):
-            raise ValueError("working_dir must be a string or null")
-        if any("\0" in s for s in (command, *args, working_dir or "")):
-            raise ValueError("command, args and working_dir must not contain NUL characters")
-        if "user" in body:
-            check_user(body["user"])
-        return cls(
-            command=command,
-            args=list(args),
-            env=dict(env),
-            working_dir=working_dir,
-            stdin_pipe=_mode(body, "stdin_mode", ("closed", "pipe")) == "pipe",
-            capture_stdout=_mode(body, "stdout_mode", ("capture", "discard")) == "capture",
-            capture_stderr=_mode(body, "stderr_mode", ("capture", "discard")) == "capture",
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class RunSpec:
-    """A validated RunProcessRequest: a start request whose stdin is closed and output captured."""
-
-    start: StartSpec
-    timeout: float | None
-
-    @classmethod
-    def parse(cls, body: Any) -> RunSpec:
-        spec = StartSpec.parse(body)
-        timeout = body.get("timeout")
-        whole = isinstance(timeout, int) or (isinstance(timeout, float) and timeout.is_integer())
-        if timeout is not None and (isinstance(timeout, bool) or not whole or not 1 <= timeout < 2**31):
-            raise ValueError("timeout must be a whole number of seconds (1 or more), or null")
-        # As documented: stdin is closed and stdout/stderr are captured, whatever was asked.
-        forced = StartSpec(
-            command=spec.command,
-            args=spec.args,
-            env=spec.env,
-            working_dir=spec.working_dir,
-            stdin_pipe=False,
-            capture_stdout=True,
-            capture_stderr=True,
-        )
-        return cls(forced, None if timeout is None else float(timeout))
-
-
 class ProcessTable:
     """The processes of one local sandbox, by pid, within the retention and output budgets."""
 
@@ -564,8 +433,14 @@ class ProcessTable:
         *,
         retained_finished: int = RETAINED_FINISHED,
         total_output_budget: int = TOTAL_OUTPUT_BUDGET,
+        stop_grace: float = STOP_GRACE,
     ) -> None:
         self._by_pid: dict[int, ManagedProcess] = {}
+        # Managed processes by name (only named ones; every one is reachable by its current pid).
+        self._names: dict[str, Supervisor] = {}
+        self._supervisors: set[Supervisor] = set()
+        self._stopping: set[asyncio.Task[None]] = set()
+        self.stop_grace = stop_grace
         self._finished_order: dict[int, ManagedProcess] = {}  # oldest finished first
         self._next_handle = 1
         self.retained_finished = retained_finished
@@ -577,8 +452,22 @@ class ProcessTable:
     def __iter__(self) -> Any:
         return iter(list(self._by_pid.values()))
 
-    def get(self, pid: int) -> ManagedProcess | None:
-        return self._by_pid.get(pid)
+    def get(self, key: int | str) -> ManagedProcess | None:
+        """The process with this pid, or the current run of the managed process with this name."""
+        if isinstance(key, int):
+            return self._by_pid.get(key)
+        supervisor = self._names.get(key)
+        return None if supervisor is None else supervisor.current
+
+    def kill(self, proc: ManagedProcess) -> None:
+        """DELETE: SIGKILL an unmanaged process's tree; stop a managed one for good (SIGTERM, then
+        SIGKILL after the stop grace)."""
+        if proc.supervisor is not None and proc.supervisor.current is proc:
+            task = proc.supervisor.stop()
+            self._stopping.add(task)
+            task.add_done_callback(self._stopping.discard)
+        else:
+            proc.kill()
 
     @property
     def total_started(self) -> int:
@@ -599,7 +488,21 @@ class ProcessTable:
             self._finished_order[proc.pid] = proc
         self._enforce()
 
+    def _retire(self, proc: ManagedProcess) -> None:
+        """A managed process's previous run, replaced by a new one: no longer listed."""
+        if proc.finished:
+            self._evict(proc)
+        else:
+            proc.kill()
+            self._by_pid.pop(proc.pid, None)
+
     def _evict(self, proc: ManagedProcess) -> None:
+        supervisor = proc.supervisor
+        if supervisor is not None and supervisor.current is proc and not supervisor.active:
+            # The last record of a stopped managed process: its name is free from now on.
+            self._supervisors.discard(supervisor)
+            if supervisor.name is not None and self._names.get(supervisor.name) is supervisor:
+                del self._names[supervisor.name]
         self._by_pid.pop(proc.pid, None)
         self._finished_order.pop(proc.pid, None)
         proc.release()
@@ -622,26 +525,59 @@ class ProcessTable:
                 break
 
     async def start(self, spec: StartSpec) -> ManagedProcess:
-        """Start a process; raises StartError when it cannot run."""
-        if spec.working_dir is not None and not os.path.isdir(spec.working_dir):
-            raise StartError(f"working_dir {spec.working_dir!r} is not a directory")
+        """Start a process (a supervised one when ``spec.managed``); raises StartError when it
+        cannot run, NameTaken when a managed process that is not stopped has its name."""
+        if not spec.managed:
+            return await self._spawn(spec, None)
+        if spec.name is not None:
+            holder = self._names.get(spec.name)
+            if holder is not None and holder.active:
+                raise NameTaken(f"a managed process named {spec.name!r} is already running; kill it first")
+        supervisor = Supervisor(self, spec, self.stop_grace)
+        run = await supervisor.start()
+        if spec.name is not None:
+            old = self._names.get(spec.name)
+            if old is not None:  # stopped: its record goes, the name is reused
+                self._supervisors.discard(old)
+                if old.current is not None:
+                    self._evict(old.current)
+            self._names[spec.name] = supervisor
+        self._supervisors.add(supervisor)
+        return run
+
+    async def restart(self, proc: ManagedProcess) -> ManagedProcess:
+        """Restart a managed process (NotManaged for any other)."""
+        supervisor = proc.supervisor
+        if supervisor is None or supervisor.current is not proc:
+            raise NotManaged(
+                f"process {proc.pid} is not a managed process: start it with a name, restart "
+                "policy or health check to restart it"
+            )
+        if supervisor.name is not None and self._names.get(supervisor.name) is not supervisor:
+            raise NameTaken(f"another managed process is now named {supervisor.name!r}")
+        return await supervisor.restart()
+
+    async def _spawn(self, spec: StartSpec, supervisor: Supervisor | None) -> ManagedProcess:
+        """Start one run of ``spec``; raises StartError when it cannot run."""
         pipe, devnull = subprocess.PIPE, subprocess.DEVNULL
+        handle = self._next_handle
+        env = child_environment(spec.env)
+        env[MARKER] = marker_value(f"p{handle}")  # see _tree.py: kill finds its detached children
         try:
             popen = subprocess.Popen(
                 [spec.command, *spec.args],
                 stdin=pipe if spec.stdin_pipe else devnull,
                 stdout=pipe if spec.capture_stdout else devnull,
                 stderr=pipe if spec.capture_stderr else devnull,
-                env=child_environment(spec.env),
+                env=env,
                 cwd=spec.working_dir,
                 start_new_session=True,
                 preexec_fn=_PREEXEC,
                 bufsize=0,
             )
         except (OSError, ValueError, TypeError, subprocess.SubprocessError) as exc:
-            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-            raise StartError(f"cannot start {spec.command!r}: {reason}") from None
-        managed = ManagedProcess(popen, handle=self._next_handle, spec=spec, table=self)
+            raise spawn_error(spec.command, exc) from None
+        managed = ManagedProcess(popen, handle=handle, spec=spec, table=self, supervisor=supervisor)
         self._next_handle += 1
         self._by_pid[managed.pid] = managed
         try:
@@ -652,15 +588,20 @@ class ProcessTable:
         return managed
 
     async def shutdown(self, timeout: float = 5.0) -> None:
-        """Kill every process group this table started, wait (bounded) for them, and reap them."""
+        """Kill every process tree this table started, wait (bounded) for them, and reap them."""
+        for supervisor in list(self._supervisors):
+            supervisor.stopped = True
+            supervisor._cancel()
+        for task in list(self._stopping):
+            task.cancel()
         procs = list(self._by_pid.values())
-        for p in procs:
-            p.kill()
+        # One pass over /proc for every tree (see _tree.py), not one per process.
+        kill_trees([(p.pid, p.owner, p._group_is_ours()) for p in procs])
         waits = [p.wait_finished() for p in procs if not p.finished]
         if waits:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.gather(*waits), timeout)
         for p in procs:
-            p.release()
+            p.release(kill=False)
         self._by_pid.clear()
         self._finished_order.clear()

@@ -12,8 +12,14 @@ The semantics follow ``openapi.yaml`` (tag ``sandbox-pty``) and the Tensorlake d
   closes that client with 1008;
 - when the process ends: an exit frame (``0x03`` + i32), then close 1000 ``exit:<code>``
   (``-1`` when a signal ended it); a killed session closes its clients with 1001;
+- kill (DELETE) is the daemon's: SIGHUP to the terminal's process group at once, and the
+  session is shown dead from then on (``is_alive`` false, ``exit_code`` null, ``ended_at``
+  set) for `KILL_GRACE` seconds; then everything it started still running (detached
+  children included, see _tree.py) gets SIGKILL and the session is removed;
 - with no client attached for `IDLE_TIMEOUT` seconds the process is killed; an exited
   session stays visible (and attachable: history, then the exit) for `EXITED_TTL` seconds.
+- the websocket takes the session's token alone (``X-PTY-Token`` or ``?token=``), as the
+  docs' examples connect; a bearer key that is sent must still be right (_security.py).
 
 Memory is bounded: output goes to each client through a queue of at most `QUEUE_CHUNKS`
 chunks; while any client's queue is full the terminal is not read, so the program blocks on
@@ -22,22 +28,20 @@ its writes (flow control, as on a real terminal). A client that reads nothing fo
 
 Children never outlive the server: each runs in its own process group, is told by
 ``PR_SET_PDEATHSIG`` (Linux) to die with the server's thread, and `PtyTable.shutdown` kills
-every group.
+every tree (detached children included).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import fcntl
 import hmac
-import json
 import os
 import secrets
 import signal
 import struct
-import sys
+import subprocess
 import termios
 import time
 from collections import deque
@@ -50,6 +54,18 @@ from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketState
 
 from ._resource import kill_or_describe
+from ._tree import MARKER, kill_tree, marker_value
+from ._tree import preexec as _tree_preexec
+from ._validation import (
+    MAX_COLS,
+    MAX_ROWS,
+    SPAWN_FAILED,
+    PtySpec,
+    TooLarge,
+    parse_resize,
+    read_json,
+    spawn_error,
+)
 
 __all__ = [
     "CHUNK_BYTES",
@@ -69,8 +85,6 @@ IDLE_TIMEOUT = 300.0
 EXITED_TTL = 60.0
 KILL_GRACE = 5.0
 STALL_TIMEOUT = 30.0
-MAX_ROWS, MAX_COLS = 500, 1000
-_MAX_JSON_BYTES = 1024 * 1024
 _ID_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_-"
 
 OP_DATA, OP_RESIZE, OP_READY, OP_EXIT = 0x00, 0x01, 0x02, 0x03
@@ -97,22 +111,14 @@ def _child_env(extra: Mapping[str, str]) -> dict[str, str]:
     return env
 
 
+def _take_terminal() -> None:
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+
 def _preexec() -> Any:
-    """Runs in the child after setsid: take the terminal as controlling tty; die with the server."""
-    prctl = None
-    if sys.platform == "linux":
-        with contextlib.suppress(OSError, AttributeError):
-            prctl = ctypes.CDLL(None, use_errno=True).prctl
-    parent = os.getpid()
-
-    def preexec() -> None:
-        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
-        if prctl is not None:
-            prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
-            if os.getppid() != parent:
-                os._exit(1)
-
-    return preexec
+    """Runs in the child after setsid: take the terminal as controlling tty; die with the server;
+    keep what it starts below it (see _tree.py)."""
+    return _tree_preexec(_take_terminal)
 
 
 def _set_done(future: asyncio.Future[None]) -> None:
@@ -172,9 +178,10 @@ class PtySession:
         args: list[str],
         rows: int,
         cols: int,
+        session_id: str,
     ) -> None:
         self.table = table
-        self.session_id = "".join(secrets.choice(_ID_ALPHABET) for _ in range(21))
+        self.session_id = session_id
         self.token = secrets.token_hex(32)
         self.proc = proc
         self.master = master
@@ -182,6 +189,7 @@ class PtySession:
         self.rows, self.cols = rows, cols
         self.created_at = _now_ms()
         self.ended_at: int | None = None
+        self.killed_at: int | None = None
         self.exit_code: int | None = None  # None while alive, or when a signal ended it
         self.history = _History()
         self.produced = 0  # bytes of output read so far
@@ -203,7 +211,12 @@ class PtySession:
 
     @property
     def is_alive(self) -> bool:
-        return self.ended_at is None
+        return self.ended_at is None and not self.killed
+
+    @property
+    def owner(self) -> str:
+        """Its name in the tree marker (see _tree.py)."""
+        return f"t{self.session_id}"
 
     def info(self) -> dict[str, Any]:
         info: dict[str, Any] = {
@@ -215,8 +228,9 @@ class PtySession:
             "cols": self.cols,
             "created_at": self.created_at,
             "is_alive": self.is_alive,
-            "ended_at": self.ended_at,
-            "exit_code": self.exit_code,
+            # A killed session is dead from the kill on, as the daemon shows it.
+            "ended_at": self.ended_at if self.killed_at is None else (self.ended_at or self.killed_at),
+            "exit_code": None if self.killed else self.exit_code,
         }
         return info
 
@@ -271,7 +285,7 @@ class PtySession:
             self.ended.set()
             for client in self.clients:
                 client.queue.put_nowait(_EXIT)
-            self.table.schedule_removal(self, EXITED_TTL)
+            self.table.schedule_removal(self, self.table.exited_ttl)
 
     def _update_room(self) -> None:
         if any(c.queue.qsize() >= QUEUE_CHUNKS for c in self.clients):
@@ -376,17 +390,23 @@ class PtySession:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.proc.pid, sig)
 
-    async def kill(self, grace: float = KILL_GRACE) -> None:
-        """SIGHUP the terminal's process group, SIGKILL after ``grace``; close every client with 1001."""
-        self.killed = True
+    def hang_up(self) -> None:
+        """SIGHUP the terminal's process group (once); close every client with 1001."""
+        if not self.killed:
+            self.killed = True
+            self.killed_at = _now_ms()
+            if self.ended_at is None:
+                self._signal_group(signal.SIGHUP)
         for client in [*self.clients, *self.pending]:
             self.detach(client)
             client.queue.put_nowait(_KILLED)
-        if self.is_alive:
-            self._signal_group(signal.SIGHUP)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(self._exited.wait()), grace)
-        self._signal_group(signal.SIGKILL)
+
+    async def kill(self, grace: float = KILL_GRACE) -> None:
+        """`hang_up`, then after ``grace`` SIGKILL everything left of its tree; wait for the end."""
+        self.hang_up()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self._exited.wait()), grace)
+        kill_tree(self.proc.pid, self.owner, signal.SIGKILL, group=self.proc.returncode is None)
         await self._exited.wait()
         self.close()
 
@@ -405,9 +425,12 @@ class PtySession:
 class PtyTable:
     """Every PTY session of one local sandbox."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, kill_grace: float = KILL_GRACE, exited_ttl: float = EXITED_TTL) -> None:
         self._sessions: dict[str, PtySession] = {}
         self.idle_timeout = IDLE_TIMEOUT
+        self.kill_grace = kill_grace
+        self.exited_ttl = exited_ttl
+        self._killing: set[asyncio.Task[None]] = set()
         self._janitor: asyncio.Task[None] | None = None
         self._removals: set[asyncio.TimerHandle] = set()
 
@@ -429,6 +452,10 @@ class PtyTable:
         rows: int,
         cols: int,
     ) -> PtySession:
+        """Start ``command`` on a new terminal; raises OSError when it cannot be started."""
+        session_id = "".join(secrets.choice(_ID_ALPHABET) for _ in range(21))
+        child_env = _child_env(env)
+        child_env[MARKER] = marker_value(f"t{session_id}")  # see _tree.py
         master, slave = os.openpty()
         try:
             _set_size(slave, rows, cols)
@@ -438,7 +465,7 @@ class PtyTable:
                 stdin=slave,
                 stdout=slave,
                 stderr=slave,
-                env=_child_env(env),
+                env=child_env,
                 cwd=working_dir,
                 start_new_session=True,
                 preexec_fn=_preexec(),
@@ -449,7 +476,7 @@ class PtyTable:
         finally:
             os.close(slave)
         os.set_blocking(master, False)
-        session = PtySession(self, proc, master, command, args, rows, cols)
+        session = PtySession(self, proc, master, command, args, rows, cols, session_id)
         self._sessions[session.session_id] = session
         if self._janitor is None:
             self._janitor = asyncio.ensure_future(self._watch_idle())
@@ -467,9 +494,24 @@ class PtyTable:
         handle = loop.call_later(delay, remove)
         self._removals.add(handle)
 
-    async def kill(self, session: PtySession) -> None:
-        self._sessions.pop(session.session_id, None)
-        await session.kill()
+    def kill(self, session: PtySession) -> None:
+        """DELETE: hang up now; SIGKILL what is left and remove the session after the grace."""
+        if session.killed:
+            return
+
+        async def finish() -> None:
+            try:
+                # Visible (dead) for the whole grace, even when the process ended at once.
+                await asyncio.sleep(self.kill_grace)
+                await session.kill(0)
+            finally:
+                if self._sessions.get(session.session_id) is session:
+                    del self._sessions[session.session_id]
+
+        session.hang_up()
+        task = asyncio.ensure_future(finish())
+        self._killing.add(task)
+        task.add_done_callback(self._killing.discard)
 
     async def _watch_idle(self) -> None:
         while True:
@@ -477,13 +519,15 @@ class PtyTable:
             now = time.monotonic()
             for session in self:
                 if session.is_alive and session.idle_for(now) > self.idle_timeout:
-                    await self.kill(session)
+                    self.kill(session)
 
     async def shutdown(self) -> None:
         if self._janitor is not None:
             self._janitor.cancel()
         for handle in self._removals:
             handle.cancel()
+        for task in list(self._killing):
+            task.cancel()
         sessions = list(self._sessions.values())
         self._sessions.clear()
         await asyncio.gather(*(s.kill(grace=0.5) for s in sessions), return_exceptions=True)
@@ -501,67 +545,28 @@ def _table(request: Request | WebSocket) -> PtyTable:
     return table
 
 
-def _int(body: dict[str, Any], name: str, default: int | None) -> int:
-    value = body.get(name, default)
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)  # 24.0 is an integer in JSON Schema
-    if value is None or isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"{name} must be an integer")
-    if not -(2**31) <= value < 2**31:
-        raise ValueError(f"{name} must be a 32-bit integer (it is clamped to the allowed range)")
-    return value
-
-
-def _parse_create(body: Any) -> tuple[str, list[str], dict[str, str], str | None, int, int]:
-    if not isinstance(body, dict):
-        raise ValueError("the body must be a JSON object")
-    command = body.get("command")
-    if not isinstance(command, str) or not command:
-        raise ValueError("command is required and must be a non-empty string")
-    args = body.get("args", [])
-    if not isinstance(args, list) or not all(isinstance(a, str) for a in args):
-        raise ValueError("args must be an array of strings")
-    env = body.get("env", {})
-    if not isinstance(env, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in env.items()
-    ):
-        raise ValueError("env must be an object of strings")
-    working_dir = body.get("working_dir")
-    if working_dir is not None and not isinstance(working_dir, str):
-        raise ValueError("working_dir must be a string")
-    rows = _clamp(_int(body, "rows", 24), MAX_ROWS)
-    cols = _clamp(_int(body, "cols", 80), MAX_COLS)
-    if any("\0" in s for s in [command, *args, *env, *env.values(), working_dir or ""]):
-        raise ValueError("strings must not contain NUL characters")
-    return command, args, env, working_dir, rows, cols
-
-
-async def _json(request: Request) -> Any:
-    raw = bytearray()
-    async for chunk in request.stream():
-        raw += chunk
-        if len(raw) > _MAX_JSON_BYTES:
-            raise ValueError("the request body is too large")
-    try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise ValueError("the request body is not valid JSON") from None
-
-
 async def sessions_endpoint(request: Request) -> Response:
     table = _table(request)
     if request.method == "GET":
         return JSONResponse({"sessions": [s.info() for s in table]})
     try:
-        command, args, env, working_dir, rows, cols = _parse_create(await _json(request))
+        spec = PtySpec.parse(await read_json(request))
+    except TooLarge as exc:
+        headers = None if exc.complete else {"connection": "close"}
+        return JSONResponse(
+            {"error": str(exc), "code": "PAYLOAD_TOO_LARGE"}, status_code=413, headers=headers
+        )
     except ValueError as exc:
         return _error(400, "BAD_REQUEST", str(exc))
     if len(table) >= MAX_SESSIONS:
         return _error(429, "TOO_MANY_SESSIONS", f"at most {MAX_SESSIONS} PTY sessions; kill one first")
     try:
-        session = await table.create(command, args, env, working_dir, rows, cols)
-    except OSError as exc:
-        return _error(500, "SPAWN_FAILED", f"cannot start {command!r}: {exc.strerror or exc}")
+        session = await table.create(
+            spec.command, spec.args, spec.env, spec.working_dir, spec.rows, spec.cols
+        )
+    except (OSError, ValueError, subprocess.SubprocessError) as exc:
+        # The same answer as a process start that cannot run (the daemon says 500; see README).
+        return _error(400, SPAWN_FAILED, str(spawn_error(spec.command, exc)))
     return JSONResponse({"session_id": session.session_id, "token": session.token}, status_code=201)
 
 
@@ -582,10 +587,12 @@ async def session_endpoint(request: Request) -> Response:
 async def resize_endpoint(request: Request) -> Response:
     session_id, session = _lookup(request)
     try:
-        body = await _json(request)
-        if not isinstance(body, dict) or "rows" not in body or "cols" not in body:
-            raise ValueError("rows and cols are required")
-        rows, cols = _int(body, "rows", None), _int(body, "cols", None)
+        rows, cols = parse_resize(await read_json(request))
+    except TooLarge as exc:
+        headers = None if exc.complete else {"connection": "close"}
+        return JSONResponse(
+            {"error": str(exc), "code": "PAYLOAD_TOO_LARGE"}, status_code=413, headers=headers
+        )
     except ValueError as exc:
         return _error(400, "BAD_REQUEST", str(exc)) if session is not None else _not_found(session_id)
     if session is None:

@@ -19,8 +19,10 @@ from typing import TYPE_CHECKING, Self
 from uvicorn.config import LOGGING_CONFIG
 
 from ._app import DEFAULT_MAX_BODY_BYTES, create_app
+from ._pty import EXITED_TTL, KILL_GRACE
 from ._runner import Server, ServerThread, bind, make_config
 from ._security import generate_token, host_is_loopback
+from ._supervisor import STOP_GRACE
 
 if TYPE_CHECKING:
     from tensorlake_sandbox import SandboxClient
@@ -87,12 +89,23 @@ class LocalSandbox:
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         allow_remote: bool = False,
         extra_hosts: Iterable[str] = (),
+        stop_grace: float = STOP_GRACE,
+        pty_kill_grace: float = KILL_GRACE,
+        pty_exited_ttl: float = EXITED_TTL,
     ) -> None:
+        """The grace periods (seconds, see `create_app`) are the daemon's by default; tests shorten them."""
         self.token = token if token is not None else generate_token()
         allowed = _allowed_hosts(host, allow_remote)
         if allowed is not None:
             allowed = allowed | {h.lower() for h in extra_hosts}
-        self._app = create_app(token=self.token, max_body_bytes=max_body_bytes, allowed_hosts=allowed)
+        self._app = create_app(
+            token=self.token,
+            max_body_bytes=max_body_bytes,
+            allowed_hosts=allowed,
+            stop_grace=stop_grace,
+            pty_kill_grace=pty_kill_grace,
+            pty_exited_ttl=pty_exited_ttl,
+        )
         self._host = host
         self._port = port
         self._server: ServerThread | None = None

@@ -10,7 +10,7 @@ from ...types import UNSET, Response, Unset
 
 
 def _get_kwargs(
-    pid: int,
+    pid: int | str,
 ) -> dict[str, Any]:
 
     _kwargs: dict[str, Any] = {
@@ -42,7 +42,7 @@ def _build_response(*, client: AuthenticatedClient | Client, response: httpx.Res
 
 
 def sync_detailed(
-    pid: int,
+    pid: int | str,
     *,
     client: AuthenticatedClient | Client,
     timeout: float | httpx.Timeout | None | Unset = UNSET,
@@ -53,7 +53,7 @@ def sync_detailed(
     again.
 
     Args:
-        pid (int):
+        pid (int | str):
 
     Raises:
         tensorlake_sandbox.SandboxError: With a tensorlake_sandbox.SandboxClient, for any status other
@@ -81,7 +81,7 @@ def sync_detailed(
 
 
 def sync(
-    pid: int,
+    pid: int | str,
     *,
     client: AuthenticatedClient | Client,
     timeout: float | httpx.Timeout | None | Unset = UNSET,
@@ -92,7 +92,7 @@ def sync(
     again.
 
     Args:
-        pid (int):
+        pid (int | str):
 
     Raises:
         tensorlake_sandbox.SandboxError: With a tensorlake_sandbox.SandboxClient, for any status other
@@ -114,7 +114,7 @@ def sync(
 
 
 async def asyncio_detailed(
-    pid: int,
+    pid: int | str,
     *,
     client: AuthenticatedClient | Client,
     timeout: float | httpx.Timeout | None | Unset = UNSET,
@@ -125,7 +125,7 @@ async def asyncio_detailed(
     again.
 
     Args:
-        pid (int):
+        pid (int | str):
 
     Raises:
         tensorlake_sandbox.SandboxError: With a tensorlake_sandbox.SandboxClient, for any status other
@@ -151,7 +151,7 @@ async def asyncio_detailed(
 
 
 async def asyncio(
-    pid: int,
+    pid: int | str,
     *,
     client: AuthenticatedClient | Client,
     timeout: float | httpx.Timeout | None | Unset = UNSET,
@@ -162,7 +162,7 @@ async def asyncio(
     again.
 
     Args:
-        pid (int):
+        pid (int | str):
 
     Raises:
         tensorlake_sandbox.SandboxError: With a tensorlake_sandbox.SandboxClient, for any status other

@@ -11,7 +11,7 @@ from ...types import UNSET, Unset
 
 
 def _get_kwargs(
-    pid: int,
+    pid: int | str,
 ) -> dict[str, Any]:
 
     _kwargs: dict[str, Any] = {
@@ -31,7 +31,7 @@ def _check_status(response: httpx.Response) -> None:
 
 @contextmanager
 def stream(
-    pid: int,
+    pid: int | str,
     *,
     client: AuthenticatedClient | Client,
     timeout: float | httpx.Timeout | None | Unset = UNSET,
@@ -43,7 +43,7 @@ def stream(
     stream ends with an `eof` event (data `{}`). Replayed lines may carry `timestamp: 0`.
 
     Args:
-        pid (int):
+        pid (int | str):
 
     Raises:
         tensorlake_sandbox.SandboxError: With a tensorlake_sandbox.SandboxClient, for any status other
@@ -73,7 +73,7 @@ def stream(
 
 @asynccontextmanager
 async def astream(
-    pid: int,
+    pid: int | str,
     *,
     client: AuthenticatedClient | Client,
     timeout: float | httpx.Timeout | None | Unset = UNSET,
@@ -85,7 +85,7 @@ async def astream(
     stream ends with an `eof` event (data `{}`). Replayed lines may carry `timestamp: 0`.
 
     Args:
-        pid (int):
+        pid (int | str):
 
     Raises:
         tensorlake_sandbox.SandboxError: With a tensorlake_sandbox.SandboxClient, for any status other

@@ -10,7 +10,7 @@ from ...types import UNSET, Response, Unset
 
 
 def _get_kwargs(
-    pid: int,
+    pid: int | str,
 ) -> dict[str, Any]:
 
     _kwargs: dict[str, Any] = {
@@ -42,17 +42,19 @@ def _build_response(*, client: AuthenticatedClient | Client, response: httpx.Res
 
 
 def sync_detailed(
-    pid: int,
+    pid: int | str,
     *,
     client: AuthenticatedClient | Client,
     timeout: float | httpx.Timeout | None | Unset = UNSET,
 ) -> Response[None]:
     """Kill a process
 
-     Force-terminate a process with `SIGKILL`.
+     Kill the process and everything it started, children that detached (`setsid`, `nohup`) included. An
+    unmanaged process gets `SIGKILL` at once; a managed one is stopped for good (it is not restarted):
+    SIGTERM to its process group, then SIGKILL after a grace period.
 
     Args:
-        pid (int):
+        pid (int | str):
 
     Raises:
         tensorlake_sandbox.SandboxError: With a tensorlake_sandbox.SandboxClient, for any status other
@@ -80,17 +82,19 @@ def sync_detailed(
 
 
 def sync(
-    pid: int,
+    pid: int | str,
     *,
     client: AuthenticatedClient | Client,
     timeout: float | httpx.Timeout | None | Unset = UNSET,
 ) -> None:
     """Kill a process
 
-     Force-terminate a process with `SIGKILL`.
+     Kill the process and everything it started, children that detached (`setsid`, `nohup`) included. An
+    unmanaged process gets `SIGKILL` at once; a managed one is stopped for good (it is not restarted):
+    SIGTERM to its process group, then SIGKILL after a grace period.
 
     Args:
-        pid (int):
+        pid (int | str):
 
     Raises:
         tensorlake_sandbox.SandboxError: With a tensorlake_sandbox.SandboxClient, for any status other
@@ -112,17 +116,19 @@ def sync(
 
 
 async def asyncio_detailed(
-    pid: int,
+    pid: int | str,
     *,
     client: AuthenticatedClient | Client,
     timeout: float | httpx.Timeout | None | Unset = UNSET,
 ) -> Response[None]:
     """Kill a process
 
-     Force-terminate a process with `SIGKILL`.
+     Kill the process and everything it started, children that detached (`setsid`, `nohup`) included. An
+    unmanaged process gets `SIGKILL` at once; a managed one is stopped for good (it is not restarted):
+    SIGTERM to its process group, then SIGKILL after a grace period.
 
     Args:
-        pid (int):
+        pid (int | str):
 
     Raises:
         tensorlake_sandbox.SandboxError: With a tensorlake_sandbox.SandboxClient, for any status other
@@ -148,17 +154,19 @@ async def asyncio_detailed(
 
 
 async def asyncio(
-    pid: int,
+    pid: int | str,
     *,
     client: AuthenticatedClient | Client,
     timeout: float | httpx.Timeout | None | Unset = UNSET,
 ) -> None:
     """Kill a process
 
-     Force-terminate a process with `SIGKILL`.
+     Kill the process and everything it started, children that detached (`setsid`, `nohup`) included. An
+    unmanaged process gets `SIGKILL` at once; a managed one is stopped for good (it is not restarted):
+    SIGTERM to its process group, then SIGKILL after a grace period.
 
     Args:
-        pid (int):
+        pid (int | str):
 
     Raises:
         tensorlake_sandbox.SandboxError: With a tensorlake_sandbox.SandboxClient, for any status other

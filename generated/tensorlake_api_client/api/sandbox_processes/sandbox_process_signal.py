@@ -12,7 +12,7 @@ from ...types import UNSET, Response, Unset
 
 
 def _get_kwargs(
-    pid: int,
+    pid: int | str,
     *,
     body: SendSignalRequest,
 ) -> dict[str, Any]:
@@ -53,7 +53,7 @@ def _build_response(*, client: AuthenticatedClient | Client, response: httpx.Res
 
 
 def sync_detailed(
-    pid: int,
+    pid: int | str,
     *,
     client: AuthenticatedClient | Client,
     body: SendSignalRequest,
@@ -61,10 +61,11 @@ def sync_detailed(
 ) -> Response[SendSignalResponse]:
     """Send a signal
 
-     Send a POSIX signal such as `SIGTERM` (15) or `SIGKILL` (9) to a running process.
+     Send a POSIX signal such as `SIGTERM` (15) or `SIGKILL` (9) to a running process's whole process
+    group, as a terminal's job control would.
 
     Args:
-        pid (int):
+        pid (int | str):
         body (SendSignalRequest):
 
     Raises:
@@ -94,7 +95,7 @@ def sync_detailed(
 
 
 def sync(
-    pid: int,
+    pid: int | str,
     *,
     client: AuthenticatedClient | Client,
     body: SendSignalRequest,
@@ -102,10 +103,11 @@ def sync(
 ) -> SendSignalResponse:
     """Send a signal
 
-     Send a POSIX signal such as `SIGTERM` (15) or `SIGKILL` (9) to a running process.
+     Send a POSIX signal such as `SIGTERM` (15) or `SIGKILL` (9) to a running process's whole process
+    group, as a terminal's job control would.
 
     Args:
-        pid (int):
+        pid (int | str):
         body (SendSignalRequest):
 
     Raises:
@@ -129,7 +131,7 @@ def sync(
 
 
 async def asyncio_detailed(
-    pid: int,
+    pid: int | str,
     *,
     client: AuthenticatedClient | Client,
     body: SendSignalRequest,
@@ -137,10 +139,11 @@ async def asyncio_detailed(
 ) -> Response[SendSignalResponse]:
     """Send a signal
 
-     Send a POSIX signal such as `SIGTERM` (15) or `SIGKILL` (9) to a running process.
+     Send a POSIX signal such as `SIGTERM` (15) or `SIGKILL` (9) to a running process's whole process
+    group, as a terminal's job control would.
 
     Args:
-        pid (int):
+        pid (int | str):
         body (SendSignalRequest):
 
     Raises:
@@ -168,7 +171,7 @@ async def asyncio_detailed(
 
 
 async def asyncio(
-    pid: int,
+    pid: int | str,
     *,
     client: AuthenticatedClient | Client,
     body: SendSignalRequest,
@@ -176,10 +179,11 @@ async def asyncio(
 ) -> SendSignalResponse:
     """Send a signal
 
-     Send a POSIX signal such as `SIGTERM` (15) or `SIGKILL` (9) to a running process.
+     Send a POSIX signal such as `SIGTERM` (15) or `SIGKILL` (9) to a running process's whole process
+    group, as a terminal's job control would.
 
     Args:
-        pid (int):
+        pid (int | str):
         body (SendSignalRequest):
 
     Raises:

@@ -11,7 +11,7 @@ from ...types import UNSET, Response, Unset
 
 
 def _get_kwargs(
-    pid: int,
+    pid: int | str,
 ) -> dict[str, Any]:
 
     _kwargs: dict[str, Any] = {
@@ -44,7 +44,7 @@ def _build_response(*, client: AuthenticatedClient | Client, response: httpx.Res
 
 
 def sync_detailed(
-    pid: int,
+    pid: int | str,
     *,
     client: AuthenticatedClient | Client,
     timeout: float | httpx.Timeout | None | Unset = UNSET,
@@ -54,7 +54,7 @@ def sync_detailed(
      Read the captured stderr lines for a process.
 
     Args:
-        pid (int):
+        pid (int | str):
 
     Raises:
         tensorlake_sandbox.SandboxError: With a tensorlake_sandbox.SandboxClient, for any status other
@@ -82,7 +82,7 @@ def sync_detailed(
 
 
 def sync(
-    pid: int,
+    pid: int | str,
     *,
     client: AuthenticatedClient | Client,
     timeout: float | httpx.Timeout | None | Unset = UNSET,
@@ -92,7 +92,7 @@ def sync(
      Read the captured stderr lines for a process.
 
     Args:
-        pid (int):
+        pid (int | str):
 
     Raises:
         tensorlake_sandbox.SandboxError: With a tensorlake_sandbox.SandboxClient, for any status other
@@ -114,7 +114,7 @@ def sync(
 
 
 async def asyncio_detailed(
-    pid: int,
+    pid: int | str,
     *,
     client: AuthenticatedClient | Client,
     timeout: float | httpx.Timeout | None | Unset = UNSET,
@@ -124,7 +124,7 @@ async def asyncio_detailed(
      Read the captured stderr lines for a process.
 
     Args:
-        pid (int):
+        pid (int | str):
 
     Raises:
         tensorlake_sandbox.SandboxError: With a tensorlake_sandbox.SandboxClient, for any status other
@@ -150,7 +150,7 @@ async def asyncio_detailed(
 
 
 async def asyncio(
-    pid: int,
+    pid: int | str,
     *,
     client: AuthenticatedClient | Client,
     timeout: float | httpx.Timeout | None | Unset = UNSET,
@@ -160,7 +160,7 @@ async def asyncio(
      Read the captured stderr lines for a process.
 
     Args:
-        pid (int):
+        pid (int | str):
 
     Raises:
         tensorlake_sandbox.SandboxError: With a tensorlake_sandbox.SandboxClient, for any status other

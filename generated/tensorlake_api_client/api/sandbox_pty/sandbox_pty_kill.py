@@ -49,8 +49,11 @@ def sync_detailed(
 ) -> Response[None]:
     """Kill a PTY session
 
-     Hang up the terminal (SIGHUP, then SIGKILL after a grace period) and remove the session; attached
-    websockets are closed with 1001. Also 204 for a session that has already exited.
+     Hang up the terminal: SIGHUP to its process group at once, and attached websockets are closed with
+    1001. The session stays visible, dead (`is_alive` false, `exit_code` null, `ended_at` set once the
+    process is gone) for a 5 s grace; then anything still running gets SIGKILL and the session is
+    removed. Also 204 for a session that has already exited. (A session whose process exits by itself
+    stays 60 s.)
 
     Args:
         session_id (str):
@@ -88,8 +91,11 @@ def sync(
 ) -> None:
     """Kill a PTY session
 
-     Hang up the terminal (SIGHUP, then SIGKILL after a grace period) and remove the session; attached
-    websockets are closed with 1001. Also 204 for a session that has already exited.
+     Hang up the terminal: SIGHUP to its process group at once, and attached websockets are closed with
+    1001. The session stays visible, dead (`is_alive` false, `exit_code` null, `ended_at` set once the
+    process is gone) for a 5 s grace; then anything still running gets SIGKILL and the session is
+    removed. Also 204 for a session that has already exited. (A session whose process exits by itself
+    stays 60 s.)
 
     Args:
         session_id (str):
@@ -121,8 +127,11 @@ async def asyncio_detailed(
 ) -> Response[None]:
     """Kill a PTY session
 
-     Hang up the terminal (SIGHUP, then SIGKILL after a grace period) and remove the session; attached
-    websockets are closed with 1001. Also 204 for a session that has already exited.
+     Hang up the terminal: SIGHUP to its process group at once, and attached websockets are closed with
+    1001. The session stays visible, dead (`is_alive` false, `exit_code` null, `ended_at` set once the
+    process is gone) for a 5 s grace; then anything still running gets SIGKILL and the session is
+    removed. Also 204 for a session that has already exited. (A session whose process exits by itself
+    stays 60 s.)
 
     Args:
         session_id (str):
@@ -158,8 +167,11 @@ async def asyncio(
 ) -> None:
     """Kill a PTY session
 
-     Hang up the terminal (SIGHUP, then SIGKILL after a grace period) and remove the session; attached
-    websockets are closed with 1001. Also 204 for a session that has already exited.
+     Hang up the terminal: SIGHUP to its process group at once, and attached websockets are closed with
+    1001. The session stays visible, dead (`is_alive` false, `exit_code` null, `ended_at` set once the
+    process is gone) for a 5 s grace; then anything still running gets SIGKILL and the session is
+    removed. Also 204 for a session that has already exited. (A session whose process exits by itself
+    stays 60 s.)
 
     Args:
         session_id (str):
