@@ -41,6 +41,7 @@ from ._client import SandboxClient
 from ._errors import SandboxError, SandboxUnavailableError
 
 __all__ = [
+    "MAX_TIMEOUT",
     "OutputLine",
     "ProcessSpec",
     "RunOptions",
@@ -136,14 +137,26 @@ def check_client(client: object) -> SandboxClient:
     return client
 
 
+# The longest timeout the sandbox takes, in seconds (about 68 years). The spec says only "an
+# integer, 1 or more"; the local sandbox, like the daemon's signed 32-bit fields, refuses 2**31 and
+# more, and Python's own waits overflow near 9.2e9 s. One rule, checked before anything is sent,
+# for the library and the command line alike.
+MAX_TIMEOUT = 2**31 - 1
+
+
 def check_timeout(timeout: object, name: str = "timeout") -> float | None:
-    """None, or a positive finite number of seconds."""
+    """None, or a positive finite number of seconds the sandbox can take (see MAX_TIMEOUT)."""
     if timeout is None:
         return None
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
         raise TypeError(f"{name} must be a number of seconds or None, not {type(timeout).__name__}")
     if not math.isfinite(timeout) or timeout <= 0:
         raise ValueError(f"{name} must be a positive, finite number of seconds (or None), not {timeout!r}")
+    if timeout > MAX_TIMEOUT:
+        raise ValueError(
+            f"{name} must be at most {MAX_TIMEOUT} seconds (about 68 years), the longest the sandbox "
+            f"takes; got {timeout!r}. Pass None for no limit"
+        )
     return float(timeout)
 
 
@@ -187,10 +200,10 @@ def _check_env(env: object) -> dict[str, str] | None:
         raise TypeError(f"env must be a mapping of str to str, not {type(env).__name__}")
     out: dict[str, str] = {}
     for key, value in env.items():
-        if not isinstance(key, str) or not isinstance(value, str):
-            raise TypeError(
-                f"env must map str to str; {key!r}: {value!r} is {type(key).__name__}: {type(value).__name__}"
-            )
+        if not isinstance(key, str):
+            raise TypeError(f"env names must be str; got {type(key).__name__} {key!r}")
+        if not isinstance(value, str):
+            raise TypeError(f"env value for {key!r} must be a str, got {type(value).__name__} ({value!r})")
         if not key or "=" in key or "\0" in key or "\0" in value:
             raise ValueError(f"env: {key!r} is not a valid variable name (empty, or contains '=' or NUL)")
         out[key] = value

@@ -40,17 +40,19 @@ def _forward_stdin(writer: StdinWriter) -> None:
     """Local stdin -> the process, then EOF. A process that stopped reading ends it quietly."""
     from tensorlake_sandbox import ProcessNotFoundError, SandboxError, StdinNotWritableError
 
-    from ._run import in_shell_words
+    from ._run import in_shell_words, say
 
     try:
-        writer.write(unbuffered_stdin())
+        source = unbuffered_stdin()
+        if source is not None:  # a closed stdin (<&-) reads as empty: EOF at once
+            writer.write(source)
         writer.close()
     except (StdinNotWritableError, ProcessNotFoundError):
         pass  # the process exited or closed its stdin first: like docker exec, not an error
     except SandboxError as exc:
-        print(f"tensorlake-sandbox: stdin: {in_shell_words(str(exc))}", file=sys.stderr)
+        say(f"tensorlake-sandbox: stdin: {in_shell_words(str(exc))}")
     except OSError as exc:
-        print(f"tensorlake-sandbox: reading local stdin: {exc}", file=sys.stderr)
+        say(f"tensorlake-sandbox: reading local stdin: {exc}")
 
 
 class _Interrupts:

@@ -1,0 +1,175 @@
+"""What a new user meets in the first hour (issue 25): the command with its stdin or stdout
+closed or full, timeouts the sandbox cannot take, shell exit codes (126, 127), and argument
+errors that say the fix. In-process where the CLI's main() can be driven with fake stdio; a
+real subprocess where only real descriptors show the bug (``<&-``, ``>&-``, ``>/dev/full``)."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tensorlake_sandbox import SandboxClient, run, sandbox_client, start
+
+from .test_cli import CLI
+from .test_cli_process import check_one_line, closed_port, in_process, running
+
+
+@pytest.fixture
+def env(local_sandbox):
+    return {**os.environ, "TENSORLAKE_API_KEY": local_sandbox.token}
+
+
+def nowhere() -> str:
+    """A sandbox URL nothing listens on: a command that sends anything there exits 6, not 2."""
+    return f"http://127.0.0.1:{closed_port()}"
+
+
+def shell(script: str, env: dict[str, str], timeout: float = 30) -> subprocess.CompletedProcess[bytes]:
+    """``script`` in sh, with $T the command: for redirections only a shell can make (``<&-``)."""
+    return subprocess.run(
+        ["sh", "-c", script], env={**env, "T": CLI}, capture_output=True, timeout=timeout, check=False
+    )
+
+
+def one_line(result: subprocess.CompletedProcess[bytes], code: int) -> str:
+    err = result.stderr.decode()
+    assert result.returncode == code, err
+    assert err.count("\n") == 1 and err.startswith("tensorlake-sandbox"), err
+    assert "Traceback" not in err and "Exception ignored" not in err, err
+    return err
+
+
+# -- timeouts the sandbox cannot take: refused before anything is sent ---------------------------
+
+
+@pytest.mark.parametrize(
+    "command", [["run", "{url}", "--timeout", "1e10", "--", "true"], ["ps", "{url}", "--timeout", "3e9"]]
+)
+def test_cli_refuses_a_timeout_the_sandbox_cannot_take_before_sending(monkeypatch, capsys, command):
+    args = [a.replace("{url}", nowhere()) for a in command]
+    err = check_one_line(in_process(args, monkeypatch, capsys), 2)
+    assert "2147483647" in err and "OverflowError" not in err
+
+
+def test_library_run_refuses_a_timeout_the_sandbox_cannot_take_before_sending():
+    client = sandbox_client(base_url=nowhere(), api_key="k")
+    with pytest.raises(ValueError, match="at most 2147483647 seconds"):
+        run(client, ["true"], timeout=1e10)
+    with pytest.raises(ValueError, match="at most 2147483647 seconds"):
+        run(client, ["true"], timeout=3e9)
+
+
+def test_library_communicate_refuses_a_timeout_the_sandbox_cannot_take(local_client: SandboxClient):
+    with start(local_client, ["cat"], stdin=True) as p:
+        with pytest.raises(ValueError, match="at most 2147483647 seconds"):
+            p.communicate(b"x", timeout=1e10)
+        assert p.poll() is None  # refused before the input went anywhere
+        assert p.communicate(b"hi")[0] == "hi\n"  # no "x": nothing was sent
+
+
+def test_the_longest_timeout_the_sandbox_takes_is_accepted(local_client: SandboxClient):
+    assert run(local_client, ["true"], timeout=2**31 - 1).returncode == 0
+
+
+def test_env_value_error_names_the_variable_and_the_type():
+    client = sandbox_client(base_url=nowhere(), api_key="k")
+    with pytest.raises(TypeError) as info:
+        run(client, ["true"], env={"A": 1})  # type: ignore[dict-item]
+    assert str(info.value) == "env value for 'A' must be a str, got int (1)"
+
+
+# -- shell conventions ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", ["run", "exec", "start"])
+def test_a_command_that_is_not_there_exits_127(local_sandbox, monkeypatch, capsys, command):
+    args = [command, local_sandbox.base_url, "--", "no-such-command-xyz"]
+    err = check_one_line(in_process(args, monkeypatch, capsys, key=local_sandbox.token), 127)
+    assert "no-such-command-xyz: command not found in the sandbox" in err and "HTTP" not in err
+
+
+@pytest.mark.parametrize("command", ["run", "exec", "start"])
+def test_a_command_that_cannot_run_exits_126(local_sandbox, monkeypatch, capsys, command, tmp_path):
+    args = [command, local_sandbox.base_url, "--", str(tmp_path)]  # a directory
+    err = check_one_line(in_process(args, monkeypatch, capsys, key=local_sandbox.token), 126)
+    assert f"{tmp_path}: cannot run it in the sandbox" in err and "HTTP" not in err
+
+
+def test_command_options_without_dashdash_say_to_put_the_command_after_it(monkeypatch, capsys):
+    url = nowhere()
+    err = check_one_line(in_process(["run", url, "ls", "-la", "/"], monkeypatch, capsys), 2)
+    assert f"put the remote command after --: tensorlake-sandbox run {url} -- ls -la /" in err
+
+
+def test_an_unknown_option_of_a_command_without_a_remote_command_has_no_dashdash_hint(monkeypatch, capsys):
+    err = check_one_line(in_process(["ps", nowhere(), "--bogus"], monkeypatch, capsys), 2)
+    assert "--bogus" in err and "after --" not in err
+
+
+# -- closed and full stdio ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", [["run", "--", "true"], ["exec", "--", "true"], ["shell"], ["ps"]])
+def test_a_closed_stdout_is_refused_before_sending(monkeypatch, capsys, command):
+    args = [command[0], nowhere(), *command[1:]]
+    monkeypatch.setattr(sys, "stdout", None)  # what Python makes of >&-
+    err = check_one_line(in_process(args, monkeypatch, capsys), 2)
+    assert "stdout is closed" in err
+
+
+def test_stdin_command_with_stdin_closed_is_one_line_before_sending(monkeypatch, capsys):
+    monkeypatch.setattr(sys, "stdin", None)  # what Python makes of <&-
+    err = check_one_line(in_process(["stdin", nowhere(), "42"], monkeypatch, capsys), 2)
+    assert "stdin is closed" in err
+
+
+def test_run_into_a_full_stdout_stops_kills_and_says_so(local_sandbox, local_client, monkeypatch, capsys):
+    marker = "full-stdout-marker-1"
+    full = io.TextIOWrapper(open("/dev/full", "wb", buffering=0), write_through=True)  # noqa: SIM115
+    monkeypatch.setattr(sys, "stdout", full)
+    args = ["run", local_sandbox.base_url, "--", "sh", "-c", f"echo {marker}; exec sleep 60"]
+    err = check_one_line(in_process(args, monkeypatch, capsys, key=local_sandbox.token), 1)
+    full.detach().close()
+    assert "cannot write the output to stdout: No space left on device" in err
+    assert running(local_client, marker) == []
+
+
+def test_exec_with_stdin_closed_sends_eof_and_does_not_hang(local_sandbox, env):
+    result = shell(f"$T exec {local_sandbox.base_url} -- sh -c 'cat; echo done' <&-", env, timeout=30)
+    assert (result.returncode, result.stdout, result.stderr) == (0, b"done\n", b"")
+
+
+def test_shell_with_stdin_closed_sends_eof(local_sandbox, env):
+    result = shell(f"$T shell {local_sandbox.base_url} -- sh -c 'cat; echo done' <&-", env, timeout=30)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.endswith(b"done\r\n")
+
+
+def test_stdin_command_with_stdin_closed_for_real(env):
+    one_line(shell(f"$T stdin {nowhere()} 42 <&-", env), 2)
+
+
+@pytest.mark.parametrize("command", ["run", "exec", "shell"])
+def test_closed_stdout_for_real(env, command):
+    err = one_line(shell(f"$T {command} {nowhere()} -- true >&-", env), 2)
+    assert "stdout is closed" in err
+
+
+@pytest.mark.parametrize("command", ["run", "exec"])
+def test_full_stdout_for_real_kills_the_remote_process(local_sandbox, local_client, env, command):
+    marker = f"full-for-real-{command}"
+    script = (
+        f"$T {command} {local_sandbox.base_url} -- sh -c 'echo {marker}; exec sleep 60' >/dev/full </dev/null"
+    )
+    err = one_line(shell(script, env), 1)
+    assert "No space left on device" in err
+    assert running(local_client, marker) == []
+
+
+def test_closed_stderr_never_puts_errors_on_stdout(env):
+    result = shell(f"$T run {nowhere()} -- true 2>&-", env)
+    assert (result.returncode, result.stdout) == (6, b"")
