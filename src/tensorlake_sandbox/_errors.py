@@ -141,7 +141,11 @@ def transport_error(exc: httpx.TransportError) -> SandboxError:
     if cls is None:
         base = SandboxTimeoutError if isinstance(exc, httpx.TimeoutException) else SandboxConnectionError
         cls = _mixed[httpx_type] = type(base.__name__, (base, httpx_type), {"__module__": __name__})
-    err = cls(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
+    message = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    with contextlib.suppress(RuntimeError):  # no request attached
+        url = exc.request.url  # the sandbox's origin only: a path or query may hold a token
+        message = f"{message} ({url.scheme}://{url.netloc.decode('ascii', 'replace')})"
+    err = cls(message)
     err.may_have_been_sent = not isinstance(exc, _NOT_SENT)
     if isinstance(err, httpx.RequestError):
         with contextlib.suppress(RuntimeError):  # no request attached

@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from tensorlake_sandbox import SandboxClient, run, sandbox_client, start
+from tensorlake_sandbox import SandboxClient, SandboxConnectionError, run, sandbox_client, start
 
 from .test_cli import CLI
 from .test_cli_process import check_one_line, closed_port, in_process, running
@@ -173,3 +173,22 @@ def test_full_stdout_for_real_kills_the_remote_process(local_sandbox, local_clie
 def test_closed_stderr_never_puts_errors_on_stdout(env):
     result = shell(f"$T run {nowhere()} -- true 2>&-", env)
     assert (result.returncode, result.stdout) == (6, b"")
+
+
+# -- messages name what the user gave -------------------------------------------------------------
+
+
+def test_a_refused_connection_names_the_url():
+    url = nowhere()
+    client = sandbox_client(base_url=url, api_key="k")
+    with pytest.raises(SandboxConnectionError) as info:
+        run(client, ["true"])
+    assert url in str(info.value)
+
+
+def test_a_refused_connection_never_names_a_path_or_query():
+    url = nowhere()
+    client = sandbox_client(base_url=url, api_key="k")
+    with pytest.raises(SandboxConnectionError) as info:
+        client.get_httpx_client().get("/api/v1/pty/x/ws?token=secret-token")
+    assert url in str(info.value) and "secret-token" not in str(info.value) and "/api" not in str(info.value)
