@@ -651,8 +651,8 @@ class ProcessTable:
             raise
         return managed
 
-    async def shutdown(self, timeout: float = 5.0) -> None:
-        """Kill every process group this table started, wait (bounded) for them, and reap them."""
+    async def kill_all(self, timeout: float = 5.0) -> None:
+        """Kill every process group this table started and wait (bounded) for them to end."""
         procs = list(self._by_pid.values())
         for p in procs:
             p.kill()
@@ -660,6 +660,11 @@ class ProcessTable:
         if waits:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.gather(*waits), timeout)
+
+    async def shutdown(self, timeout: float = 5.0) -> None:
+        """Kill every process group this table started, wait (bounded) for them, and reap them."""
+        procs = list(self._by_pid.values())
+        await self.kill_all(timeout)
         for p in procs:
             p.release()
         self._by_pid.clear()
