@@ -5,6 +5,7 @@ real subprocess where only real descriptors show the bug (``<&-``, ``>&-``, ``>/
 
 from __future__ import annotations
 
+import asyncio
 import io
 import os
 import subprocess
@@ -12,10 +13,20 @@ import sys
 
 import pytest
 
-from tensorlake_sandbox import SandboxClient, SandboxConnectionError, run, sandbox_client, start
+from tensorlake_sandbox import (
+    SandboxClient,
+    SandboxConnectionError,
+    TerminalClosedError,
+    aopen_terminal,
+    open_terminal,
+    run,
+    sandbox_client,
+    start,
+)
 
 from .test_cli import CLI
 from .test_cli_process import check_one_line, closed_port, in_process, running
+from .test_local_server import Server, start_server, stop
 
 
 @pytest.fixture
@@ -192,3 +203,91 @@ def test_a_refused_connection_never_names_a_path_or_query():
     with pytest.raises(SandboxConnectionError) as info:
         client.get_httpx_client().get("/api/v1/pty/x/ws?token=secret-token")
     assert url in str(info.value) and "secret-token" not in str(info.value) and "/api" not in str(info.value)
+
+
+# -- terminals: hints of their own, and a sandbox that goes away ----------------------------------
+
+
+@pytest.fixture
+def pty_session(local_sandbox, local_client: SandboxClient):
+    http = local_client.get_httpx_client()
+    answer = http.post("/api/v1/pty", json={"command": "sleep", "args": ["30"], "rows": 24, "cols": 80})
+    assert answer.status_code == 201, answer.text
+    session = answer.json()
+    yield session
+    http.delete(f"/api/v1/pty/{session['session_id']}")
+
+
+def test_a_wrong_pty_token_says_so_not_the_api_key(local_sandbox, pty_session, monkeypatch, capsys):
+    monkeypatch.setenv("TENSORLAKE_PTY_TOKEN", "wrong-token")
+    args = ["shell", local_sandbox.base_url, "--attach", pty_session["session_id"]]
+    err = check_one_line(in_process(args, monkeypatch, capsys, key=local_sandbox.token), 5)
+    assert "refused its token" in err and "TENSORLAKE_PTY_TOKEN" in err
+    assert "TENSORLAKE_API_KEY" not in err
+
+
+def test_an_unknown_pty_session_does_not_suggest_ps(local_sandbox, monkeypatch, capsys):
+    monkeypatch.setenv("TENSORLAKE_PTY_TOKEN", "some-token")
+    args = ["shell", local_sandbox.base_url, "--attach", "no-such-session"]
+    err = check_one_line(in_process(args, monkeypatch, capsys, key=local_sandbox.token), 3)
+    assert "session no-such-session: not found" in err and "ps" not in err.split()
+
+
+def stop_once(server: Server) -> None:
+    if server.proc.stdout is not None and not server.proc.stdout.closed:
+        stop(server)
+
+
+def test_shell_says_session_terminated_when_the_sandbox_stops():
+    server = start_server()
+    try:
+        env = {**os.environ, "TENSORLAKE_API_KEY": server.token}
+        shell_ = subprocess.Popen(
+            [CLI, "shell", server.base_url, "--", "sh", "-c", "echo ready; exec sleep 30"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+        )
+        assert shell_.stdout is not None
+        assert shell_.stdout.readline() == b"ready\r\n"
+    finally:
+        stop_once(server)
+    _, err = shell_.communicate(timeout=30)
+    assert shell_.returncode == 6, err
+    assert err.decode().count("\n") == 1 and "session terminated" in err.decode(), err
+    assert b"cannot reach" not in err and b"Traceback" not in err
+
+
+def test_leaving_a_terminal_block_after_the_sandbox_stopped_does_not_raise():
+    server = start_server()
+    client = sandbox_client(base_url=server.base_url, api_key=server.token)
+    try:
+        with open_terminal(client, "sh", ["-c", "echo ready; exec sleep 30"]) as term:
+            assert b"ready" in term.read(10)
+            stop_once(server)
+            with pytest.raises(TerminalClosedError):
+                term.wait(10)
+    finally:
+        stop_once(server)
+        client.get_httpx_client().close()
+
+
+def test_leaving_an_async_terminal_block_after_the_sandbox_stopped_does_not_raise():
+    server = start_server()
+
+    async def main() -> None:
+        client = sandbox_client(base_url=server.base_url, api_key=server.token)
+        try:
+            async with await aopen_terminal(client, "sh", ["-c", "echo ready; exec sleep 30"]) as term:
+                assert b"ready" in await term.read(10)
+                stop_once(server)
+                with pytest.raises(TerminalClosedError):
+                    await term.wait(10)
+        finally:
+            await client.aclose()
+
+    try:
+        asyncio.run(main())
+    finally:
+        stop_once(server)

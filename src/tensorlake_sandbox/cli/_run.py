@@ -279,6 +279,32 @@ def _cannot_start(error: BaseException, args: argparse.Namespace) -> CliError | 
     return CliError(f"{words[0]}: cannot run it in the sandbox ({reason})", EXIT_CANNOT_RUN)
 
 
+def _terminal_error(error: BaseException, args: argparse.Namespace) -> CliError | None:
+    """What went wrong with a terminal session, in its own words (not a process's, not the API key's)."""
+    from tensorlake_sandbox import AuthenticationError, TerminalClosedError, TerminalNotFoundError
+
+    session = getattr(args, "attach", None)
+    if isinstance(error, TerminalNotFoundError):
+        what = f"session {session}" if session else "the terminal session"
+        return CliError(f"{what}: not found in {args.sandbox} (it ended, or the ID is wrong)", EXIT_NOT_FOUND)
+    if session and isinstance(error, AuthenticationError) and error.status_code == 403:
+        return CliError(
+            f"session {session}: the sandbox refused its token; pass the token saved at detach "
+            "with --token-file PATH or TENSORLAKE_PTY_TOKEN",
+            EXIT_AUTH,
+        )
+    if isinstance(error, TerminalClosedError):
+        if error.close_code in (1006, None):
+            return CliError(
+                f"{args.sandbox}: the connection to the terminal dropped; the session may still be "
+                "running (reattach as shown above)",
+                EXIT_UNAVAILABLE,
+            )
+        why = error.reason or f"close code {error.close_code}"
+        return CliError(f"{args.sandbox}: session terminated by the sandbox ({why})", EXIT_UNAVAILABLE)
+    return None
+
+
 def _describe(error: BaseException, args: argparse.Namespace) -> CliError:
     """The one-line message and exit code for an error from the sandbox or the network."""
     import httpx
@@ -294,6 +320,8 @@ def _describe(error: BaseException, args: argparse.Namespace) -> CliError:
     pid = getattr(args, "pid", None)
     if pid is None and (cannot := _cannot_start(error, args)) is not None:
         return cannot
+    if (terminal := _terminal_error(error, args)) is not None:
+        return terminal
     who = f"process {pid}" if pid is not None else "the sandbox"
     delivered = getattr(error, "bytes_delivered", None)
     sent = f" ({delivered} bytes were delivered before it)" if delivered else ""

@@ -309,9 +309,9 @@ def cmd_shell(args: argparse.Namespace) -> int:
     else:
         term = _open(client, list(args.argv) or list(_LOGIN_SHELL), parse_env(args.env), args.cwd)
     try:
-        return _drive(client, term, args.sandbox)
+        with term:  # closing never hides why the session ended
+            return _drive(client, term, args.sandbox)
     finally:
-        term.close()
         client.close()
 
 
@@ -319,7 +319,7 @@ def cmd_exec_tty(args: argparse.Namespace) -> int:
     client = make_client(args)
     term = _open(client, list(args.argv), parse_env(args.env), args.cwd)
     try:
-        return _drive(client, term, args.sandbox)
+        with term:
+            return _drive(client, term, args.sandbox)
     finally:
-        term.close()
         client.close()
