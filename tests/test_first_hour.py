@@ -10,6 +10,7 @@ import io
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -44,6 +45,16 @@ def shell(script: str, env: dict[str, str], timeout: float = 30) -> subprocess.C
     return subprocess.run(
         ["sh", "-c", script], env={**env, "T": CLI}, capture_output=True, timeout=timeout, check=False
     )
+
+
+def ends(client: SandboxClient, marker: str, timeout: float = 10.0) -> bool:
+    """Whether the process whose command line holds ``marker`` ends (killed) within ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while running(client, marker):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
 
 
 def one_line(result: subprocess.CompletedProcess[bytes], code: int) -> str:
@@ -146,7 +157,7 @@ def test_run_into_a_full_stdout_stops_kills_and_says_so(local_sandbox, local_cli
     err = check_one_line(in_process(args, monkeypatch, capsys, key=local_sandbox.token), 1)
     full.detach().close()
     assert "cannot write the output to stdout: No space left on device" in err
-    assert running(local_client, marker) == []
+    assert ends(local_client, marker)
 
 
 def test_exec_with_stdin_closed_sends_eof_and_does_not_hang(local_sandbox, env):
@@ -178,7 +189,7 @@ def test_full_stdout_for_real_kills_the_remote_process(local_sandbox, local_clie
     )
     err = one_line(shell(script, env), 1)
     assert "No space left on device" in err
-    assert running(local_client, marker) == []
+    assert ends(local_client, marker)
 
 
 def test_closed_stderr_never_puts_errors_on_stdout(env):
@@ -220,7 +231,7 @@ def pty_session(local_sandbox, local_client: SandboxClient):
 
 def test_a_wrong_pty_token_says_so_not_the_api_key(local_sandbox, pty_session, monkeypatch, capsys):
     monkeypatch.setenv("TENSORLAKE_PTY_TOKEN", "wrong-token")
-    args = ["shell", local_sandbox.base_url, "--attach", pty_session["session_id"]]
+    args = ["shell", local_sandbox.base_url, f"--attach={pty_session['session_id']}"]
     err = check_one_line(in_process(args, monkeypatch, capsys, key=local_sandbox.token), 5)
     assert "refused its token" in err and "TENSORLAKE_PTY_TOKEN" in err
     assert "TENSORLAKE_API_KEY" not in err
@@ -291,3 +302,12 @@ def test_leaving_an_async_terminal_block_after_the_sandbox_stopped_does_not_rais
         asyncio.run(main())
     finally:
         stop_once(server)
+
+
+def test_the_reattach_hint_parses_back_for_an_id_that_begins_with_a_dash(tmp_path):
+    from tensorlake_sandbox.cli._parser import build_parser
+    from tensorlake_sandbox.cli._shell import _reattach_hint
+
+    hint = _reattach_hint("http://127.0.0.1:8500", "-Ab3_x", tmp_path / "t")
+    command = next(line.split()[1:] for line in hint.splitlines() if "tensorlake-sandbox shell" in line)
+    assert build_parser().parse_args(command).attach == "-Ab3_x"

@@ -36,8 +36,9 @@ def parse_env(pairs: list[str]) -> dict[str, str]:
     return env
 
 
-def _forward_stdin(writer: StdinWriter) -> None:
-    """Local stdin -> the process, then EOF. A process that stopped reading ends it quietly."""
+def _forward_stdin(writer: StdinWriter, done: threading.Event) -> None:
+    """Local stdin -> the process, then EOF. A process that stopped reading ends it quietly, and
+    so does exec stopping (``done``): its connections close under this thread."""
     from tensorlake_sandbox import ProcessNotFoundError, SandboxError, StdinNotWritableError
 
     from ._run import in_shell_words, say
@@ -50,9 +51,11 @@ def _forward_stdin(writer: StdinWriter) -> None:
     except (StdinNotWritableError, ProcessNotFoundError):
         pass  # the process exited or closed its stdin first: like docker exec, not an error
     except SandboxError as exc:
-        say(f"tensorlake-sandbox: stdin: {in_shell_words(str(exc))}")
+        if not done.is_set():
+            say(f"tensorlake-sandbox: stdin: {in_shell_words(str(exc))}")
     except OSError as exc:
-        say(f"tensorlake-sandbox: reading local stdin: {exc}")
+        if not done.is_set():
+            say(f"tensorlake-sandbox: reading local stdin: {exc}")
 
 
 class _Interrupts:
@@ -97,10 +100,14 @@ def cmd_exec(args: argparse.Namespace) -> int:
             assert p.stdin is not None
             interrupts = _Interrupts(RemoteProcess(control, p.pid, p.args, stdin=None))
             previous = signal.signal(signal.SIGINT, interrupts)
+            done = threading.Event()
             try:
-                threading.Thread(target=_forward_stdin, args=(p.stdin,), daemon=True).start()
-                for item in p.output:
-                    print_line(item)
+                threading.Thread(target=_forward_stdin, args=(p.stdin, done), daemon=True).start()
+                try:
+                    for item in p.output:
+                        print_line(item)
+                finally:
+                    done.set()  # the output ended or failed: stdin's fate no longer matters
                 return exit_status(p.wait(10))
             finally:
                 signal.signal(signal.SIGINT, previous)

@@ -274,7 +274,8 @@ def _drive(client: SandboxClient, term: Terminal, sandbox: str) -> int:
 def _reattach_hint(sandbox: str, session_id: str, token_path: Path) -> str:
     return (
         f"session {session_id} is still running. Reattach with:\n"
-        f"  tensorlake-sandbox shell {sandbox} --attach {session_id}\n"
+        # --attach=ID: an ID may begin with "-" (nanoid alphabet), which argparse takes for an option
+        f"  tensorlake-sandbox shell {sandbox} --attach={session_id}\n"
         f"(its token is in {token_path}, readable only by you)"
     )
 
