@@ -85,6 +85,11 @@ def test_library_run_refuses_a_timeout_the_sandbox_cannot_take_before_sending():
         run(client, ["true"], timeout=3e9)
 
 
+def test_a_client_timeout_python_cannot_wait_is_refused_when_the_client_is_made():
+    with pytest.raises(ValueError, match="at most 2147483647 seconds"):
+        sandbox_client(base_url=nowhere(), api_key="k", timeout=1e10)
+
+
 def test_library_communicate_refuses_a_timeout_the_sandbox_cannot_take(local_client: SandboxClient):
     with start(local_client, ["cat"], stdin=True) as p:
         with pytest.raises(ValueError, match="at most 2147483647 seconds"):

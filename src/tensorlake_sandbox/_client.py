@@ -22,6 +22,7 @@ from ._checks import (
     check_fast_path,
     check_httpx_args,
     check_key,
+    check_timeout,
     resolve_async_transport,
 )
 from ._http import async_http, sync_http
@@ -146,7 +147,7 @@ def sandbox_client(
     check_async_transport(async_transport, httpx_args)
     check_fast_path(fast_path)
     if timeout is not None and not isinstance(timeout, httpx.Timeout):
-        timeout = httpx.Timeout(timeout)
+        timeout = httpx.Timeout(check_timeout(timeout))
     return SandboxClient(
         base_url=url,
         token=key,

@@ -37,6 +37,7 @@ from tensorlake_api_client.models.run_process_request_env import RunProcessReque
 from tensorlake_api_client.models.start_process_request_env import StartProcessRequestEnv
 from tensorlake_api_client.types import Unset
 
+from ._checks import MAX_TIMEOUT, check_timeout
 from ._client import SandboxClient
 from ._errors import SandboxError, SandboxUnavailableError
 
@@ -135,29 +136,6 @@ def check_client(client: object) -> SandboxClient:
             f"LocalSandbox.client()), not {type(client).__name__}"
         )
     return client
-
-
-# The longest timeout the sandbox takes, in seconds (about 68 years). The spec says only "an
-# integer, 1 or more"; the local sandbox, like the daemon's signed 32-bit fields, refuses 2**31 and
-# more, and Python's own waits overflow near 9.2e9 s. One rule, checked before anything is sent,
-# for the library and the command line alike.
-MAX_TIMEOUT = 2**31 - 1
-
-
-def check_timeout(timeout: object, name: str = "timeout") -> float | None:
-    """None, or a positive finite number of seconds the sandbox can take (see MAX_TIMEOUT)."""
-    if timeout is None:
-        return None
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
-        raise TypeError(f"{name} must be a number of seconds or None, not {type(timeout).__name__}")
-    if not math.isfinite(timeout) or timeout <= 0:
-        raise ValueError(f"{name} must be a positive, finite number of seconds (or None), not {timeout!r}")
-    if timeout > MAX_TIMEOUT:
-        raise ValueError(
-            f"{name} must be at most {MAX_TIMEOUT} seconds (about 68 years), the longest the sandbox "
-            f"takes; got {timeout!r}. Pass None for no limit"
-        )
-    return float(timeout)
 
 
 def check_input(data: object) -> None:

@@ -68,7 +68,7 @@ def _seconds(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
     if not (0 < value < float("inf")):
         raise argparse.ArgumentTypeError(f"{text} is not a positive, finite number of seconds")
-    from tensorlake_sandbox._process_common import MAX_TIMEOUT  # the library's rule: one place
+    from tensorlake_sandbox._checks import MAX_TIMEOUT  # the library's rule: one place
 
     if value > MAX_TIMEOUT:
         raise argparse.ArgumentTypeError(
