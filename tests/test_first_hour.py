@@ -197,9 +197,13 @@ def test_full_stdout_for_real_kills_the_remote_process(local_sandbox, local_clie
     assert ends(local_client, marker)
 
 
-def test_closed_stderr_never_puts_errors_on_stdout(env):
-    result = shell(f"$T run {nowhere()} -- true 2>&-", env)
-    assert (result.returncode, result.stdout) == (6, b"")
+@pytest.mark.parametrize(
+    ("command", "code"),
+    [("run {url} -- true", 6), ("stdin {url} 42 /etc/passwd", 6), ("ps", 2), ("run {url} ls -la", 2)],
+)
+def test_closed_stderr_never_puts_errors_on_stdout(env, command, code):
+    result = shell(f"$T {command.format(url=nowhere())} 2>&-", env)
+    assert (result.returncode, result.stdout) == (code, b"")
 
 
 # -- messages name what the user gave -------------------------------------------------------------

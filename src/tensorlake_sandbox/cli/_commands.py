@@ -15,7 +15,7 @@ __all__ = ["cmd_close_stdin", "cmd_kill", "cmd_ps", "cmd_stdin"]
 
 def _progress_bar(f: BinaryIO, no_progress: bool) -> Any | None:
     """A byte progress bar on stderr, only when stderr is a terminal and the size is known."""
-    if no_progress or not sys.stderr.isatty():
+    if no_progress or sys.stderr is None or not sys.stderr.isatty():
         return None
     from tensorlake_sandbox._bodies import remaining_length
 

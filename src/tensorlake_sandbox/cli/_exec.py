@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import argparse
 import signal
-import sys
 import threading
 from types import FrameType
 from typing import TYPE_CHECKING
 
 from ._parser import EXIT_USAGE
-from ._run import fail, make_client, unbuffered_stdin
+from ._run import fail, make_client, say, unbuffered_stdin
 
 if TYPE_CHECKING:
     from tensorlake_sandbox import RemoteProcess, StdinWriter
@@ -74,7 +73,7 @@ class _Interrupts:
             else:
                 self.control.send_signal(int(signal.SIGINT))
         except (SandboxError, OSError) as exc:
-            print(f"tensorlake-sandbox: could not signal process {self.control.pid}: {exc}", file=sys.stderr)
+            say(f"tensorlake-sandbox: could not signal process {self.control.pid}: {exc}")
 
     def __call__(self, signum: int, frame: FrameType | None) -> None:
         self.count += 1
@@ -82,7 +81,7 @@ class _Interrupts:
             raise KeyboardInterrupt
         kill = self.count == 2
         what = "killing it" if kill else "sent SIGINT; Ctrl-C again to kill it"
-        print(f"\ntensorlake-sandbox: process {self.control.pid}: {what}", file=sys.stderr)
+        say(f"\ntensorlake-sandbox: process {self.control.pid}: {what}")
         threading.Thread(target=self._send, args=(kill,), daemon=True).start()
 
 

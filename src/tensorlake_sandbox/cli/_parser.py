@@ -47,7 +47,8 @@ class _Parser(argparse.ArgumentParser):
     """argparse, with each usage error on one line that says where the help is."""
 
     def error(self, message: str) -> NoReturn:
-        print(f"{self.prog}: {message} (see {self.prog} --help)", file=sys.stderr)
+        if sys.stderr is not None:  # closed (2>&-): never onto stdout instead
+            print(f"{self.prog}: {message} (see {self.prog} --help)", file=sys.stderr)
         raise SystemExit(2)
 
 

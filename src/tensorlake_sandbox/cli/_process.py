@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import TYPE_CHECKING, Any
 
 from ._exec import parse_env
 from ._parser import EXIT_TIMEOUT
-from ._run import make_client, write_out
+from ._run import make_client, say, write_out
 
 if TYPE_CHECKING:
     from tensorlake_sandbox import OutputLine
@@ -78,10 +77,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             client, args.argv, print_line, timeout=args.timeout, env=env or None, cwd=args.cwd
         )
     except subprocess.TimeoutExpired:
-        print(
+        say(
             f"tensorlake-sandbox: {args.argv[0]}: timed out after {args.timeout:g} s; "
-            "it was killed with what it started",
-            file=sys.stderr,
+            "it was killed with what it started"
         )
         return EXIT_TIMEOUT
     finally:

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._exec import parse_env
 from ._parser import EXIT_ERROR, EXIT_USAGE
-from ._run import fail, make_client, stdio_fd
+from ._run import fail, make_client, say, stdio_fd
 from ._shell_args import TOKEN_ENV
 
 if TYPE_CHECKING:
@@ -250,12 +250,12 @@ def _drive(client: SandboxClient, term: Terminal, sandbox: str) -> int:
         # and say how to come back, rather than killing what the user was doing.
         term.detach()
         path = _save_token(term.session_id, term.token)
-        print(_reattach_hint(sandbox, term.session_id, path), file=sys.stderr)
+        say(_reattach_hint(sandbox, term.session_id, path))
         raise
     if detached:
         term.detach()
         path = _save_token(term.session_id, term.token)
-        print(f"\r\n[detached] {_reattach_hint(sandbox, term.session_id, path)}", file=sys.stderr)
+        say(f"\r\n[detached] {_reattach_hint(sandbox, term.session_id, path)}")
         return 0
     if session.output_error is not None:
         raise session.output_error
@@ -265,7 +265,7 @@ def _drive(client: SandboxClient, term: Terminal, sandbox: str) -> int:
         if exc.close_code == 1006:
             term.detach()
             path = _save_token(term.session_id, term.token)
-            print(_reattach_hint(sandbox, term.session_id, path), file=sys.stderr)
+            say(_reattach_hint(sandbox, term.session_id, path))
         raise
     _forget_token(term.session_id)
     return _exit_code(code)
