@@ -320,3 +320,13 @@ def test_the_reattach_hint_parses_back_for_an_id_that_begins_with_a_dash(tmp_pat
     hint = _reattach_hint("http://127.0.0.1:8500", "-Ab3_x", tmp_path / "t")
     command = next(line.split()[1:] for line in hint.splitlines() if "tensorlake-sandbox shell" in line)
     assert build_parser().parse_args(command).attach == "-Ab3_x"
+
+
+@pytest.mark.parametrize("command", ["shell", "exec -t"])
+def test_a_terminal_into_a_full_stdout_stops_kills_and_says_so(local_sandbox, local_client, env, command):
+    marker = f"full-tty-{command.replace(' ', '')}"
+    script = f"$T {command} {local_sandbox.base_url} -- sh -c 'seq 100000; echo {marker}; exec sleep 60'"
+    err = one_line(shell(f"{script} >/dev/full </dev/null", env), 1)
+    assert "cannot write the output to stdout: No space left on device" in err
+    sessions = local_client.get_httpx_client().get("/api/v1/pty").json()["sessions"]
+    assert not [s for s in sessions if marker in " ".join(s["args"]) and s["is_alive"]]

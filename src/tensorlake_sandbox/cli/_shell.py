@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._exec import parse_env
 from ._parser import EXIT_ERROR, EXIT_USAGE
-from ._run import fail, make_client, say, stdio_fd
+from ._run import OutputError, fail, make_client, say, stdio_fd
 from ._shell_args import TOKEN_ENV
 
 if TYPE_CHECKING:
@@ -257,6 +257,9 @@ def _drive(client: SandboxClient, term: Terminal, sandbox: str) -> int:
         path = _save_token(term.session_id, term.token)
         say(f"\r\n[detached] {_reattach_hint(sandbox, term.session_id, path)}")
         return 0
+    if isinstance(session.output_error, OSError) and not isinstance(session.output_error, BrokenPipeError):
+        reason = session.output_error.strerror or str(session.output_error)
+        raise OutputError(f"cannot write the output to stdout: {reason}; stopped", EXIT_ERROR) from None
     if session.output_error is not None:
         raise session.output_error
     try:
