@@ -248,6 +248,10 @@ def make_client(args: argparse.Namespace) -> SandboxClient:
         )
 
 
+# The sandbox's origin at the end of a transport error's message: the line names SANDBOX already.
+_ORIGIN = re.compile(r" \(https?://[^\s()]+\)$")
+
+
 def _unreachable_hint(target: str) -> str:
     from urllib.parse import urlsplit
 
@@ -355,7 +359,8 @@ def _describe(error: BaseException, args: argparse.Namespace) -> CliError:
         )
     if isinstance(error, httpx.TransportError):
         return CliError(
-            f"{args.sandbox}: cannot reach the sandbox ({error}){sent}; {_unreachable_hint(args.sandbox)}",
+            f"{args.sandbox}: cannot reach the sandbox ({_ORIGIN.sub('', str(error))}){sent}; "
+            f"{_unreachable_hint(args.sandbox)}",
             EXIT_UNAVAILABLE,
         )
     if isinstance(error, SandboxUnavailableError):
