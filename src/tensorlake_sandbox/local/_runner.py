@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import resource
 import socket
 import threading
@@ -200,7 +201,10 @@ class Server(uvicorn.Server):
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         if self.before_shutdown is not None:
-            await self.before_shutdown()
+            try:
+                await self.before_shutdown()
+            except Exception:  # stopping goes on: the lifespan's shutdown kills what is left
+                logging.getLogger("uvicorn.error").exception("before_shutdown failed")
         await super().shutdown(sockets)
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
