@@ -26,19 +26,18 @@ EXIT_BROKEN_PIPE = 128 + 13  # SIGPIPE: like a local writer whose reader went aw
 
 _EXIT_MEANINGS = {
     0: "success (exec: the remote process's own exit code; 128+N if killed by signal N)",
-    EXIT_ERROR: "the sandbox answered with an unexpected error, or the output could not be written "
-    "(e.g. a full disk; the remote process was killed)",
-    EXIT_USAGE: "bad usage or configuration (arguments, sandbox name, API key)",
-    EXIT_NOT_FOUND: "no such process",
+    EXIT_ERROR: "an unexpected error from the sandbox, or output that could not be written (disk full)",
+    EXIT_USAGE: "bad usage or configuration (arguments, sandbox name, API key, a closed stdout)",
+    EXIT_NOT_FOUND: "no such process (or terminal session)",
     EXIT_NOT_WRITABLE: "the process's stdin is not writable (not a pipe, closed, or the process exited)",
-    EXIT_AUTH: "authentication failed (check TENSORLAKE_API_KEY)",
+    EXIT_AUTH: "authentication failed (TENSORLAKE_API_KEY, or a terminal session's token)",
     EXIT_UNAVAILABLE: "the sandbox could not be reached, or did not answer in time",
     EXIT_DELIVERY_UNKNOWN: "delivery unknown: the last request may or may not have reached the process",
     EXIT_TIMEOUT: "run: the --timeout expired (the remote process was killed)",
     EXIT_CANNOT_RUN: "the command was found in the sandbox but cannot be run (permission, format)",
     EXIT_COMMAND_NOT_FOUND: "the command was not found in the sandbox",
     EXIT_INTERRUPTED: "interrupted (Ctrl-C)",
-    EXIT_BROKEN_PIPE: "exec, run, logs: the output pipe closed (the remote process was killed)",
+    EXIT_BROKEN_PIPE: "the output pipe closed (exec, run, shell: the remote process was killed)",
 }
 EXIT_CODES = "exit codes:\n" + "".join(f"  {code:<5}{text}\n" for code, text in _EXIT_MEANINGS.items())
 
