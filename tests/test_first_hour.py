@@ -330,3 +330,13 @@ def test_a_terminal_into_a_full_stdout_stops_kills_and_says_so(local_sandbox, lo
     assert "cannot write the output to stdout: No space left on device" in err
     sessions = local_client.get_httpx_client().get("/api/v1/pty").json()["sessions"]
     assert not [s for s in sessions if marker in " ".join(s["args"]) and s["is_alive"]]
+
+
+@pytest.mark.parametrize("command", [["shell"], ["exec", "-t", "--", "top"]])
+def test_terminal_commands_off_posix_are_one_line(monkeypatch, capsys, command):
+    from tensorlake_sandbox.cli import _shell
+
+    monkeypatch.setattr(_shell, "POSIX", False)
+    args = [command[0], nowhere(), *command[1:]]
+    err = check_one_line(in_process(args, monkeypatch, capsys), 2)
+    assert "need a POSIX system" in err

@@ -36,6 +36,8 @@ if TYPE_CHECKING:
 __all__ = ["cmd_exec_tty", "cmd_shell"]
 
 ESCAPE = 0x1D  # Ctrl-]
+# termios, tty and SIGWINCH: the terminal commands need them (the README says POSIX only).
+POSIX = os.name == "posix"
 # The sandbox's login shell, whatever it is.
 _LOGIN_SHELL = ["sh", "-c", 'exec "${SHELL:-/bin/sh}" -l']
 
@@ -296,9 +298,18 @@ def _open(client: SandboxClient, argv: list[str], env: dict[str, str], cwd: str 
         fail(str(exc), EXIT_USAGE)
 
 
+def _require_posix() -> None:
+    if not POSIX:
+        fail(
+            "shell and exec -t need a POSIX system (raw terminal mode); use exec without -t, or run",
+            EXIT_USAGE,
+        )
+
+
 def cmd_shell(args: argparse.Namespace) -> int:
     from tensorlake_sandbox import attach_terminal
 
+    _require_posix()
     client = make_client(args)
     if args.attach is not None:
         if args.argv:
@@ -320,6 +331,7 @@ def cmd_shell(args: argparse.Namespace) -> int:
 
 
 def cmd_exec_tty(args: argparse.Namespace) -> int:
+    _require_posix()
     client = make_client(args)
     term = _open(client, list(args.argv), parse_env(args.env), args.cwd)
     try:
