@@ -199,10 +199,10 @@ def test_full_stdout_for_real_kills_the_remote_process(local_sandbox, local_clie
 
 @pytest.mark.parametrize(
     ("command", "code"),
-    [("run {url} -- true", 6), ("stdin {url} 42 /etc/passwd", 6), ("ps", 2), ("run {url} ls -la", 2)],
+    [("run {url} -- true", 6), ("stdin {live} 999999 /etc/passwd", 3), ("ps", 2), ("run {url} ls -la", 2)],
 )
-def test_closed_stderr_never_puts_errors_on_stdout(env, command, code):
-    result = shell(f"$T {command.format(url=nowhere())} 2>&-", env)
+def test_closed_stderr_never_puts_errors_on_stdout(local_sandbox, env, command, code):
+    result = shell(f"$T {command.format(url=nowhere(), live=local_sandbox.base_url)} 2>&-", env)
     assert (result.returncode, result.stdout) == (code, b"")
 
 
