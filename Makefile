@@ -49,7 +49,7 @@ check: setup  ## _sync/ generated from _async/, template overrides pinned, ruff 
 	$(BIN)/pytest -q -p no:cacheprovider tests/test_templates_pinned.py
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
-	$(BIN)/mypy
+	$(BIN)/mypy $(if $(wildcard bench/__init__.py),,-p tensorlake_sandbox -p tensorlake_api_client)
 
 test: setup check  ## the whole test suite (what CI runs)
 	$(BIN)/pytest
@@ -57,12 +57,13 @@ test: setup check  ## the whole test suite (what CI runs)
 mutants: setup  ## plant the most important bugs one at a time (tests/mutants.py); fails if any survives
 	$(BIN)/python -m tests.mutants
 
-demo: setup  ## the main job: write to a process's stdin in a local sandbox
-	$(BIN)/python -m tensorlake_sandbox.demo
+demo: $(UV)  ## the main job: write to a process's stdin in a local sandbox (installs only the `local` extra)
+	UV_PROJECT_ENVIRONMENT=.venv-demo $(UV) sync --locked --no-dev --extra local
+	.venv-demo/bin/python -m tensorlake_sandbox.demo
 
 bench: $(UV)  ## benchmarks in their own .venv-bench (adds the official SDK); writes BENCHMARKS.md
 	UV_PROJECT_ENVIRONMENT=.venv-bench $(UV) sync --locked --all-extras --group bench
 	.venv-bench/bin/python -m bench
 
 clean:  ## remove the virtualenvs and caches
-	rm -rf $(VENV) .venv-bench $(TOOLS) .generate-tmp .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) .venv-bench .venv-demo $(TOOLS) .generate-tmp .mypy_cache .ruff_cache .pytest_cache .hypothesis

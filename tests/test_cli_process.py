@@ -205,7 +205,7 @@ def test_unreachable_local_sandbox_hints_at_the_local_command(monkeypatch, capsy
 
 def test_run_of_a_missing_command_is_one_line(local_sandbox, monkeypatch, capsys):
     args = ["run", local_sandbox.base_url, "--", "no-such-command-xyz"]
-    err = check_one_line(in_process(args, monkeypatch, capsys, key=local_sandbox.token), 1)
+    err = check_one_line(in_process(args, monkeypatch, capsys, key=local_sandbox.token), 127)
     assert "no-such-command-xyz" in err
 
 

@@ -166,7 +166,7 @@ def test_ctrl_c_goes_to_the_remote_program_as_a_byte(sandbox, tty):
 
 
 def _session_id(screen: bytes) -> str:
-    match = re.search(rb"--attach (\S+)", screen)
+    match = re.search(rb"--attach=(\S+)", screen)
     assert match, screen
     return match.group(1).decode()
 

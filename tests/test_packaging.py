@@ -8,11 +8,13 @@ installed with --no-deps into a fresh venv that borrows the dependencies from th
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import sysconfig
 import tarfile
 import textwrap
+import tomllib
 import zipfile
 from pathlib import Path
 
@@ -142,3 +144,52 @@ def test_a_user_program_type_checks_against_the_installed_wheel(dist: Path, tmp_
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Success: no issues found in 1 source file" in result.stdout
+
+
+# What building and testing from the sdist need (pyproject's sdist `only-include`); hatch adds
+# PKG-INFO and .gitignore. Not benchmarks, their results or images, nor CI files.
+SDIST_TOP_LEVEL = {
+    "src",
+    "generated",
+    "packaging",
+    "tests",
+    "scripts",
+    "templates",
+    "openapi.yaml",
+    "generator-config.yml",
+    "Makefile",
+    "uv.lock",
+    "README.md",
+    "LICENSE",
+    "pyproject.toml",
+    "PKG-INFO",
+    ".gitignore",
+}
+
+
+def test_sdist_carries_what_building_and_testing_need_and_nothing_more(dist: Path) -> None:
+    (sdist,) = dist.glob("*.tar.gz")
+    with tarfile.open(sdist) as tar:
+        names = [n.split("/", 1)[1] for n in tar.getnames() if "/" in n]
+    assert {n.split("/", 1)[0] for n in names} == SDIST_TOP_LEVEL
+    assert not [n for n in names if n.endswith((".png", ".svg", ".jpg"))]
+    # What the tests read beside the packages: the spec and templates (freshness), unasync.
+    assert {"openapi.yaml", "scripts/unasync.py", "templates/client.py.jinja", "tests/conftest.py"} <= set(
+        names
+    )
+
+
+def _requirement_names(requirements: list[str]) -> list[str]:
+    return [re.split(r"[<>=!~ ;\[]", r, maxsplit=1)[0] for r in requirements]
+
+
+def test_readme_names_every_runtime_dependency() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    readme = (ROOT / "README.md").read_text()
+    install = readme[readme.index("## Install") : readme.index("## The client")]
+    wanted = _requirement_names(project["dependencies"])
+    for extra in project["optional-dependencies"].values():
+        wanted += _requirement_names(extra)
+    missing = [name for name in wanted if f"`{name}`" not in install]
+    assert not missing, f"the README's Install section does not name {missing}"
+    assert "httpx and attrs" not in readme  # the old understatement

@@ -328,7 +328,7 @@ def test_run_without_the_run_endpoint_resumes_its_follow_stream(local_sandbox, l
         ({"args": []}, ValueError, "empty"),
         ({"args": ["ls", 3]}, TypeError, "args[1]"),
         ({"args": ["ls", "a\0b"]}, ValueError, "NUL"),
-        ({"env": {"A": 1}}, TypeError, "str to str"),
+        ({"env": {"A": 1}}, TypeError, "env value for 'A' must be a str, got int"),
         ({"env": {"A=B": "x"}}, ValueError, "not a valid variable"),
         ({"timeout": 0}, ValueError, "positive"),
         ({"timeout": float("nan")}, ValueError, "finite"),

@@ -1,11 +1,13 @@
-"""Checks on what `sandbox_client` is given, made before anything is sent: the key and the options."""
+"""Checks on what `sandbox_client` is given, made before anything is sent: the key, the options,
+and the one rule for timeouts (the client's and the process calls')."""
 
 from __future__ import annotations
 
+import math
 import os
 from typing import Any
 
-__all__ = ["API_KEY_ENV", "check_httpx_args", "check_key", "check_removed"]
+__all__ = ["API_KEY_ENV", "MAX_TIMEOUT", "check_httpx_args", "check_key", "check_removed", "check_timeout"]
 
 API_KEY_ENV = "TENSORLAKE_API_KEY"
 
@@ -15,6 +17,29 @@ _FIXED_ARGS = {
     "auth": "the client sends the API key itself; pass api_key=",
     "follow_redirects": "a SandboxClient never follows redirects (the key must not travel to another URL)",
 }
+
+
+# The longest timeout the sandbox takes, in seconds (about 68 years). The spec says only "an
+# integer, 1 or more"; the local sandbox, like the daemon's signed 32-bit fields, refuses 2**31 and
+# more, and Python's own waits overflow near 9.2e9 s. One rule, checked before anything is sent,
+# for the library and the command line alike.
+MAX_TIMEOUT = 2**31 - 1
+
+
+def check_timeout(timeout: object, name: str = "timeout") -> float | None:
+    """None, or a positive finite number of seconds the sandbox can take (see MAX_TIMEOUT)."""
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+        raise TypeError(f"{name} must be a number of seconds or None, not {type(timeout).__name__}")
+    if not math.isfinite(timeout) or timeout <= 0:
+        raise ValueError(f"{name} must be a positive, finite number of seconds (or None), not {timeout!r}")
+    if timeout > MAX_TIMEOUT:
+        raise ValueError(
+            f"{name} must be at most {MAX_TIMEOUT} seconds (about 68 years), the longest the sandbox "
+            f"takes; got {timeout!r}. Pass None for no limit"
+        )
+    return float(timeout)
 
 
 def check_key(api_key: str | None) -> str:

@@ -15,7 +15,7 @@ from attrs import define
 
 from tensorlake_api_client.client import AuthenticatedClient
 
-from ._checks import API_KEY_ENV, check_httpx_args, check_key, check_removed
+from ._checks import API_KEY_ENV, check_httpx_args, check_key, check_removed, check_timeout
 from ._http import make_client
 from ._urls import DEFAULT_PROXY_HOST, normalize_base_url, sandbox_url
 
@@ -117,7 +117,7 @@ def sandbox_client(
     httpx_args = dict(httpx_args or {})
     check_httpx_args(httpx_args)
     if timeout is not None and not isinstance(timeout, httpx.Timeout):
-        timeout = httpx.Timeout(timeout)
+        timeout = httpx.Timeout(check_timeout(timeout))
     return SandboxClient(
         base_url=url,
         token=key,

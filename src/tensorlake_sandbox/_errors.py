@@ -22,6 +22,7 @@ defined here, none is made at run time.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from http import HTTPStatus
 from typing import Any
@@ -200,9 +201,12 @@ _NOT_SENT = (
 
 def transport_error(exc: httpx.TransportError) -> SandboxConnectionError:
     """The `SandboxConnectionError` / `SandboxTimeoutError` for an httpx transport failure
-    (raise it ``from exc``)."""
+    (raise it ``from exc``). The message names the sandbox's origin when the request is known."""
     cls = SandboxTimeoutError if isinstance(exc, httpx.TimeoutException) else SandboxConnectionError
     message = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    with contextlib.suppress(RuntimeError):  # no request attached
+        url = exc.request.url  # the sandbox's origin only: a path or query may hold a token
+        message = f"{message} ({url.scheme}://{url.netloc.decode('ascii', 'replace')})"
     return cls(message, may_have_been_sent=not isinstance(exc, _NOT_SENT))
 
 

@@ -37,10 +37,12 @@ from tensorlake_api_client.models.run_process_request_env import RunProcessReque
 from tensorlake_api_client.models.start_process_request_env import StartProcessRequestEnv
 from tensorlake_api_client.types import Unset
 
+from ._checks import MAX_TIMEOUT, check_timeout
 from ._client import SandboxClient
 from ._errors import SandboxConnectionError, SandboxError, SandboxUnavailableError
 
 __all__ = [
+    "MAX_TIMEOUT",
     "OutputLine",
     "ProcessSpec",
     "RunOptions",
@@ -136,17 +138,6 @@ def check_client(client: object) -> SandboxClient:
     return client
 
 
-def check_timeout(timeout: object, name: str = "timeout") -> float | None:
-    """None, or a positive finite number of seconds."""
-    if timeout is None:
-        return None
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
-        raise TypeError(f"{name} must be a number of seconds or None, not {type(timeout).__name__}")
-    if not math.isfinite(timeout) or timeout <= 0:
-        raise ValueError(f"{name} must be a positive, finite number of seconds (or None), not {timeout!r}")
-    return float(timeout)
-
-
 def check_input(data: object) -> None:
     if data is None or isinstance(data, _INPUT_TYPES):
         return
@@ -187,10 +178,10 @@ def _check_env(env: object) -> dict[str, str] | None:
         raise TypeError(f"env must be a mapping of str to str, not {type(env).__name__}")
     out: dict[str, str] = {}
     for key, value in env.items():
-        if not isinstance(key, str) or not isinstance(value, str):
-            raise TypeError(
-                f"env must map str to str; {key!r}: {value!r} is {type(key).__name__}: {type(value).__name__}"
-            )
+        if not isinstance(key, str):
+            raise TypeError(f"env names must be str; got {type(key).__name__} {key!r}")
+        if not isinstance(value, str):
+            raise TypeError(f"env value for {key!r} must be a str, got {type(value).__name__} ({value!r})")
         if not key or "=" in key or "\0" in key or "\0" in value:
             raise ValueError(f"env: {key!r} is not a valid variable name (empty, or contains '=' or NUL)")
         out[key] = value

@@ -50,7 +50,7 @@ from tensorlake_api_client.client import AuthenticatedClient
 from tensorlake_api_client.models import CreatePtyRequest, PtyResizeRequest
 from tensorlake_api_client.models.create_pty_request_env import CreatePtyRequestEnv
 
-from ._errors import SandboxError, error_for_status, transport_error
+from ._errors import SandboxConnectionError, SandboxError, error_for_status, transport_error
 from ._http import make_client
 from ._terminal_protocol import (
     READY_FRAME,
@@ -260,6 +260,18 @@ class _State:
         if self.returncode is None:
             self.returncode = exit_code_from_reason(reason)
 
+    def _exit_may_pass(self, err: SandboxError, exc: BaseException | None) -> bool:
+        """Whether leaving a ``with`` block may pass over ``err``, a failure to close the session.
+
+        It may when the block is raising already (``err`` becomes a note on that exception),
+        and when the sandbox went away with the connection (the websocket closed, and the kill
+        cannot reach it): the session ended with its sandbox, and ``wait`` said so.
+        """
+        if exc is not None:
+            exc.add_note(f"closing terminal session {self.session_id} also failed: {err}")
+            return True
+        return self.eof and isinstance(err, SandboxConnectionError)
+
     def _result(self) -> int:
         if self.returncode is not None:
             return self.returncode
@@ -444,7 +456,11 @@ class Terminal(_State):
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        self.close()
+        try:
+            self.close()
+        except SandboxError as err:
+            if not self._exit_may_pass(err, exc):
+                raise
 
 
 def open_terminal(
@@ -642,7 +658,11 @@ class AsyncTerminal(_State):
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        await self.aclose()
+        try:
+            await self.aclose()
+        except SandboxError as err:
+            if not self._exit_may_pass(err, exc):
+                raise
 
 
 async def aopen_terminal(

@@ -19,7 +19,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from tensorlake_sandbox.local import main as local_main
 
         return local_main(argv[1:], prog="tensorlake-sandbox local")
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        parser.error(_unrecognized(args, argv, extra))
     from . import _commands, _exec, _process, _shell
     from ._run import run_guarded
 
@@ -36,3 +39,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         "shell": _shell.cmd_shell,
     }
     return run_guarded(commands[args.command], args)
+
+
+def _unrecognized(args: object, argv: list[str], extra: list[str]) -> str:
+    """argparse's complaint, with the fix when the words were the remote command's own options."""
+    message = f"unrecognized arguments: {' '.join(extra)}"
+    words = getattr(args, "argv", None)
+    if not words or "--" in argv:
+        return message
+    try:
+        at = argv.index(str(getattr(args, "command", "")))
+        at = argv.index(str(getattr(args, "sandbox", "")), at + 1)
+        at = argv.index(words[0], at + 1)  # where the remote command begins
+    except ValueError:
+        return f"{message}; put the remote command after --, as in: run SANDBOX -- ls -la /"
+    fixed = " ".join([*argv[:at], "--", *argv[at:]])
+    return f"{message}; put the remote command after --: tensorlake-sandbox {fixed}"

@@ -8,14 +8,14 @@ import sys
 from typing import Any, BinaryIO
 
 from ._parser import EXIT_USAGE
-from ._run import fail, make_client, unbuffered_stdin
+from ._run import fail, make_client, unbuffered_stdin, write_out
 
 __all__ = ["cmd_close_stdin", "cmd_kill", "cmd_ps", "cmd_stdin"]
 
 
 def _progress_bar(f: BinaryIO, no_progress: bool) -> Any | None:
     """A byte progress bar on stderr, only when stderr is a terminal and the size is known."""
-    if no_progress or not sys.stderr.isatty():
+    if no_progress or sys.stderr is None or not sys.stderr.isatty():
         return None
     from tensorlake_sandbox._bodies import remaining_length
 
@@ -32,14 +32,25 @@ def cmd_stdin(args: argparse.Namespace) -> int:
 
     if args.chunk_size is not None and args.chunk_size <= 0:
         fail("--chunk-size must be a positive number of bytes", EXIT_USAGE)
-    client = make_client(args)
     if args.file == "-":
-        source: BinaryIO = unbuffered_stdin()
+        stdin = unbuffered_stdin()
+        if stdin is None:
+            fail(
+                "this command's stdin is closed, so there is nothing to send; pipe the bytes in "
+                "or give a FILE (use close-stdin to send only EOF)",
+                EXIT_USAGE,
+            )
+        source: BinaryIO = stdin
     else:
         try:
             source = open(args.file, "rb")  # noqa: SIM115 - closed below
         except OSError as exc:
             fail(f"cannot open {args.file!r}: {exc.strerror or exc}", EXIT_USAGE)
+    try:
+        client = make_client(args)
+    except BaseException:
+        source.close()
+        raise
     bar = _progress_bar(source, args.no_progress)
     kwargs: dict[str, Any] = {}
     if args.chunk_size is not None:
@@ -94,8 +105,13 @@ def cmd_ps(args: argparse.Namespace) -> int:
         client.close()
     rows = [("PID", "NAME", "STATUS", "EXIT", "STDIN", "COMMAND"), *(_row(p) for p in listing.processes)]
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
-    for r in rows:
-        print("  ".join(cell.ljust(w) for cell, w in zip(r[:5], widths, strict=True)) + "  " + r[5])
+    write_out(
+        "stdout",
+        "".join(
+            "  ".join(cell.ljust(w) for cell, w in zip(r[:5], widths, strict=True)) + "  " + r[5] + "\n"
+            for r in rows
+        ),
+    )
     return 0
 
 

@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import argparse
 import signal
-import sys
 import threading
 from types import FrameType
 from typing import TYPE_CHECKING
 
 from ._parser import EXIT_USAGE
-from ._run import fail, make_client, unbuffered_stdin
+from ._run import fail, make_client, say, unbuffered_stdin
 
 if TYPE_CHECKING:
     from tensorlake_sandbox import RemoteProcess, StdinWriter
@@ -36,21 +35,26 @@ def parse_env(pairs: list[str]) -> dict[str, str]:
     return env
 
 
-def _forward_stdin(writer: StdinWriter) -> None:
-    """Local stdin -> the process, then EOF. A process that stopped reading ends it quietly."""
+def _forward_stdin(writer: StdinWriter, done: threading.Event) -> None:
+    """Local stdin -> the process, then EOF. A process that stopped reading ends it quietly, and
+    so does exec stopping (``done``): its connections close under this thread."""
     from tensorlake_sandbox import ProcessNotFoundError, SandboxError, StdinNotWritableError
 
-    from ._run import in_shell_words
+    from ._run import in_shell_words, say
 
     try:
-        writer.write(unbuffered_stdin())
+        source = unbuffered_stdin()
+        if source is not None:  # a closed stdin (<&-) reads as empty: EOF at once
+            writer.write(source)
         writer.close()
     except (StdinNotWritableError, ProcessNotFoundError):
         pass  # the process exited or closed its stdin first: like docker exec, not an error
     except SandboxError as exc:
-        print(f"tensorlake-sandbox: stdin: {in_shell_words(str(exc))}", file=sys.stderr)
+        if not done.is_set():
+            say(f"tensorlake-sandbox: stdin: {in_shell_words(str(exc))}")
     except OSError as exc:
-        print(f"tensorlake-sandbox: reading local stdin: {exc}", file=sys.stderr)
+        if not done.is_set():
+            say(f"tensorlake-sandbox: reading local stdin: {exc}")
 
 
 class _Interrupts:
@@ -69,7 +73,7 @@ class _Interrupts:
             else:
                 self.control.send_signal(int(signal.SIGINT))
         except (SandboxError, OSError) as exc:
-            print(f"tensorlake-sandbox: could not signal process {self.control.pid}: {exc}", file=sys.stderr)
+            say(f"tensorlake-sandbox: could not signal process {self.control.pid}: {exc}")
 
     def __call__(self, signum: int, frame: FrameType | None) -> None:
         self.count += 1
@@ -77,7 +81,7 @@ class _Interrupts:
             raise KeyboardInterrupt
         kill = self.count == 2
         what = "killing it" if kill else "sent SIGINT; Ctrl-C again to kill it"
-        print(f"\ntensorlake-sandbox: process {self.control.pid}: {what}", file=sys.stderr)
+        say(f"\ntensorlake-sandbox: process {self.control.pid}: {what}")
         threading.Thread(target=self._send, args=(kill,), daemon=True).start()
 
 
@@ -95,10 +99,14 @@ def cmd_exec(args: argparse.Namespace) -> int:
             assert p.stdin is not None
             interrupts = _Interrupts(RemoteProcess(control, p.pid, p.args, stdin=None))
             previous = signal.signal(signal.SIGINT, interrupts)
+            done = threading.Event()
             try:
-                threading.Thread(target=_forward_stdin, args=(p.stdin,), daemon=True).start()
-                for item in p.output:
-                    print_line(item)
+                threading.Thread(target=_forward_stdin, args=(p.stdin, done), daemon=True).start()
+                try:
+                    for item in p.output:
+                        print_line(item)
+                finally:
+                    done.set()  # the output ended or failed: stdin's fate no longer matters
                 return exit_status(p.wait(10))
             finally:
                 signal.signal(signal.SIGINT, previous)

@@ -19,21 +19,25 @@ EXIT_AUTH = 5
 EXIT_UNAVAILABLE = 6
 EXIT_DELIVERY_UNKNOWN = 7
 EXIT_TIMEOUT = 124
+EXIT_CANNOT_RUN = 126  # a shell's codes: found but not runnable, and not found
+EXIT_COMMAND_NOT_FOUND = 127
 EXIT_INTERRUPTED = 130
 EXIT_BROKEN_PIPE = 128 + 13  # SIGPIPE: like a local writer whose reader went away
 
 _EXIT_MEANINGS = {
     0: "success (exec: the remote process's own exit code; 128+N if killed by signal N)",
-    EXIT_ERROR: "the sandbox answered with an unexpected error",
-    EXIT_USAGE: "bad usage or configuration (arguments, sandbox name, API key)",
-    EXIT_NOT_FOUND: "no such process",
+    EXIT_ERROR: "an unexpected error from the sandbox, or output that could not be written (disk full)",
+    EXIT_USAGE: "bad usage or configuration (arguments, sandbox name, API key, a closed stdout)",
+    EXIT_NOT_FOUND: "no such process (or terminal session)",
     EXIT_NOT_WRITABLE: "the process's stdin is not writable (not a pipe, closed, or the process exited)",
-    EXIT_AUTH: "authentication failed (check TENSORLAKE_API_KEY)",
+    EXIT_AUTH: "authentication failed (TENSORLAKE_API_KEY, or a terminal session's token)",
     EXIT_UNAVAILABLE: "the sandbox could not be reached, or did not answer in time",
     EXIT_DELIVERY_UNKNOWN: "delivery unknown: the last request may or may not have reached the process",
     EXIT_TIMEOUT: "run: the --timeout expired (the remote process was killed)",
+    EXIT_CANNOT_RUN: "the command was found in the sandbox but cannot be run (permission, format)",
+    EXIT_COMMAND_NOT_FOUND: "the command was not found in the sandbox",
     EXIT_INTERRUPTED: "interrupted (Ctrl-C)",
-    EXIT_BROKEN_PIPE: "exec, run, logs: the output pipe closed (the remote process was killed)",
+    EXIT_BROKEN_PIPE: "the output pipe closed (exec, run, shell: the remote process was killed)",
 }
 EXIT_CODES = "exit codes:\n" + "".join(f"  {code:<5}{text}\n" for code, text in _EXIT_MEANINGS.items())
 
@@ -42,7 +46,8 @@ class _Parser(argparse.ArgumentParser):
     """argparse, with each usage error on one line that says where the help is."""
 
     def error(self, message: str) -> NoReturn:
-        print(f"{self.prog}: {message} (see {self.prog} --help)", file=sys.stderr)
+        if sys.stderr is not None:  # closed (2>&-): never onto stdout instead
+            print(f"{self.prog}: {message} (see {self.prog} --help)", file=sys.stderr)
         raise SystemExit(2)
 
 
@@ -63,6 +68,12 @@ def _seconds(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
     if not (0 < value < float("inf")):
         raise argparse.ArgumentTypeError(f"{text} is not a positive, finite number of seconds")
+    from tensorlake_sandbox._checks import MAX_TIMEOUT  # the library's rule: one place
+
+    if value > MAX_TIMEOUT:
+        raise argparse.ArgumentTypeError(
+            f"{text} seconds is longer than the sandbox takes; give at most {MAX_TIMEOUT}"
+        )
     return value
 
 

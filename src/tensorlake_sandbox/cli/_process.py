@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import TYPE_CHECKING, Any
 
 from ._exec import parse_env
 from ._parser import EXIT_TIMEOUT
-from ._run import make_client
+from ._run import make_client, say, write_out
 
 if TYPE_CHECKING:
     from tensorlake_sandbox import OutputLine
@@ -23,9 +22,7 @@ def exit_status(returncode: int) -> int:
 
 def print_line(item: OutputLine) -> None:
     """One output line to local stdout or stderr, flushed at once (live output)."""
-    out = sys.stderr if item.stream == "stderr" else sys.stdout
-    out.write(f"{item.line}\n")
-    out.flush()
+    write_out("stderr" if item.stream == "stderr" else "stdout", f"{item.line}\n")
 
 
 def cmd_start(args: argparse.Namespace) -> int:
@@ -45,7 +42,7 @@ def cmd_start(args: argparse.Namespace) -> int:
         )
     finally:
         client.close()
-    print(p.pid)
+    write_out("stdout", f"{p.pid}\n")
     return 0
 
 
@@ -74,8 +71,7 @@ def cmd_logs(args: argparse.Namespace) -> int:
         if args.follow:
             for item in LineStream[Any](client, args.pid, args.stream):
                 line = item if isinstance(item, str) else item.line
-                sys.stdout.write(f"{line}\n")
-                sys.stdout.flush()
+                write_out("stdout", f"{line}\n")
             return 0
         op = {
             "stdout": sandbox_process_stdout,
@@ -83,8 +79,7 @@ def cmd_logs(args: argparse.Namespace) -> int:
             "output": sandbox_process_output,
         }
         result = op[args.stream].sync(args.pid, client=client)
-        sys.stdout.write("".join(f"{line}\n" for line in result.lines))
-        sys.stdout.flush()
+        write_out("stdout", "".join(f"{line}\n" for line in result.lines))
         return 0
     finally:
         client.close()
@@ -102,10 +97,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             client, args.argv, print_line, timeout=args.timeout, env=env or None, cwd=args.cwd
         )
     except subprocess.TimeoutExpired:
-        print(
+        say(
             f"tensorlake-sandbox: {args.argv[0]}: timed out after {args.timeout:g} s; "
-            "it was killed with what it started",
-            file=sys.stderr,
+            "it was killed with what it started"
         )
         return EXIT_TIMEOUT
     finally:

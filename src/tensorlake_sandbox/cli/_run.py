@@ -7,16 +7,19 @@ a documented exit code (see ``tensorlake-sandbox --help``); no traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
 import re
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING, BinaryIO, NoReturn
+from typing import TYPE_CHECKING, BinaryIO, Literal, NoReturn, TextIO
 
 from ._parser import (
     EXIT_AUTH,
     EXIT_BROKEN_PIPE,
+    EXIT_CANNOT_RUN,
+    EXIT_COMMAND_NOT_FOUND,
     EXIT_DELIVERY_UNKNOWN,
     EXIT_ERROR,
     EXIT_INTERRUPTED,
@@ -30,14 +33,24 @@ if TYPE_CHECKING:
     from tensorlake_sandbox import SandboxClient
 
 __all__ = [
+    "WRITES_STDOUT",
     "CliError",
+    "OutputError",
     "check_seconds",
     "fail",
     "in_shell_words",
     "make_client",
+    "require_stdout",
     "run_guarded",
+    "say",
+    "stdio_closed",
+    "stdio_fd",
     "unbuffered_stdin",
+    "write_out",
 ]
+
+# The commands that print to stdout: refused when it is closed, before anything is sent.
+WRITES_STDOUT = frozenset({"exec", "logs", "ps", "run", "shell", "start"})
 
 
 class CliError(Exception):
@@ -52,14 +65,89 @@ def fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
     raise CliError(message, code)
 
 
-def unbuffered_stdin() -> BinaryIO:
+def unbuffered_stdin() -> BinaryIO | None:
     """This process's stdin as an unbuffered binary file (closing it leaves fd 0 open).
 
     ``sys.stdin.buffer`` holds a lock while it reads: a reader thread still blocked in it
     when the command exits makes the interpreter abort at shutdown. An unbuffered file
     has no such lock, and its ``read`` returns whatever a pipe or terminal has.
+
+    None when stdin is closed (``<&-``): Python then sets ``sys.stdin`` to None, and fd 0 may
+    already be a socket or file this process opened since, so it is never read.
     """
-    return open(sys.stdin.fileno(), "rb", buffering=0, closefd=False)
+    fd = stdio_fd(sys.stdin)
+    return None if fd is None else open(fd, "rb", buffering=0, closefd=False)
+
+
+def stdio_fd(stream: TextIO | None) -> int | None:
+    """The descriptor of ``sys.stdin``/``sys.stdout``; None when closed (``<&-``, ``>&-``) or not a file."""
+    if stream is None:
+        return None
+    try:
+        fd = stream.fileno()
+        os.fstat(fd)
+    except (OSError, ValueError):
+        return None
+    return fd
+
+
+def stdio_closed(stream: TextIO | None) -> bool:
+    """True when the shell closed this stream (``>&-``); a stream that is not a file is open."""
+    if stream is None:
+        return True
+    try:
+        fd = stream.fileno()
+    except (OSError, ValueError):
+        return False  # a Python-level stream (a test's capture, an embedding program's)
+    try:
+        os.fstat(fd)
+    except OSError:
+        return True
+    return False
+
+
+class OutputError(CliError):
+    """This command could not write its output (``>/dev/full``, an I/O error)."""
+
+
+def write_out(stream: Literal["stdout", "stderr"], text: str) -> None:
+    """``text`` to local stdout or stderr, flushed at once; a failure to write is one OutputError.
+
+    A closed pipe stays a BrokenPipeError: run_guarded exits 141 for it, like a process killed
+    by SIGPIPE. A closed stderr (``2>&-``) takes nothing: the user discarded it.
+    """
+    out = sys.stderr if stream == "stderr" else sys.stdout
+    if out is None:
+        if stream == "stderr":
+            return
+        fail("cannot write the output: stdout is closed", EXIT_USAGE)
+    try:
+        out.write(text)
+        out.flush()
+    except BrokenPipeError:
+        raise
+    except (OSError, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise OutputError(f"cannot write the output to {stream}: {reason}; stopped", EXIT_ERROR) from exc
+
+
+def require_stdout(args: argparse.Namespace) -> None:
+    """Refuse, before anything is sent, to run a command that prints with stdout closed."""
+    if stdio_closed(sys.stdout):
+        fail(
+            f"stdout is closed, so {args.command} has nowhere to print; redirect it instead "
+            "(e.g. >/dev/null to discard the output)",
+            EXIT_USAGE,
+        )
+
+
+def say(message: str) -> None:
+    """One line on stderr; nothing when stderr is closed or broken (never onto stdout)."""
+    if sys.stderr is None:
+        return
+    with contextlib.suppress(OSError, ValueError):
+        sys.stderr.write(message + "\n")
+        sys.stderr.flush()
 
 
 def _read_key_file(path: str) -> str:
@@ -160,6 +248,10 @@ def make_client(args: argparse.Namespace) -> SandboxClient:
         )
 
 
+# The sandbox's origin at the end of a transport error's message: the line names SANDBOX already.
+_ORIGIN = re.compile(r" \(https?://[^\s()]+\)$")
+
+
 def _unreachable_hint(target: str) -> str:
     from urllib.parse import urlsplit
 
@@ -171,6 +263,50 @@ def _unreachable_hint(target: str) -> str:
             return f"is `tensorlake-sandbox local` running, on port {parts.port or 80}?"
         return "is the URL right, and is the sandbox running?"
     return "is the sandbox name right, and is the sandbox running?"
+
+
+# The sandbox refuses to start a program with "cannot start 'CMD': <strerror>" (400 for a
+# process, 500 for a terminal); a shell says 127 for "not found" and 126 for "cannot run".
+_NOT_FOUND_REASONS = ("no such file or directory", "not found")
+
+
+def _cannot_start(error: BaseException, args: argparse.Namespace) -> CliError | None:
+    from tensorlake_sandbox import SandboxError
+
+    message = error.message if isinstance(error, SandboxError) else ""
+    words = getattr(args, "argv", None)
+    if not message.startswith("cannot start ") or not words:
+        return None
+    reason = message.partition(": ")[2] or message
+    if any(r in reason.lower() for r in _NOT_FOUND_REASONS):
+        return CliError(f"{words[0]}: command not found in the sandbox ({reason})", EXIT_COMMAND_NOT_FOUND)
+    return CliError(f"{words[0]}: cannot run it in the sandbox ({reason})", EXIT_CANNOT_RUN)
+
+
+def _terminal_error(error: BaseException, args: argparse.Namespace) -> CliError | None:
+    """What went wrong with a terminal session, in its own words (not a process's, not the API key's)."""
+    from tensorlake_sandbox import AuthenticationError, TerminalClosedError, TerminalNotFoundError
+
+    session = getattr(args, "attach", None)
+    if isinstance(error, TerminalNotFoundError):
+        what = f"session {session}" if session else "the terminal session"
+        return CliError(f"{what}: not found in {args.sandbox} (it ended, or the ID is wrong)", EXIT_NOT_FOUND)
+    if session and isinstance(error, AuthenticationError) and error.status_code == 403:
+        return CliError(
+            f"session {session}: the sandbox refused its token; pass the token saved at detach "
+            "with --token-file PATH or TENSORLAKE_PTY_TOKEN",
+            EXIT_AUTH,
+        )
+    if isinstance(error, TerminalClosedError):
+        if error.close_code in (1006, None):
+            return CliError(
+                f"{args.sandbox}: the connection to the terminal dropped; the session may still be "
+                "running (reattach as shown above)",
+                EXIT_UNAVAILABLE,
+            )
+        why = error.reason or f"close code {error.close_code}"
+        return CliError(f"{args.sandbox}: session terminated by the sandbox ({why})", EXIT_UNAVAILABLE)
+    return None
 
 
 def _describe(error: BaseException, args: argparse.Namespace) -> CliError:
@@ -188,6 +324,10 @@ def _describe(error: BaseException, args: argparse.Namespace) -> CliError:
     )
 
     pid = getattr(args, "pid", None)
+    if pid is None and (cannot := _cannot_start(error, args)) is not None:
+        return cannot
+    if (terminal := _terminal_error(error, args)) is not None:
+        return terminal
     who = f"process {pid}" if pid is not None else "the sandbox"
     delivered = getattr(error, "bytes_delivered", None)
     sent = f" ({delivered} bytes were delivered before it)" if delivered else ""
@@ -220,7 +360,8 @@ def _describe(error: BaseException, args: argparse.Namespace) -> CliError:
         )
     if isinstance(error, (SandboxConnectionError, httpx.TransportError)):
         return CliError(
-            f"{args.sandbox}: cannot reach the sandbox ({error}){sent}; {_unreachable_hint(args.sandbox)}",
+            f"{args.sandbox}: cannot reach the sandbox ({_ORIGIN.sub('', str(error))}){sent}; "
+            f"{_unreachable_hint(args.sandbox)}",
             EXIT_UNAVAILABLE,
         )
     if isinstance(error, SandboxUnavailableError):
@@ -238,22 +379,35 @@ def run_guarded(command: Callable[[argparse.Namespace], int], args: argparse.Nam
 
     try:
         try:
+            if getattr(args, "command", None) in WRITES_STDOUT:
+                require_stdout(args)
             return command(args)
         except (SandboxError, httpx.TransportError) as exc:
             raise _describe(exc, args) from exc
     except CliError as exc:
-        print(f"tensorlake-sandbox: {exc}", file=sys.stderr)
+        if isinstance(exc, OutputError):
+            _discard_stdout()
+        say(f"tensorlake-sandbox: {exc}")
         return exc.code
     except KeyboardInterrupt as exc:
         delivered = getattr(exc, "bytes_delivered", None)
         done = (
             "" if delivered is None else f": {delivered} bytes reached stdin; the last request may not have"
         )
-        print(f"tensorlake-sandbox: interrupted{done}", file=sys.stderr)
+        say(f"tensorlake-sandbox: interrupted{done}")
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         # stdout closed early (e.g. piped into head): not an error worth a traceback. A remote
         # process was killed on the way out (see exec); exit like a process killed by SIGPIPE.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+        _discard_stdout()
         return EXIT_BROKEN_PIPE
+
+
+def _discard_stdout() -> None:
+    """Point fd 1 at /dev/null, so the interpreter's last flush of unwritable output is silent."""
+    fd = stdio_fd(sys.stdout)
+    if fd is None:
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    os.close(devnull)

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._exec import parse_env
 from ._parser import EXIT_ERROR, EXIT_USAGE
-from ._run import fail, make_client
+from ._run import OutputError, fail, make_client, say, stdio_fd
 from ._shell_args import TOKEN_ENV
 
 if TYPE_CHECKING:
@@ -36,6 +36,8 @@ if TYPE_CHECKING:
 __all__ = ["cmd_exec_tty", "cmd_shell"]
 
 ESCAPE = 0x1D  # Ctrl-]
+# termios, tty and SIGWINCH: the terminal commands need them (the README says POSIX only).
+POSIX = os.name == "posix"
 # The sandbox's login shell, whatever it is.
 _LOGIN_SHELL = ["sh", "-c", 'exec "${SHELL:-/bin/sh}" -l']
 
@@ -129,6 +131,14 @@ def _size(fd: int) -> tuple[int, int] | None:
     return rows, cols
 
 
+def _terminal_size() -> tuple[int, int] | None:
+    """The size of the terminal on stdin, else on stdout; None when neither is one (or open)."""
+    for fd in (stdio_fd(sys.stdin), stdio_fd(sys.stdout)):
+        if fd is not None and (size := _size(fd)) is not None:
+            return size
+    return None
+
+
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
@@ -143,9 +153,11 @@ class _Session:
 
     def __init__(self, term: Terminal) -> None:
         self.term = term
-        self.stdin = sys.stdin.fileno()
-        self.stdout = sys.stdout.fileno()
-        self.tty = os.isatty(self.stdin)
+        self.stdin = stdio_fd(sys.stdin)  # None when closed (<&-): EOF at once
+        stdout = stdio_fd(sys.stdout)
+        assert stdout is not None  # run_guarded refuses a closed stdout first
+        self.stdout = stdout
+        self.tty = self.stdin is not None and os.isatty(self.stdin)
         self.wake_r, self.wake_w = os.pipe()
         self.output_error: BaseException | None = None
 
@@ -166,20 +178,23 @@ class _Session:
     def _forward_input(self) -> bool:
         """Forward stdin until the program ends (False) or the user detaches (True)."""
         escape = _Escape()
-        stdin_open = True
+        stdin = self.stdin
+        if stdin is None:
+            with contextlib.suppress(Exception):
+                self.term.write(b"\x04")  # EOF (Ctrl-D) on the remote terminal
         while True:
-            readable, _, _ = select.select([self.stdin, self.wake_r] if stdin_open else [self.wake_r], [], [])
+            readable, _, _ = select.select([self.wake_r] if stdin is None else [stdin, self.wake_r], [], [])
             if self.wake_r in readable:
                 signals = os.read(self.wake_r, 64)
                 if b"x" in signals:
                     return False
-                if b"w" in signals and (size := _size(self.stdin)) is not None:
+                if b"w" in signals and self.stdin is not None and (size := _size(self.stdin)) is not None:
                     with contextlib.suppress(Exception):
                         self.term.resize(*size)
-            if stdin_open and self.stdin in readable:
-                data = os.read(self.stdin, 65536)
+            if stdin is not None and stdin in readable:
+                data = os.read(stdin, 65536)
                 if not data:
-                    stdin_open = False
+                    stdin = None
                     with contextlib.suppress(Exception):
                         self.term.write(b"\x04")  # EOF (Ctrl-D) on the remote terminal
                     continue
@@ -197,7 +212,7 @@ class _Session:
         import termios
         import tty
 
-        saved = termios.tcgetattr(self.stdin) if self.tty else None
+        saved = termios.tcgetattr(self.stdin) if self.tty and self.stdin is not None else None
         reader = threading.Thread(target=self._pump_output, name="terminal-output", daemon=True)
         previous: dict[int, Any] = {}
 
@@ -208,12 +223,12 @@ class _Session:
             previous[signal.SIGWINCH] = signal.signal(signal.SIGWINCH, self._on_winch)
             for leave_on in (signal.SIGTERM, signal.SIGHUP):
                 previous[leave_on] = signal.signal(leave_on, leave)
-            if saved is not None:
+            if saved is not None and self.stdin is not None:
                 tty.setraw(self.stdin, termios.TCSANOW)
             reader.start()
             return self._forward_input()
         finally:
-            if saved is not None:
+            if saved is not None and self.stdin is not None:
                 with contextlib.suppress(termios.error):
                     termios.tcsetattr(self.stdin, termios.TCSADRAIN, saved)
             for sig, handler in previous.items():
@@ -237,13 +252,16 @@ def _drive(client: SandboxClient, term: Terminal, sandbox: str) -> int:
         # and say how to come back, rather than killing what the user was doing.
         term.detach()
         path = _save_token(term.session_id, term.token)
-        print(_reattach_hint(sandbox, term.session_id, path), file=sys.stderr)
+        say(_reattach_hint(sandbox, term.session_id, path))
         raise
     if detached:
         term.detach()
         path = _save_token(term.session_id, term.token)
-        print(f"\r\n[detached] {_reattach_hint(sandbox, term.session_id, path)}", file=sys.stderr)
+        say(f"\r\n[detached] {_reattach_hint(sandbox, term.session_id, path)}")
         return 0
+    if isinstance(session.output_error, OSError) and not isinstance(session.output_error, BrokenPipeError):
+        reason = session.output_error.strerror or str(session.output_error)
+        raise OutputError(f"cannot write the output to stdout: {reason}; stopped", EXIT_ERROR) from None
     if session.output_error is not None:
         raise session.output_error
     try:
@@ -252,7 +270,7 @@ def _drive(client: SandboxClient, term: Terminal, sandbox: str) -> int:
         if exc.close_code == 1006:
             term.detach()
             path = _save_token(term.session_id, term.token)
-            print(_reattach_hint(sandbox, term.session_id, path), file=sys.stderr)
+            say(_reattach_hint(sandbox, term.session_id, path))
         raise
     _forget_token(term.session_id)
     return _exit_code(code)
@@ -261,7 +279,8 @@ def _drive(client: SandboxClient, term: Terminal, sandbox: str) -> int:
 def _reattach_hint(sandbox: str, session_id: str, token_path: Path) -> str:
     return (
         f"session {session_id} is still running. Reattach with:\n"
-        f"  tensorlake-sandbox shell {sandbox} --attach {session_id}\n"
+        # --attach=ID: an ID may begin with "-" (nanoid alphabet), which argparse takes for an option
+        f"  tensorlake-sandbox shell {sandbox} --attach={session_id}\n"
         f"(its token is in {token_path}, readable only by you)"
     )
 
@@ -269,8 +288,7 @@ def _reattach_hint(sandbox: str, session_id: str, token_path: Path) -> str:
 def _open(client: SandboxClient, argv: list[str], env: dict[str, str], cwd: str | None) -> Terminal:
     from tensorlake_sandbox import open_terminal
 
-    stdin = sys.stdin.fileno()
-    rows, cols = _size(stdin) or _size(sys.stdout.fileno()) or (24, 80)
+    rows, cols = _terminal_size() or (24, 80)
     if "TERM" not in env and os.environ.get("TERM"):
         env["TERM"] = os.environ["TERM"]
     command, *rest = argv
@@ -280,9 +298,18 @@ def _open(client: SandboxClient, argv: list[str], env: dict[str, str], cwd: str 
         fail(str(exc), EXIT_USAGE)
 
 
+def _require_posix() -> None:
+    if not POSIX:
+        fail(
+            "shell and exec -t need a POSIX system (raw terminal mode); use exec without -t, or run",
+            EXIT_USAGE,
+        )
+
+
 def cmd_shell(args: argparse.Namespace) -> int:
     from tensorlake_sandbox import attach_terminal
 
+    _require_posix()
     client = make_client(args)
     if args.attach is not None:
         if args.argv:
@@ -291,23 +318,24 @@ def cmd_shell(args: argparse.Namespace) -> int:
             term = attach_terminal(client, args.attach, _load_token(args))
         except (TypeError, ValueError) as exc:
             fail(str(exc), EXIT_USAGE)
-        if (size := _size(sys.stdin.fileno())) is not None:
+        if (size := _terminal_size()) is not None:
             with contextlib.suppress(Exception):
                 term.resize(*size)
     else:
         term = _open(client, list(args.argv) or list(_LOGIN_SHELL), parse_env(args.env), args.cwd)
     try:
-        return _drive(client, term, args.sandbox)
+        with term:  # closing never hides why the session ended
+            return _drive(client, term, args.sandbox)
     finally:
-        term.close()
         client.close()
 
 
 def cmd_exec_tty(args: argparse.Namespace) -> int:
+    _require_posix()
     client = make_client(args)
     term = _open(client, list(args.argv), parse_env(args.env), args.cwd)
     try:
-        return _drive(client, term, args.sandbox)
+        with term:
+            return _drive(client, term, args.sandbox)
     finally:
-        term.close()
         client.close()

@@ -49,12 +49,18 @@ from ._validation import (
 )
 from ._validation import Body as _Body
 
-__all__ = ["DEFAULT_MAX_BODY_BYTES", "create_app"]
+__all__ = ["DEFAULT_MAX_BODY_BYTES", "create_app", "end_streams"]
 
 # The sandbox daemon's limit for one stdin request.
 DEFAULT_MAX_BODY_BYTES = 2 * 1024 * 1024
 # Bytes written to a pipe at a time when a buffered (chunked) body is written.
 _WRITE_SLICE = 64 * 1024
+# Seconds an SSE stream may go on once the server stops: `end_streams` has killed the processes,
+# so a stream ends by itself with its last events, rather than being cut off.
+_STREAM_GRACE = 1.0
+# A run stream's keep-alive comment: also how soon a client that closed its connection after
+# sending the request is noticed (a half-closed one is served: see GuardedH11Protocol).
+RUN_PING_SECONDS = 1
 # Bytes of JSON (or SSE) gathered before handing a piece of a long answer to the server.
 _CHUNK_BYTES = 64 * 1024
 
@@ -326,7 +332,7 @@ def _follow(stream: StreamName) -> Callable[[Request], Awaitable[Response]]:
             return _not_found(pid)
         if request.method == "HEAD":
             return Response(media_type="text/event-stream")
-        return EventSourceResponse(events(proc), ping=15, sep="\n")
+        return EventSourceResponse(events(proc), ping=15, sep="\n", shutdown_grace_period=_STREAM_GRACE)
 
     return endpoint
 
@@ -381,7 +387,16 @@ async def run(request: Request) -> Response:
         proc = await _table(request).start(spec.start)
     except (TooLarge, ValueError, StartError) as exc:
         return _refused(exc)
-    return EventSourceResponse(_run_events(proc, spec.timeout), ping=15, sep="\n")
+    return EventSourceResponse(
+        _run_events(proc, spec.timeout), ping=RUN_PING_SECONDS, sep="\n", shutdown_grace_period=_STREAM_GRACE
+    )
+
+
+async def end_streams(app: Starlette) -> None:
+    """Kill what ``app`` started, first thing when the server stops: its run and follow streams
+    then end with their exit events, so the server need not wait out its grace period for them
+    (the lifespan still reaps everything after)."""
+    await app.state.table.kill_all()
 
 
 async def health(request: Request) -> Response:

@@ -587,8 +587,9 @@ class ProcessTable:
             raise
         return managed
 
-    async def shutdown(self, timeout: float = 5.0) -> None:
-        """Kill every process tree this table started, wait (bounded) for them, and reap them."""
+    async def kill_all(self, timeout: float = 5.0) -> None:
+        """Kill every process tree this table started (supervisors stopped first, so nothing is
+        restarted) and wait (bounded) for them to end."""
         for supervisor in list(self._supervisors):
             supervisor.stopped = True
             supervisor._cancel()
@@ -601,6 +602,11 @@ class ProcessTable:
         if waits:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.gather(*waits), timeout)
+
+    async def shutdown(self, timeout: float = 5.0) -> None:
+        """Kill every process group this table started, wait (bounded) for them, and reap them."""
+        procs = list(self._by_pid.values())
+        await self.kill_all(timeout)
         for p in procs:
             p.release(kill=False)
         self._by_pid.clear()

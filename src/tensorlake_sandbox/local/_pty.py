@@ -540,6 +540,14 @@ def _error(status: int, code: str, message: str) -> JSONResponse:
     return JSONResponse({"error": message, "code": code}, status_code=status)
 
 
+def _refusal(status: int, code: str, message: str) -> JSONResponse:
+    """A refused websocket upgrade. It ends its connection: the client sent no body to frame and
+    may not read to the end, so a pooled client must not send its next request on it."""
+    response = _error(status, code, message)
+    response.headers["connection"] = "close"
+    return response
+
+
 def _table(request: Request | WebSocket) -> PtyTable:
     table: PtyTable = request.app.state.pty_table
     return table
@@ -630,12 +638,12 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
     token_ok = hmac.compare_digest(given.encode("utf-8", "replace"), expected.encode())
     if session is None:
         await websocket.send_denial_response(
-            _error(404, "SESSION_NOT_FOUND", f"PTY session {session_id} not found")
+            _refusal(404, "SESSION_NOT_FOUND", f"PTY session {session_id} not found")
         )
         return
     if not token_ok:
         await websocket.send_denial_response(
-            _error(403, "INVALID_TOKEN", "missing or wrong PTY token: send it as the X-PTY-Token header")
+            _refusal(403, "INVALID_TOKEN", "missing or wrong PTY token: send it as the X-PTY-Token header")
         )
         return
     await websocket.accept()

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import resource
 import socket
 import threading
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
 import h11
@@ -106,6 +108,25 @@ class GuardedH11Protocol(H11Protocol):
         if not self.transport.is_closing() and self._awaiting_head() and self._head_deadline is None:
             self._arm_head_deadline()
 
+    def eof_received(self) -> bool | None:  # type: ignore[override]  # asyncio.Protocol allows True
+        """The client half-closed (``shutdown(SHUT_WR)``) after a request with a body: with that
+        request read whole and the answer still to come, it is served (a run's process is not
+        killed for it), then the connection closes. Otherwise it closes now, as uvicorn does.
+
+        A half-close and a full close look the same until the answer is written: a client that
+        went away is noticed at the next write (a run stream pings every RUN_PING_SECONDS).
+        """
+        cycle = self.cycle
+        if (
+            cycle is not None
+            and not cycle.response_complete
+            and self.conn.their_state is h11.DONE
+            and cycle.scope["method"] not in ("GET", "HEAD")
+        ):
+            cycle.keep_alive = False
+            return True  # keep our side open for the answer
+        return None
+
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm_head_deadline()
         super().connection_lost(exc)
@@ -167,7 +188,24 @@ class Server(uvicorn.Server):
 
     asyncio uses ``backlog`` both for ``listen()`` and for how many connections it accepts per
     wake-up; the config keeps the latter small, and this restores a deep queue for bursts.
+
+    ``before_shutdown`` runs when it starts to stop, before uvicorn waits (up to
+    GRACEFUL_SHUTDOWN_SECONDS) for open responses: the app ends its endless ones there.
     """
+
+    def __init__(
+        self, config: uvicorn.Config, before_shutdown: Callable[[], Awaitable[None]] | None = None
+    ) -> None:
+        super().__init__(config)
+        self.before_shutdown = before_shutdown
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        if self.before_shutdown is not None:
+            try:
+                await self.before_shutdown()
+            except Exception:  # stopping goes on: the lifespan's shutdown kills what is left
+                logging.getLogger("uvicorn.error").exception("before_shutdown failed")
+        await super().shutdown(sockets)
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
@@ -178,8 +216,14 @@ class Server(uvicorn.Server):
 class ServerThread:
     """uvicorn serving ``config`` on ``sock`` in a daemon thread: `start` waits until it serves."""
 
-    def __init__(self, config: uvicorn.Config, sock: socket.socket, name: str = "uvicorn") -> None:
-        self.server = Server(config)
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        sock: socket.socket,
+        name: str = "uvicorn",
+        before_shutdown: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        self.server = Server(config, before_shutdown)
         self.sock = sock
         self._thread = threading.Thread(
             target=self.server.run, kwargs={"sockets": [sock]}, name=name, daemon=True

@@ -7,10 +7,13 @@ Both run before routing, as plain ASGI middleware, so a rejected request reaches
 
 from __future__ import annotations
 
+import copy
 import hmac
 import json
+import logging
 import re
 import secrets
+from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -18,11 +21,14 @@ from .._urls import is_loopback_host as host_is_loopback
 
 __all__ = [
     "DRAIN_LIMIT",
+    "RedactTokens",
     "SecurityMiddleware",
     "expects_continue",
     "generate_token",
     "host_is_loopback",
     "host_is_sdk_local_name",
+    "log_config",
+    "redact_tokens",
     "split_host_header",
 ]
 
@@ -35,6 +41,35 @@ DRAIN_LIMIT = 4 * 1024 * 1024
 def expects_continue(scope: Scope) -> bool:
     """True when the client waits for "100 Continue" before sending its body."""
     return any(k == b"expect" and v.lower() == b"100-continue" for k, v in scope["headers"])
+
+
+# A token in a query string (``/api/v1/pty/ID/ws?token=...``, as the official SDK sends it):
+# the request log shows the parameter's name, never its value.
+_QUERY_TOKEN = re.compile(r"(?i)([?&][^=&\s\"]*token=)[^&\s\"]*")
+
+
+def redact_tokens(text: str) -> str:
+    return _QUERY_TOKEN.sub(r"\1[redacted]", text)
+
+
+class RedactTokens(logging.Filter):
+    """Redacts query-string tokens from every record of the handler it is on (access and error log)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str):
+            record.msg = redact_tokens(record.msg)
+        if isinstance(record.args, tuple):  # uvicorn's access formatter reads the tuple's items
+            record.args = tuple(redact_tokens(a) if isinstance(a, str) else a for a in record.args)
+        return True
+
+
+def log_config(base: dict[str, Any]) -> dict[str, Any]:
+    """uvicorn's logging config ``base`` with `RedactTokens` on each of its handlers."""
+    config = copy.deepcopy(base)
+    config.setdefault("filters", {})["redact_tokens"] = {"()": RedactTokens}
+    for handler in config.get("handlers", {}).values():
+        handler["filters"] = [*handler.get("filters", []), "redact_tokens"]
+    return config
 
 
 def generate_token() -> str:
@@ -102,9 +137,15 @@ async def _reject(
     *,
     drain: bool = True,
 ) -> None:
-    if scope["type"] == "websocket":  # refuse the upgrade with an HTTP answer
+    if scope["type"] == "websocket":  # refuse the upgrade with an HTTP answer, and close
         body = json.dumps({"error": error, "code": code}).encode()
-        await send({"type": "websocket.http.response.start", "status": status, "headers": extra})
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"connection", b"close"),
+            *extra,
+        ]
+        await send({"type": "websocket.http.response.start", "status": status, "headers": headers})
         await send({"type": "websocket.http.response.body", "body": body})
         return
     complete = drain and await _drain(scope, receive)

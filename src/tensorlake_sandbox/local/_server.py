@@ -14,14 +14,14 @@ import sys
 import weakref
 from collections.abc import Iterable
 from types import FrameType, TracebackType
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING, NoReturn, Self
 
 from uvicorn.config import LOGGING_CONFIG
 
-from ._app import DEFAULT_MAX_BODY_BYTES, create_app
+from ._app import DEFAULT_MAX_BODY_BYTES, create_app, end_streams
 from ._pty import EXITED_TTL, KILL_GRACE
 from ._runner import Server, ServerThread, bind, make_config
-from ._security import generate_token, host_is_loopback
+from ._security import generate_token, host_is_loopback, log_config
 from ._supervisor import STOP_GRACE
 
 if TYPE_CHECKING:
@@ -128,7 +128,10 @@ class LocalSandbox:
         if self._server is not None:
             raise RuntimeError("the local sandbox is already running")
         sock = bind(self._host, self._port)
-        server = ServerThread(make_config(self._app), sock, name="tensorlake-local-sandbox")
+        app = self._app
+        server = ServerThread(
+            make_config(app), sock, name="tensorlake-local-sandbox", before_shutdown=lambda: end_streams(app)
+        )
         try:
             server.start(timeout)
         except RuntimeError:
@@ -169,12 +172,27 @@ it and kills every process it started.
 """
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with each usage error on one line that says where the help is."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"{self.prog}: {message} (see {self.prog} --help)", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def _port(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (0 to 65535)") from None
+
+
 def _parser(prog: str) -> argparse.ArgumentParser:
     try:
         user = getpass.getuser()
     except Exception:
         user = "the user running this command"
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog=prog,
         description=_DESCRIPTION.format(user=user),
         epilog=(
@@ -188,7 +206,7 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     parser.add_argument("--host", default=DEFAULT_HOST, help="address to listen on (default: %(default)s)")
     parser.add_argument(
         "--port",
-        type=int,
+        type=_port,
         default=DEFAULT_PORT,
         help="port to listen on; 0 picks a free one (default: %(default)s)",
     )
@@ -256,7 +274,10 @@ def main(argv: list[str] | None = None, *, prog: str = "python -m tensorlake_san
         print(f"Token (generated, shown once): {token}")
     print("Processes run as your user. Press Ctrl-C to stop; that kills every process started here.")
     sys.stdout.flush()
-    server = Server(make_config(app, log_requests=args.log_requests, log_config=LOGGING_CONFIG))
+    server = Server(
+        make_config(app, log_requests=args.log_requests, log_config=log_config(LOGGING_CONFIG)),
+        before_shutdown=lambda: end_streams(app),
+    )
     hung_up = False
 
     def on_hangup(sig: int, frame: FrameType | None) -> None:
