@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import socket
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -143,6 +144,19 @@ def make_server() -> Iterator[Callable[..., FaultServer]]:
     close_all()  # the test's clients first: a server stops without waiting for their connections
     for s in servers:
         s.stop()
+
+
+@pytest.fixture
+def closed_port() -> Iterator[int]:
+    """A loopback port where every connection is refused, for the whole test.
+
+    The socket is bound but never listened on: the kernel refuses connections to it, and no other
+    socket (another test worker's server, say) can take the port while the test runs, as it could
+    if the port were only picked and released.
+    """
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield sock.getsockname()[1]
 
 
 @pytest.fixture(autouse=True)

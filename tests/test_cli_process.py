@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import time
 
@@ -119,14 +118,6 @@ def test_exec_broken_pipe_exit_status(local_sandbox, env):
 # -- errors ------------------------------------------------------------------------------------
 
 
-def closed_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 class Result:
     def __init__(self, returncode: int, stderr: str):
         self.returncode = returncode
@@ -197,8 +188,8 @@ def test_a_bad_key_names_where_it_came_from(local_sandbox, monkeypatch, capsys):
     assert "two words" not in err  # never print the key
 
 
-def test_unreachable_local_sandbox_hints_at_the_local_command(monkeypatch, capsys):
-    port = closed_port()
+def test_unreachable_local_sandbox_hints_at_the_local_command(monkeypatch, capsys, closed_port):
+    port = closed_port
     err = check_one_line(in_process(["ps", f"http://127.0.0.1:{port}"], monkeypatch, capsys), 6)
     assert "cannot reach the sandbox" in err and "tensorlake-sandbox local" in err and str(port) in err
 

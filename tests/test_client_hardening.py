@@ -232,19 +232,11 @@ def test_204_with_a_body_is_delivery_unknown_and_the_connection_is_dropped(
 # -- 4: one error surface ------------------------------------------------------------------
 
 
-def _closed_port() -> int:
-    import socket
-
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port: int = s.getsockname()[1]
-    s.close()
-    return port
-
-
 @pytest.mark.parametrize("transport", TRANSPORTS)
-def test_generated_call_raises_sandbox_connection_error_that_is_still_httpx_connect_error(transport):
-    client = client_for(f"http://127.0.0.1:{_closed_port()}", transport)
+def test_generated_call_raises_sandbox_connection_error_that_is_still_httpx_connect_error(
+    transport, closed_port
+):
+    client = client_for(f"http://127.0.0.1:{closed_port}", transport)
     with pytest.raises(SandboxConnectionError) as info:
         generated(client, transport, sandbox_process_get, PID)
     err = info.value
@@ -264,8 +256,8 @@ def test_generated_call_timeout_is_sandbox_timeout_error_that_may_have_been_sent
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
-def test_close_stdin_after_connection_failures_raises_a_sandbox_error(transport):
-    client = client_for(f"http://127.0.0.1:{_closed_port()}", transport)
+def test_close_stdin_after_connection_failures_raises_a_sandbox_error(transport, closed_port):
+    client = client_for(f"http://127.0.0.1:{closed_port}", transport)
     with pytest.raises(SandboxConnectionError) as info:
         call(
             client,
@@ -297,8 +289,8 @@ def test_close_stdin_never_retries_when_the_close_may_have_arrived(make_server, 
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
-def test_close_stdin_retries_stop_at_the_callers_timeout(transport):
-    client = client_for(f"http://127.0.0.1:{_closed_port()}", transport)
+def test_close_stdin_retries_stop_at_the_callers_timeout(transport, closed_port):
+    client = client_for(f"http://127.0.0.1:{closed_port}", transport)
     patient = RetryPolicy(attempts=1000, base_delay=0.5, max_delay=0.5)
     started = time.monotonic()
     with pytest.raises(SandboxConnectionError) as info:

@@ -296,11 +296,11 @@ def serves_run(client: SandboxClient) -> bool:
 
 
 def test_a_broken_run_stream_kills_the_run_and_says_so(local_sandbox, local_client, proxy):
-    if not serves_run(local_client):
-        pytest.skip("this local sandbox does not serve /processes/run yet (the fallback is tested below)")
-    proxy.cuts = [3]  # start, 1, 2, then the connection dies
+    assert serves_run(local_client)
+    proxy.cuts = [3]  # start and 2 lines, then the connection dies
     client = proxied(proxy, local_sandbox)
-    script = "echo $$; echo 1; sleep 30"
+    # It prints until it is killed: the cut comes at once, and the run cannot end by itself.
+    script = "echo $$; while :; do echo 1; sleep 0.1; done"
     with pytest.raises(SandboxUnavailableError, match=r"a run does not outlive its stream") as info:
         run(client, ["sh", "-c", script])
     assert re.search(r"process \d+ is killed", str(info.value))
@@ -309,10 +309,10 @@ def test_a_broken_run_stream_kills_the_run_and_says_so(local_sandbox, local_clie
 
 
 def test_run_without_the_run_endpoint_resumes_its_follow_stream(local_sandbox, local_client, proxy):
-    if serves_run(local_client):
-        pytest.skip("this local sandbox serves /processes/run: the fallback is not used")
+    proxy.hide_run = True  # a sandbox without /processes/run, as older ones are
     proxy.cuts = [3]  # the follow stream of the fallback dies after 3 events
     client = proxied(proxy, local_sandbox)
+    assert not serves_run(client)
     r = run(client, ["sh", "-c", "for i in 1 2 3 4 5 6; do echo $i; done; echo e >&2; exit 2"])
     assert (r.returncode, r.stdout, r.stderr) == (2, "1\n2\n3\n4\n5\n6\n", "e\n")
     assert proxy.streams_cut == 1

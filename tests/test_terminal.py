@@ -203,15 +203,10 @@ def test_bad_arguments_send_nothing(recorder):
     assert recorder.requests == []
 
 
-def test_connecting_to_nothing_raises_sandbox_unavailable():
-    import socket
-
+def test_connecting_to_nothing_raises_sandbox_unavailable(closed_port):
     from tensorlake_sandbox import SandboxUnavailableError, sandbox_client
 
-    with socket.socket() as sock:  # a loopback port that nobody listens on
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    client = sandbox_client(base_url=f"http://127.0.0.1:{port}", api_key="k")
+    client = sandbox_client(base_url=f"http://127.0.0.1:{closed_port}", api_key="k")
     with pytest.raises(SandboxUnavailableError, match="cannot connect to the terminal"):
         attach_terminal(client, "abc", "0" * 64)
 

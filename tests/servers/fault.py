@@ -121,15 +121,11 @@ class FaultServer:
             return [r for r in self.requests if r.path.endswith("/stdin")]
 
     def start(self) -> FaultServer:
-        if self.listen_after > 0:
-            # Reserve a free port number, then listen on it only after the delay: until then a
-            # client's connection is refused.
-            probe = socket.socket()
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
-            probe.close()
-        else:
-            self._listen()
+        # With listen_after, the port is bound now (nobody else can take it, even from another
+        # test worker) and listened on only after the delay: until then a connection is refused.
+        self._bind()
+        if self.listen_after <= 0:
+            self._listener.listen(64)  # type: ignore[union-attr]
         self._spawn(self._accept_loop)
         return self
 
@@ -166,20 +162,18 @@ class FaultServer:
         self._threads.append(t)
         t.start()
 
-    def _listen(self) -> None:
+    def _bind(self) -> None:
         s = socket.socket()
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.bind(("127.0.0.1", self.port))
-        s.listen(64)
+        s.bind(("127.0.0.1", 0))
         self.port = s.getsockname()[1]
         self._listener = s
 
     def _accept_loop(self) -> None:
-        if self._listener is None:
+        assert self._listener is not None
+        if self.listen_after > 0:
             if self._stopping.wait(self.listen_after):
                 return
-            self._listen()
-        assert self._listener is not None
+            self._listener.listen(64)
         while not self._stopping.is_set():
             try:
                 conn, _ = self._listener.accept()
