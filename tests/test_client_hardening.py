@@ -158,10 +158,15 @@ def test_wait_for_cancellation_after_a_confirmed_request_keeps_its_exact_count(m
 
     async def main() -> tuple[int, BaseException]:
         w = astdin_writer(client, PID, chunk_size=MIB)
+        loop = asyncio.get_running_loop()
         try:
             with pytest.raises(TimeoutError) as info:
-                # The second request is held by the server: wait_for cancels the write.
-                await asyncio.wait_for(w.write(os.urandom(3 * MIB)), timeout=5)
+                # The second request is held by the server: then the timeout cancels the write
+                # (wait_for's timeout is this one: asyncio.timeout since Python 3.12).
+                async with asyncio.timeout(None) as timeout:
+                    held = loop.run_in_executor(None, server.wait_accepted, 2 * MIB, 60)
+                    held.add_done_callback(lambda _: timeout.reschedule(loop.time()))
+                    await w.write(os.urandom(3 * MIB))
         finally:
             await client.aclose()
         return w.bytes_delivered, info.value
@@ -197,7 +202,7 @@ def test_204_with_a_body_is_delivery_unknown_and_the_connection_is_dropped(
             error: BaseException | None = exc
         else:
             error = None
-        time.sleep(body_after + 0.2)  # whatever the old connection still receives has arrived
+        assert server.wait_bodies_after_204(1)  # whatever the old connection still receives has arrived
         return error, second()
 
     async def aboth() -> tuple[BaseException | None, int]:
@@ -207,7 +212,7 @@ def test_204_with_a_body_is_delivery_unknown_and_the_connection_is_dropped(
             error: BaseException | None = exc
         else:
             error = None
-        await asyncio.sleep(body_after + 0.2)
+        assert await asyncio.to_thread(server.wait_bodies_after_204, 1)
         # Same event loop, same connection pool: the next write must not reuse the broken one.
         return error, await awrite_stdin(client, PID, b"next")
 

@@ -100,6 +100,7 @@ class FaultServer:
     accepted_sha256: hashlib._Hash = field(default_factory=hashlib.sha256)
     closes: int = 0
     connections_accepted: int = 0
+    bodies_after_204: int = 0  # BodyOn204 bodies sent whole
 
     def __post_init__(self) -> None:
         self._lock = threading.Condition()
@@ -154,6 +155,11 @@ class FaultServer:
         """Wait until at least ``n`` stdin bytes were accepted; False on timeout."""
         with self._lock:
             return self._lock.wait_for(lambda: self.accepted_count >= n, timeout)
+
+    def wait_bodies_after_204(self, n: int, timeout: float = 10.0) -> bool:
+        """Wait until ``n`` BodyOn204 bodies were sent whole; False on timeout."""
+        with self._lock:
+            return self._lock.wait_for(lambda: self.bodies_after_204 >= n, timeout)
 
     # -- serving --------------------------------------------------------------------------
 
@@ -260,6 +266,9 @@ class FaultServer:
             conn.sendall(head + b"\r\n\r\n")
             self._stopping.wait(action.body_after)
             conn.sendall(rest)
+            with self._lock:
+                self.bodies_after_204 += 1
+                self._lock.notify_all()
             return None
         if isinstance(action, Slow):
             self._record(method, path, size, 204)
