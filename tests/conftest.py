@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
+import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -164,3 +167,49 @@ def _close_test_clients() -> Iterator[None]:
     """Close the clients a test registered with `tests.closing.close_after_test`."""
     yield
     close_all()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail, naming them, if threads that are not daemons outlive the tests.
+
+    The interpreter waits for such threads at exit, past pytest-timeout: one left behind by a
+    failing test (a terminal's receiving thread, say) would hang the whole run. Each gets a few
+    seconds to end first; `make test` also stops a run that hangs anyway (TEST_TIMEOUT).
+    """
+    deadline = time.monotonic() + 5
+    lingering = []
+    for thread in threading.enumerate():
+        if thread is threading.main_thread() or thread.daemon:
+            continue
+        thread.join(max(0.0, deadline - time.monotonic()))
+        if thread.is_alive():
+            lingering.append(thread)
+    names = ", ".join(repr(t) for t in lingering)
+    worker_output = getattr(session.config, "workeroutput", None)
+    if worker_output is not None:  # an xdist worker: the controller reports it (below)
+        worker_output["lingering_threads"] = names
+        return
+    names = ", ".join(filter(None, [names, *_LINGERING_IN_WORKERS]))
+    if names:
+        sys.stderr.write(f"\nthreads that are not daemons outlived the tests: {names}\n")
+        sys.stderr.flush()
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+_LINGERING_IN_WORKERS: list[str] = []
+
+
+def pytest_testnodedown(node: Any, error: object) -> None:
+    """pytest-xdist, on the controller: a worker has finished; keep what it found left behind."""
+    output = getattr(node, "workeroutput", {})
+    if output.get("lingering_threads"):
+        _LINGERING_IN_WORKERS.append(f"{output.get('workerid', '?')}: {output['lingering_threads']}")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Exit now rather than wait forever for a lingering thread (reported by pytest_sessionfinish)."""
+    if any(not t.daemon and t.is_alive() for t in threading.enumerate() if t is not threading.main_thread()):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(int(pytest.ExitCode.TESTS_FAILED))
