@@ -204,7 +204,8 @@ def pytest_testnodedown(node: Any, error: object) -> None:
     """pytest-xdist, on the controller: a worker has finished; keep what it found left behind."""
     output = getattr(node, "workeroutput", {})
     if output.get("lingering_threads"):
-        _LINGERING_IN_WORKERS.append(f"{output.get('workerid', '?')}: {output['lingering_threads']}")
+        worker = getattr(node, "workerinput", {}).get("workerid", "?")
+        _LINGERING_IN_WORKERS.append(f"{worker}: {output['lingering_threads']}")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
