@@ -162,6 +162,45 @@ def closed_port() -> Iterator[int]:
         yield sock.getsockname()[1]
 
 
+class Done:
+    """What `cli_main` returns: the fields of `subprocess.CompletedProcess` the tests read."""
+
+    def __init__(self, returncode: int, stdout: bytes, stderr: bytes):
+        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
+
+
+@pytest.fixture
+def cli_main(monkeypatch, capfd):
+    """The CLI's main() in this process, with ``env`` and ``input`` as its environment and stdin.
+
+    The same code as the installed command without an interpreter start-up (half a second each,
+    more under load); each command also runs as a real process in tests/test_cli*.py.
+    """
+    from tensorlake_sandbox.cli import main
+
+    def run_in_process(args, env, input=b""):
+        for name in ("TENSORLAKE_API_KEY",):
+            if name in env:
+                monkeypatch.setenv(name, env[name])
+            else:
+                monkeypatch.delenv(name, raising=False)
+        read, write = os.pipe()
+        os.write(write, input)  # small inputs only: the pipe holds them
+        os.close(write)
+        with open(read, "rb", buffering=0) as stdin:
+            monkeypatch.setattr(sys, "stdin", stdin)
+            capfd.readouterr()
+            try:
+                code = main(args)
+            except SystemExit as exc:  # argparse's usage errors and --help
+                code = int(exc.code or 0)
+            out, err = capfd.readouterr()
+        monkeypatch.setattr(sys, "stdin", sys.__stdin__)
+        return Done(code, out.encode(), err.encode())
+
+    return run_in_process
+
+
 @pytest.fixture(autouse=True)
 def _close_test_clients() -> Iterator[None]:
     """Close the clients a test registered with `tests.closing.close_after_test`."""

@@ -33,45 +33,6 @@ def run(args, env, input=None, timeout=60):
     )
 
 
-class Done:
-    """What `in_process` returns: the fields of `subprocess.CompletedProcess` the tests read."""
-
-    def __init__(self, returncode: int, stdout: bytes, stderr: bytes):
-        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
-
-
-@pytest.fixture
-def in_process(monkeypatch, capfd):
-    """The CLI's main() in this process, with ``env`` and ``input`` as its environment and stdin.
-
-    The same code as the installed command without an interpreter start-up (a quarter of a second
-    each); each command also runs as a real process in the tests above and below.
-    """
-    from tensorlake_sandbox.cli import main
-
-    def run_in_process(args, env, input=b""):
-        for name in ("TENSORLAKE_API_KEY",):
-            if name in env:
-                monkeypatch.setenv(name, env[name])
-            else:
-                monkeypatch.delenv(name, raising=False)
-        read, write = os.pipe()
-        os.write(write, input)  # small inputs only: the pipe holds them
-        os.close(write)
-        with open(read, "rb", buffering=0) as stdin:
-            monkeypatch.setattr(sys, "stdin", stdin)
-            capfd.readouterr()
-            try:
-                code = main(args)
-            except SystemExit as exc:  # argparse's usage errors and --help
-                code = int(exc.code or 0)
-            out, err = capfd.readouterr()
-        monkeypatch.setattr(sys, "stdin", sys.__stdin__)
-        return Done(code, out.encode(), err.encode())
-
-    return run_in_process
-
-
 def output_lines(local_client, pid):
     out = sandbox_process_output.sync(pid, client=local_client)
     return out.lines
@@ -150,7 +111,7 @@ def test_exec_large_stdin_round_trip(local_sandbox, env):
     assert result.stdout.strip() == str(len(data)).encode()
 
 
-def test_ps_and_kill(local_sandbox, start_process, wait_finished, env):
+def test_ps_and_kill(local_sandbox, start_process, wait_finished, env, cli_main):
     proc = start_process("sleep", "30")
     listing = run(["ps", local_sandbox.base_url], env)
     assert listing.returncode == 0
@@ -160,7 +121,7 @@ def test_ps_and_kill(local_sandbox, start_process, wait_finished, env):
     assert run(["kill", local_sandbox.base_url, str(proc.pid), "--signal", "TERM"], env).returncode == 0
     assert wait_finished(proc.pid).signal == 15
     other = start_process("sleep", "30")
-    assert run(["kill", local_sandbox.base_url, str(other.pid)], env).returncode == 0
+    assert cli_main(["kill", local_sandbox.base_url, str(other.pid)], env).returncode == 0
     assert wait_finished(other.pid).signal == 9
 
 
@@ -177,42 +138,42 @@ def test_ps_and_kill(local_sandbox, start_process, wait_finished, env):
         (["stdin", "{url}", "1", "/nonexistent/file"], 2, "cannot open"),
     ],
 )
-def test_errors_are_one_line_with_documented_codes(local_sandbox, env, in_process, args, code, words):
+def test_errors_are_one_line_with_documented_codes(local_sandbox, env, cli_main, args, code, words):
     args = [a.replace("{url}", local_sandbox.base_url) for a in args]
-    result = in_process(args, env, input=b"x")
+    result = cli_main(args, env, input=b"x")
     assert result.returncode == code, result.stderr
     err = result.stderr.decode()
     assert words in err
     assert err.count("\n") == 1 and "Traceback" not in err
 
 
-def test_not_writable_names_the_fix(local_sandbox, start_process, env, in_process):
+def test_not_writable_names_the_fix(local_sandbox, start_process, env, cli_main):
     proc = start_process("sleep", "30")  # stdin closed (the default)
-    result = in_process(["stdin", local_sandbox.base_url, str(proc.pid)], env, input=b"data")
+    result = cli_main(["stdin", local_sandbox.base_url, str(proc.pid)], env, input=b"data")
     assert result.returncode == 4
     assert f"process {proc.pid}: stdin is not writable" in result.stderr.decode()
     assert f"tensorlake-sandbox start {local_sandbox.base_url} --stdin -- CMD" in result.stderr.decode()
 
 
-def test_wrong_key_and_missing_key(local_sandbox, env, in_process):
-    bad = in_process(["ps", local_sandbox.base_url], {**env, "TENSORLAKE_API_KEY": "wrong"})
+def test_wrong_key_and_missing_key(local_sandbox, env, cli_main):
+    bad = cli_main(["ps", local_sandbox.base_url], {**env, "TENSORLAKE_API_KEY": "wrong"})
     assert bad.returncode == 5 and b"authentication failed" in bad.stderr
     assert b"wrong" not in bad.stderr
     no_key = {k: v for k, v in env.items() if k != "TENSORLAKE_API_KEY"}
-    missing = in_process(["ps", local_sandbox.base_url], no_key)
+    missing = cli_main(["ps", local_sandbox.base_url], no_key)
     assert missing.returncode == 2 and b"TENSORLAKE_API_KEY" in missing.stderr
 
 
-def test_api_key_file(local_sandbox, env, tmp_path, in_process):
+def test_api_key_file(local_sandbox, env, tmp_path, cli_main):
     key_file = tmp_path / "key"
     key_file.write_text(local_sandbox.token + "\n")
     no_env = {k: v for k, v in env.items() if k != "TENSORLAKE_API_KEY"}
-    assert in_process(["ps", local_sandbox.base_url, "--api-key-file", str(key_file)], no_env).returncode == 0
+    assert cli_main(["ps", local_sandbox.base_url, "--api-key-file", str(key_file)], no_env).returncode == 0
 
 
 @pytest.mark.parametrize("command", ["stdin", "close-stdin", "ps", "kill", "exec"])
-def test_every_subcommand_has_help_with_an_example(command, in_process):
-    result = in_process([command, "--help"], {})
+def test_every_subcommand_has_help_with_an_example(command, cli_main):
+    result = cli_main([command, "--help"], {})
     assert result.returncode == 0
     stdout = result.stdout.decode()
     assert "example:" in stdout and "tensorlake-sandbox" in stdout
