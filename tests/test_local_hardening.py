@@ -115,6 +115,12 @@ def test_a_reused_pid_is_never_signalled(sandbox: LocalSandbox, http: httpx.Clie
     info = wait_final(http, leader)
     assert info["status"] == "exited"
     daemon = int(http.get(f"/api/v1/processes/{leader}/stdout").json()["lines"][0])
+    # The pid stays taken: the leader is this (the server's) process's unreaped child. Checked
+    # directly, since ns_last_pid is machine-wide: other test workers fork too, and one of them
+    # (not the stranger below) could get a released pid.
+    with open(f"/proc/{leader}/stat") as f:
+        state, ppid = f.read().rsplit(")", 1)[1].split()[:2]
+    assert (state, int(ppid)) == ("Z", os.getpid()), "the sandbox let the leader's pid go"
     stranger = _spawn_with_pid(leader)
     try:
         assert http.delete(f"/api/v1/processes/{leader}").status_code == 204
