@@ -209,9 +209,23 @@ def test_run_kills_on_keyboard_interrupt(local_client, monkeypatch):
     def interrupted(self, deadline):
         calls.append(1)
         if len(calls) == 1:
-            time.sleep(0.5)
+            # Ctrl-C once the run has started its process (the stream said so: the run knows its
+            # pid), and it is running: otherwise there would be nothing to kill.
+            self._fn.started.wait(20)
+            assert self._fn.pid is not None and running_marked(), "the run's process never started"
             raise KeyboardInterrupt
         return real(self, deadline)
+
+    def running_marked(timeout: float = 20) -> bool:
+        from tensorlake_api_client.api.sandbox_processes import sandbox_process_list
+
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            procs = sandbox_process_list.sync(client=local_client).processes
+            if any(p.status == "running" and "sleep 30 & echo" in " ".join(p.args) for p in procs):
+                return True
+            time.sleep(0.02)
+        return False
 
     monkeypatch.setattr(_process._Worker, "join_until", interrupted)
     with pytest.raises(KeyboardInterrupt):
