@@ -52,7 +52,7 @@ check: setup  ## _sync/ generated from _async/, ruff format --check, ruff check,
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-# The whole suite takes about 3 minutes here (README); a hang anywhere (a test, a thread at exit)
+# The whole suite takes about 3 minutes on 2 CPUs (README); a hang anywhere (a test, a thread at exit)
 # is stopped after TEST_TIMEOUT seconds with a message instead of blocking CI. pytest-timeout stops
 # a single test after 300 s. No third-party pytest plugin is auto-loaded: pyproject.toml's addopts
 # names the ones the suite uses (the variable below says the same to any pytest run from here).
