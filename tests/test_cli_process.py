@@ -33,7 +33,7 @@ def test_start_stdin_and_logs_follow(local_sandbox, env, wait_finished, cli_main
     started = run(["start", url, "--stdin", "--", "sh", "-c", "cat; echo bye >&2"], env)
     assert started.returncode == 0, started.stderr
     pid = int(started.stdout)
-    fed = run(["stdin", url, str(pid), "--close"], env, input=b"one\ntwo\n")
+    fed = cli_main(["stdin", url, str(pid), "--close"], env, input=b"one\ntwo\n")  # real in test_cli
     assert fed.returncode == 0, fed.stderr
     follow = run(["logs", url, str(pid), "-f"], env)
     assert (follow.returncode, follow.stdout) == (0, b"one\ntwo\n")
