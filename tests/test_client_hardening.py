@@ -152,7 +152,7 @@ def test_ctrl_c_after_a_confirmed_request_keeps_its_exact_count():
 
 
 @pytest.mark.parametrize("transport", ["httpx", "aiohttp"])
-def test_wait_for_cancellation_after_a_confirmed_request_keeps_its_exact_count(make_server, transport):
+def test_timeout_cancellation_after_a_confirmed_request_keeps_its_exact_count(make_server, transport):
     server = make_server(plan=[OK, Slow(60)], keep_bodies=False)
     client = client_for(server.base_url, transport, timeout=120)
 
