@@ -76,7 +76,7 @@ def test_run_timeout_kills_the_whole_tree_and_says_timed_out(http: httpx.Client)
     events = run_events(
         http, {"command": "sh", "args": ["-c", "sleep 30 & echo $!; sleep 30; echo never"], "timeout": 1}
     )
-    assert time.monotonic() - began < 6
+    assert time.monotonic() - began < 15  # 1 s and a kill; without the timeout, 30 s
     grandchild = int(events[1][1]["line"])
     assert events[-1] == (
         "exit",
