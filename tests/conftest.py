@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import signal
+import socket
+import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -145,8 +149,107 @@ def make_server() -> Iterator[Callable[..., FaultServer]]:
         s.stop()
 
 
+@pytest.fixture
+def closed_port() -> Iterator[int]:
+    """A loopback port where every connection is refused, for the whole test.
+
+    The socket is bound but never listened on: the kernel refuses connections to it, and no other
+    socket (another test worker's server, say) can take the port while the test runs, as it could
+    if the port were only picked and released.
+    """
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield sock.getsockname()[1]
+
+
+class Done:
+    """What `cli_main` returns: the fields of `subprocess.CompletedProcess` the tests read."""
+
+    def __init__(self, returncode: int, stdout: bytes, stderr: bytes):
+        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
+
+
+@pytest.fixture
+def cli_main(monkeypatch, capfd):
+    """The CLI's main() in this process, with ``env`` and ``input`` as its environment and stdin.
+
+    The same code as the installed command without an interpreter start-up (half a second each,
+    more under load); each command also runs as a real process in tests/test_cli*.py.
+    """
+    from tensorlake_sandbox.cli import main
+
+    def run_in_process(args, env, input=b""):
+        for name in ("TENSORLAKE_API_KEY",):
+            if name in env:
+                monkeypatch.setenv(name, env[name])
+            else:
+                monkeypatch.delenv(name, raising=False)
+        read, write = os.pipe()
+        os.write(write, input)  # small inputs only: the pipe holds them
+        os.close(write)
+        with open(read, "rb", buffering=0) as stdin:
+            monkeypatch.setattr(sys, "stdin", stdin)
+            capfd.readouterr()
+            try:
+                code = main(args)
+            except SystemExit as exc:  # argparse's usage errors and --help
+                code = int(exc.code or 0)
+            out, err = capfd.readouterr()
+        monkeypatch.setattr(sys, "stdin", sys.__stdin__)
+        return Done(code, out.encode(), err.encode())
+
+    return run_in_process
+
+
 @pytest.fixture(autouse=True)
 def _close_test_clients() -> Iterator[None]:
     """Close the clients a test registered with `tests.closing.close_after_test`."""
     yield
     close_all()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail, naming them, if threads that are not daemons outlive the tests.
+
+    The interpreter waits for such threads at exit, past pytest-timeout: one left behind by a
+    failing test (a terminal's receiving thread, say) would hang the whole run. Each gets a few
+    seconds to end first; `make test` also stops a run that hangs anyway (TEST_TIMEOUT).
+    """
+    deadline = time.monotonic() + 5
+    lingering = []
+    for thread in threading.enumerate():
+        if thread is threading.main_thread() or thread.daemon:
+            continue
+        thread.join(max(0.0, deadline - time.monotonic()))
+        if thread.is_alive():
+            lingering.append(thread)
+    names = ", ".join(repr(t) for t in lingering)
+    worker_output = getattr(session.config, "workeroutput", None)
+    if worker_output is not None:  # an xdist worker: the controller reports it (below)
+        worker_output["lingering_threads"] = names
+        return
+    names = ", ".join(filter(None, [names, *_LINGERING_IN_WORKERS]))
+    if names:
+        sys.stderr.write(f"\nthreads that are not daemons outlived the tests: {names}\n")
+        sys.stderr.flush()
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+_LINGERING_IN_WORKERS: list[str] = []
+
+
+def pytest_testnodedown(node: Any, error: object) -> None:
+    """pytest-xdist, on the controller: a worker has finished; keep what it found left behind."""
+    output = getattr(node, "workeroutput", {})
+    if output.get("lingering_threads"):
+        worker = getattr(node, "workerinput", {}).get("workerid", "?")
+        _LINGERING_IN_WORKERS.append(f"{worker}: {output['lingering_threads']}")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Exit now rather than wait forever for a lingering thread (reported by pytest_sessionfinish)."""
+    if any(not t.daemon and t.is_alive() for t in threading.enumerate() if t is not threading.main_thread()):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(int(pytest.ExitCode.TESTS_FAILED))

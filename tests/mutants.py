@@ -327,8 +327,9 @@ def run_tests(tree: Path, args: tuple[str, ...]) -> tuple[int, str]:
     # collector finds unclosed at some later point (a warning the suite turns into an error)
     # would decide it by timing instead, so that warning is ignored here (not in `make test`).
     cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-p", "no:randomly"]
-    # The mutants' tests use neither plugin; loading them costs seconds per run.
-    cmd += ["-p", "no:schemathesis", "-p", "no:hypothesispytest"]
+    # The mutants' tests use neither plugin; loading them costs seconds per run. One worker: the
+    # first failure ends the run at once.
+    cmd += ["-p", "no:schemathesis.pytest.plugin", "-p", "no:_hypothesis_pytestplugin", "-n", "0"]
     cmd += ["-W", "ignore::pytest.PytestUnraisableExceptionWarning"]
     # A mutant that makes a test hang is caught too, after 30 s rather than the suite's five minutes.
     cmd += ["-o", "timeout=30", *args]

@@ -102,13 +102,18 @@ def test_output_communicate_and_signals(local_client):
 def test_cancelling_arun_kills_the_remote_process(local_client):
     async def scenario() -> int:
         task = asyncio.ensure_future(arun(local_client, ["sh", "-c", "sleep 30 & echo $!; wait"]))
-        # The pid of the background sleep is printed at once; the task is cancelled while it runs.
-        await asyncio.sleep(1.0)
+        # The task is cancelled once the process runs in the sandbox.
         from tensorlake_api_client.api.sandbox_processes import sandbox_process_list
 
-        procs = (await sandbox_process_list.asyncio(client=local_client)).processes
-        mine = [p for p in procs if p.status == "running" and "sleep 30 & echo $!; wait" in p.args]
+        deadline = time.monotonic() + 20
+        while True:
+            procs = (await sandbox_process_list.asyncio(client=local_client)).processes
+            mine = [p for p in procs if p.status == "running" and "sleep 30 & echo $!; wait" in p.args]
+            if mine or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.02)
         assert len(mine) == 1
+        assert not task.done()
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task

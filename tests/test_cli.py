@@ -111,7 +111,7 @@ def test_exec_large_stdin_round_trip(local_sandbox, env):
     assert result.stdout.strip() == str(len(data)).encode()
 
 
-def test_ps_and_kill(local_sandbox, start_process, wait_finished, env):
+def test_ps_and_kill(local_sandbox, start_process, wait_finished, env, cli_main):
     proc = start_process("sleep", "30")
     listing = run(["ps", local_sandbox.base_url], env)
     assert listing.returncode == 0
@@ -121,7 +121,7 @@ def test_ps_and_kill(local_sandbox, start_process, wait_finished, env):
     assert run(["kill", local_sandbox.base_url, str(proc.pid), "--signal", "TERM"], env).returncode == 0
     assert wait_finished(proc.pid).signal == 15
     other = start_process("sleep", "30")
-    assert run(["kill", local_sandbox.base_url, str(other.pid)], env).returncode == 0
+    assert cli_main(["kill", local_sandbox.base_url, str(other.pid)], env).returncode == 0
     assert wait_finished(other.pid).signal == 9
 
 
@@ -138,44 +138,46 @@ def test_ps_and_kill(local_sandbox, start_process, wait_finished, env):
         (["stdin", "{url}", "1", "/nonexistent/file"], 2, "cannot open"),
     ],
 )
-def test_errors_are_one_line_with_documented_codes(local_sandbox, env, args, code, words):
+def test_errors_are_one_line_with_documented_codes(local_sandbox, env, cli_main, args, code, words):
     args = [a.replace("{url}", local_sandbox.base_url) for a in args]
-    result = run(args, env, input=b"x")
+    result = cli_main(args, env, input=b"x")
     assert result.returncode == code, result.stderr
     err = result.stderr.decode()
     assert words in err
     assert err.count("\n") == 1 and "Traceback" not in err
 
 
-def test_not_writable_names_the_fix(local_sandbox, start_process, env):
+def test_not_writable_names_the_fix(local_sandbox, start_process, env, cli_main):
     proc = start_process("sleep", "30")  # stdin closed (the default)
-    result = run(["stdin", local_sandbox.base_url, str(proc.pid)], env, input=b"data")
+    result = cli_main(["stdin", local_sandbox.base_url, str(proc.pid)], env, input=b"data")
     assert result.returncode == 4
     assert f"process {proc.pid}: stdin is not writable" in result.stderr.decode()
     assert f"tensorlake-sandbox start {local_sandbox.base_url} --stdin -- CMD" in result.stderr.decode()
 
 
-def test_wrong_key_and_missing_key(local_sandbox, env):
-    bad = run(["ps", local_sandbox.base_url], {**env, "TENSORLAKE_API_KEY": "wrong"})
+def test_wrong_key_and_missing_key(local_sandbox, env, cli_main):
+    bad = cli_main(["ps", local_sandbox.base_url], {**env, "TENSORLAKE_API_KEY": "wrong"})
     assert bad.returncode == 5 and b"authentication failed" in bad.stderr
     assert b"wrong" not in bad.stderr
-    missing = run(["ps", local_sandbox.base_url], {k: v for k, v in env.items() if k != "TENSORLAKE_API_KEY"})
+    no_key = {k: v for k, v in env.items() if k != "TENSORLAKE_API_KEY"}
+    missing = cli_main(["ps", local_sandbox.base_url], no_key)
     assert missing.returncode == 2 and b"TENSORLAKE_API_KEY" in missing.stderr
 
 
-def test_api_key_file(local_sandbox, env, tmp_path):
+def test_api_key_file(local_sandbox, env, tmp_path, cli_main):
     key_file = tmp_path / "key"
     key_file.write_text(local_sandbox.token + "\n")
     no_env = {k: v for k, v in env.items() if k != "TENSORLAKE_API_KEY"}
-    assert run(["ps", local_sandbox.base_url, "--api-key-file", str(key_file)], no_env).returncode == 0
+    assert cli_main(["ps", local_sandbox.base_url, "--api-key-file", str(key_file)], no_env).returncode == 0
 
 
 @pytest.mark.parametrize("command", ["stdin", "close-stdin", "ps", "kill", "exec"])
-def test_every_subcommand_has_help_with_an_example(command):
-    result = subprocess.run([CLI, command, "--help"], capture_output=True, text=True, timeout=30)
+def test_every_subcommand_has_help_with_an_example(command, cli_main):
+    result = cli_main([command, "--help"], {})
     assert result.returncode == 0
-    assert "example:" in result.stdout and "tensorlake-sandbox" in result.stdout
-    assert "exit codes:" in result.stdout
+    stdout = result.stdout.decode()
+    assert "example:" in stdout and "tensorlake-sandbox" in stdout
+    assert "exit codes:" in stdout
 
 
 def test_python_dash_m_entry_point():

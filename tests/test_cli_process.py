@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import time
 
@@ -29,32 +28,33 @@ def running(client: SandboxClient, marker: str) -> list[int]:
     return [p.pid for p in procs if p.status == "running" and marker in " ".join([p.command, *p.args])]
 
 
-def test_start_stdin_and_logs_follow(local_sandbox, env, wait_finished):
+def test_start_stdin_and_logs_follow(local_sandbox, env, wait_finished, cli_main):
     url = local_sandbox.base_url
     started = run(["start", url, "--stdin", "--", "sh", "-c", "cat; echo bye >&2"], env)
     assert started.returncode == 0, started.stderr
     pid = int(started.stdout)
-    fed = run(["stdin", url, str(pid), "--close"], env, input=b"one\ntwo\n")
+    fed = cli_main(["stdin", url, str(pid), "--close"], env, input=b"one\ntwo\n")  # real in test_cli
     assert fed.returncode == 0, fed.stderr
     follow = run(["logs", url, str(pid), "-f"], env)
     assert (follow.returncode, follow.stdout) == (0, b"one\ntwo\n")
     assert wait_finished(pid).exit_code == 0
-    assert run(["logs", url, str(pid)], env).stdout == b"one\ntwo\n"
-    assert run(["logs", url, str(pid), "--stderr"], env).stdout == b"bye\n"
-    assert run(["logs", url, str(pid), "--output", "-f"], env).stdout == b"one\ntwo\nbye\n"
+    # The same command's options, in-process (no interpreter start-up each).
+    assert cli_main(["logs", url, str(pid)], env).stdout == b"one\ntwo\n"
+    assert cli_main(["logs", url, str(pid), "--stderr"], env).stdout == b"bye\n"
+    assert cli_main(["logs", url, str(pid), "--output", "-f"], env).stdout == b"one\ntwo\nbye\n"
 
 
-def test_start_without_stdin_has_no_pipe(local_sandbox, env, local_client, wait_finished):
-    started = run(["start", local_sandbox.base_url, "-e", "X=42", "--", "sh", "-c", 'echo "$X"'], env)
+def test_start_without_stdin_has_no_pipe(local_sandbox, env, local_client, wait_finished, cli_main):
+    started = cli_main(["start", local_sandbox.base_url, "-e", "X=42", "--", "sh", "-c", 'echo "$X"'], env)
     pid = int(started.stdout)
     assert wait_finished(pid).exit_code == 0
-    assert run(["logs", local_sandbox.base_url, str(pid)], env).stdout == b"42\n"
+    assert cli_main(["logs", local_sandbox.base_url, str(pid)], env).stdout == b"42\n"
 
 
-def test_run_streams_output_and_exits_with_the_remote_code(local_sandbox, env):
+def test_run_streams_output_and_exits_with_the_remote_code(local_sandbox, env, cli_main):
     result = run(["run", local_sandbox.base_url, "--", "sh", "-c", "echo out; echo err >&2; exit 3"], env)
     assert (result.returncode, result.stdout, result.stderr) == (3, b"out\n", b"err\n")
-    killed = run(["run", local_sandbox.base_url, "--", "sh", "-c", "kill -TERM $$"], env)
+    killed = cli_main(["run", local_sandbox.base_url, "--", "sh", "-c", "kill -TERM $$"], env)
     assert killed.returncode == 128 + signal.SIGTERM
 
 
@@ -117,14 +117,6 @@ def test_exec_broken_pipe_exit_status(local_sandbox, env):
 
 
 # -- errors ------------------------------------------------------------------------------------
-
-
-def closed_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 class Result:
@@ -197,8 +189,8 @@ def test_a_bad_key_names_where_it_came_from(local_sandbox, monkeypatch, capsys):
     assert "two words" not in err  # never print the key
 
 
-def test_unreachable_local_sandbox_hints_at_the_local_command(monkeypatch, capsys):
-    port = closed_port()
+def test_unreachable_local_sandbox_hints_at_the_local_command(monkeypatch, capsys, closed_port):
+    port = closed_port
     err = check_one_line(in_process(["ps", f"http://127.0.0.1:{port}"], monkeypatch, capsys), 6)
     assert "cannot reach the sandbox" in err and "tensorlake-sandbox local" in err and str(port) in err
 

@@ -147,16 +147,21 @@ def test_ctrl_c_after_a_confirmed_request_keeps_its_exact_count():
 
 
 @pytest.mark.parametrize("transport", ["async"])
-def test_wait_for_cancellation_after_a_confirmed_request_keeps_its_exact_count(make_server, transport):
+def test_timeout_cancellation_after_a_confirmed_request_keeps_its_exact_count(make_server, transport):
     server = make_server(plan=[OK, Slow(60)], keep_bodies=False)
     client = client_for(server.base_url, transport, timeout=120)
 
     async def main() -> tuple[int, BaseException]:
         w = astdin_writer(client, PID, chunk_size=MIB)
+        loop = asyncio.get_running_loop()
         try:
             with pytest.raises(TimeoutError) as info:
-                # The second request is held by the server: wait_for cancels the write.
-                await asyncio.wait_for(w.write(os.urandom(3 * MIB)), timeout=5)
+                # The second request is held by the server: then the timeout cancels the write
+                # (wait_for's timeout is this one: asyncio.timeout since Python 3.12).
+                async with asyncio.timeout(None) as timeout:
+                    held = loop.run_in_executor(None, server.wait_accepted, 2 * MIB, 60)
+                    held.add_done_callback(lambda _: timeout.reschedule(loop.time()))
+                    await w.write(os.urandom(3 * MIB))
         finally:
             await client.aclose()
         return w.bytes_delivered, info.value
@@ -192,7 +197,7 @@ def test_204_with_a_body_is_delivery_unknown_and_the_connection_is_dropped(
             error: BaseException | None = exc
         else:
             error = None
-        time.sleep(body_after + 0.2)  # whatever the old connection still receives has arrived
+        assert server.wait_bodies_after_204(1)  # whatever the old connection still receives has arrived
         return error, second()
 
     async def aboth() -> tuple[BaseException | None, int]:
@@ -202,7 +207,7 @@ def test_204_with_a_body_is_delivery_unknown_and_the_connection_is_dropped(
             error: BaseException | None = exc
         else:
             error = None
-        await asyncio.sleep(body_after + 0.2)
+        assert await asyncio.to_thread(server.wait_bodies_after_204, 1)
         # Same event loop, same connection pool: the next write must not reuse the broken one.
         return error, await awrite_stdin(client, PID, b"next")
 
@@ -227,19 +232,9 @@ def test_204_with_a_body_is_delivery_unknown_and_the_connection_is_dropped(
 # -- 4: one error surface ------------------------------------------------------------------
 
 
-def _closed_port() -> int:
-    import socket
-
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port: int = s.getsockname()[1]
-    s.close()
-    return port
-
-
 @pytest.mark.parametrize("transport", TRANSPORTS)
-def test_generated_call_raises_sandbox_connection_error_not_sent(transport):
-    client = client_for(f"http://127.0.0.1:{_closed_port()}", transport)
+def test_generated_call_raises_sandbox_connection_error_not_sent(transport, closed_port):
+    client = client_for(f"http://127.0.0.1:{closed_port}", transport)
     with pytest.raises(SandboxConnectionError) as info:
         generated(client, transport, sandbox_process_get, PID)
     err = info.value
@@ -259,8 +254,8 @@ def test_generated_call_timeout_is_sandbox_timeout_error_that_may_have_been_sent
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
-def test_close_stdin_after_connection_failures_raises_a_sandbox_error(transport):
-    client = client_for(f"http://127.0.0.1:{_closed_port()}", transport)
+def test_close_stdin_after_connection_failures_raises_a_sandbox_error(transport, closed_port):
+    client = client_for(f"http://127.0.0.1:{closed_port}", transport)
     with pytest.raises(SandboxConnectionError) as info:
         call(
             client,
@@ -292,8 +287,8 @@ def test_close_stdin_never_retries_when_the_close_may_have_arrived(make_server, 
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
-def test_close_stdin_retries_stop_at_the_callers_timeout(transport):
-    client = client_for(f"http://127.0.0.1:{_closed_port()}", transport)
+def test_close_stdin_retries_stop_at_the_callers_timeout(transport, closed_port):
+    client = client_for(f"http://127.0.0.1:{closed_port}", transport)
     patient = RetryPolicy(attempts=1000, base_delay=0.5, max_delay=0.5)
     started = time.monotonic()
     with pytest.raises(SandboxConnectionError) as info:

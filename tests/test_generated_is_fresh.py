@@ -44,7 +44,9 @@ select = ["ALL"]
 """
 
 
-@pytest.mark.parametrize("surroundings", ["bare", "hostile-ruff-config"])
+# One generation, among hostile surroundings: if it gives the committed bytes there, generated/ is
+# fresh and the generator's hooks read no configuration around them (a bare folder adds nothing).
+@pytest.mark.parametrize("surroundings", ["hostile-ruff-config"])
 def test_generated_client_matches_spec(tmp_path, surroundings):
     if surroundings == "hostile-ruff-config":
         (tmp_path / "ruff.toml").write_text(HOSTILE_RUFF)

@@ -51,7 +51,11 @@ def test_follow_replays_then_streams_live_then_eof(
     sandbox_process_stdin.sync_detailed(
         info.pid, client=local_client, body=File(payload=io.BytesIO(b"early\n"))
     )
-    time.sleep(0.2)  # "early" is captured before anyone follows: it must be replayed
+    # "early" is captured before anyone follows: it must be replayed.
+    deadline = time.monotonic() + 20
+    while raw.get(f"/api/v1/processes/{info.pid}/stdout").json()["lines"] != ["early"]:
+        assert time.monotonic() < deadline, "cat did not echo its input"
+        time.sleep(0.02)
     before = time.time() * 1000
     events: list[tuple[str, dict[str, Any]]] = []
     with connect_sse(raw, "GET", f"/api/v1/processes/{info.pid}/stdout/follow") as source:

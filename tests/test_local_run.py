@@ -76,7 +76,7 @@ def test_run_timeout_kills_the_whole_tree_and_says_timed_out(http: httpx.Client)
     events = run_events(
         http, {"command": "sh", "args": ["-c", "sleep 30 & echo $!; sleep 30; echo never"], "timeout": 1}
     )
-    assert time.monotonic() - began < 6
+    assert time.monotonic() - began < 15  # 1 s and a kill; without the timeout, 30 s
     grandchild = int(events[1][1]["line"])
     assert events[-1] == (
         "exit",
@@ -202,10 +202,7 @@ def test_the_official_sdks_local_host_name_is_accepted_with_the_token(local_sand
 
 
 def test_the_official_sdk_drives_the_local_sandbox_unchanged(local_sandbox: LocalSandbox) -> None:
-    sdk = pytest.importorskip(
-        "tensorlake.sandbox",
-        reason="the official `tensorlake` SDK is not installed here (the bench group has it)",
-    )
+    import tensorlake.sandbox as sdk  # pinned in the dev group
     from tensorlake.sandbox.models import StdinMode
 
     sandbox = sdk.Sandbox("my-sbx", proxy_url=local_sandbox.base_url, api_key=local_sandbox.token)

@@ -6,8 +6,12 @@ Bytes are checked by what the process itself reports (``sha256sum``, ``wc -c``).
 
 from __future__ import annotations
 
+import array
+import fcntl
 import hashlib
 import io
+import os
+import termios
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -96,6 +100,23 @@ def test_chunked_bodies_within_and_over_the_limit(
     assert finish_and_read(local_client, wait_finished, info.pid) == [f"{digest}  -"]
 
 
+def wait_stdin_pipe_full(pid: int, timeout: float = 20.0) -> None:
+    """Wait until the stdin pipe of local process ``pid`` is full: its writer is blocked."""
+    fd = os.open(f"/proc/{pid}/fd/0", os.O_RDONLY | os.O_NONBLOCK)  # the same pipe, read nothing
+    try:
+        capacity = fcntl.fcntl(fd, fcntl.F_GETPIPE_SZ)
+        queued = array.array("i", [0])
+        deadline = time.monotonic() + timeout
+        while True:
+            fcntl.ioctl(fd, termios.FIONREAD, queued)
+            if queued[0] >= capacity - 4096:  # less than a page free
+                return
+            assert time.monotonic() < deadline, f"the stdin pipe of {pid} holds only {queued[0]} bytes"
+            time.sleep(0.01)
+    finally:
+        os.close(fd)
+
+
 def test_writes_to_one_process_apply_in_arrival_order(
     raw: httpx.Client, local_client: SandboxClient, start_process: StartFn, wait_finished: Wait
 ) -> None:
@@ -114,7 +135,10 @@ def test_writes_to_one_process_apply_in_arrival_order(
         thread = threading.Thread(target=send, args=(body,))
         thread.start()
         threads.append(thread)
-        time.sleep(0.15)
+        if body is bodies[0]:
+            wait_stdin_pipe_full(info.pid)  # the first write is under way, and blocked
+        else:
+            time.sleep(0.15)  # arrival order; nothing observable tells a queued write has arrived
     for thread in threads:
         thread.join(30)
     assert statuses == [204] * len(bodies)
@@ -134,7 +158,7 @@ def test_a_process_that_does_not_read_blocks_no_one_else(
 
     blocked = threading.Thread(target=send_to_stuck)
     blocked.start()
-    time.sleep(0.3)
+    wait_stdin_pipe_full(stuck.pid)  # the write to the stuck process is under way, and blocked
     began = time.monotonic()
     assert raw.post(f"/api/v1/processes/{reader.pid}/stdin", content=b"12345").status_code == 204
     assert raw.get(f"/api/v1/processes/{stuck.pid}").json()["status"] == "running"

@@ -209,9 +209,23 @@ def test_run_kills_on_keyboard_interrupt(local_client, monkeypatch):
     def interrupted(self, deadline):
         calls.append(1)
         if len(calls) == 1:
-            time.sleep(0.5)
+            # Ctrl-C once the run has started its process (the stream said so: the run knows its
+            # pid), and it is running: otherwise there would be nothing to kill.
+            self._fn.started.wait(20)
+            assert self._fn.pid is not None and running_marked(), "the run's process never started"
             raise KeyboardInterrupt
         return real(self, deadline)
+
+    def running_marked(timeout: float = 20) -> bool:
+        from tensorlake_api_client.api.sandbox_processes import sandbox_process_list
+
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            procs = sandbox_process_list.sync(client=local_client).processes
+            if any(p.status == "running" and "sleep 30 & echo" in " ".join(p.args) for p in procs):
+                return True
+            time.sleep(0.02)
+        return False
 
     monkeypatch.setattr(_process._Worker, "join_until", interrupted)
     with pytest.raises(KeyboardInterrupt):
@@ -296,11 +310,11 @@ def serves_run(client: SandboxClient) -> bool:
 
 
 def test_a_broken_run_stream_kills_the_run_and_says_so(local_sandbox, local_client, proxy):
-    if not serves_run(local_client):
-        pytest.skip("this local sandbox does not serve /processes/run yet (the fallback is tested below)")
-    proxy.cuts = [3]  # start, 1, 2, then the connection dies
+    assert serves_run(local_client)
+    proxy.cuts = [3]  # start and 2 lines, then the connection dies
     client = proxied(proxy, local_sandbox)
-    script = "echo $$; echo 1; sleep 30"
+    # It prints until it is killed: the cut comes at once, and the run cannot end by itself.
+    script = "echo $$; while :; do echo 1; sleep 0.1; done"
     with pytest.raises(SandboxUnavailableError, match=r"a run does not outlive its stream") as info:
         run(client, ["sh", "-c", script])
     assert re.search(r"process \d+ is killed", str(info.value))
@@ -309,10 +323,10 @@ def test_a_broken_run_stream_kills_the_run_and_says_so(local_sandbox, local_clie
 
 
 def test_run_without_the_run_endpoint_resumes_its_follow_stream(local_sandbox, local_client, proxy):
-    if serves_run(local_client):
-        pytest.skip("this local sandbox serves /processes/run: the fallback is not used")
+    proxy.hide_run = True  # a sandbox without /processes/run, as older ones are
     proxy.cuts = [3]  # the follow stream of the fallback dies after 3 events
     client = proxied(proxy, local_sandbox)
+    assert not serves_run(client)
     r = run(client, ["sh", "-c", "for i in 1 2 3 4 5 6; do echo $i; done; echo e >&2; exit 2"])
     assert (r.returncode, r.stdout, r.stderr) == (2, "1\n2\n3\n4\n5\n6\n", "e\n")
     assert proxy.streams_cut == 1

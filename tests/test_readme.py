@@ -57,8 +57,6 @@ NOT_RUN: dict[str, str] = {
     "here); where a block also starts `tensorlake-sandbox local`, that command runs from another block",
     "make generate": "rewrites generated/ in the working tree; tests/test_generated_is_fresh.py runs "
     "the same generation into a temporary folder",
-    "from tensorlake.sandbox import Sandbox": "the official `tensorlake` SDK is not installed in the test "
-    "environment (`make bench` installs it); tests/test_local_run.py drives it where it is",
 }
 
 
@@ -338,39 +336,75 @@ def run_shell(
     assert token not in done.stdout + done.stderr, f"{block}: the key was printed"
 
 
+FIRST_SCREEN_SHELL = "pid=$(tensorlake-sandbox start"
+
+
+def shell_examples() -> list[tuple[Block, str, int, list[str]]]:
+    """Each example to run: its block, its text, its promised exit status, and the one-line
+    ``export`` commands before it (each example is a test of its own, so the suite's workers share
+    them out; the exports apply to every later example, as in a reader's shell)."""
+    examples: list[tuple[Block, str, int, list[str]]] = []
+    exports: list[str] = []
+    for block in SHELL:
+        if not_run_reason(block) or FIRST_SCREEN_SHELL in block.code:
+            continue  # the first screen's script runs in test_first_screen_round_trip_in_the_shell
+        lines = list(shell_lines(block))
+        for original, expected_status in (
+            lines if is_command_list(block) or len(lines) == 1 else [(block.code, 0)]
+        ):
+            if original.startswith("export ") and "\n" not in original:
+                exports.append(original)
+            else:
+                examples.append((block, original, expected_status, list(exports)))
+    return examples
+
+
+SHELL_EXAMPLES = shell_examples()
+
+
+def test_there_are_shell_examples_to_run() -> None:
+    assert SHELL_EXAMPLES, "no shell line ran"
+
+
+@pytest.mark.parametrize(
+    ("block", "original", "expected_status", "exports"),
+    SHELL_EXAMPLES,
+    ids=[f"block{b.number}-{i}" for i, (b, *_) in enumerate(SHELL_EXAMPLES)],
+)
 def test_shell_blocks_run_against_the_local_sandbox(
-    local_sandbox: LocalSandbox, local_client: SandboxClient, fresh_process: Callable[[], int], workdir: Path
+    local_sandbox: LocalSandbox,
+    local_client: SandboxClient,
+    fresh_process: Callable[[], int],
+    workdir: Path,
+    block: Block,
+    original: str,
+    expected_status: int,
+    exports: list[str],
 ) -> None:
     env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}")
     env.pop("TENSORLAKE_API_KEY", None)
-    ran = 0
-    for block in SHELL:
-        if not_run_reason(block):
-            continue
-        lines = list(shell_lines(block))
-        examples = lines if is_command_list(block) or len(lines) == 1 else [(block.code, 0)]
-        for original, expected_status in examples:
-            before = running_pids(local_client)
-            pid = fresh_process()
-            command = fill_brackets(f" {original} ")
-            for placeholder, replacement in shell_substitutions(local_sandbox, pid):
-                command = command.replace(placeholder, replacement)
-            command = command.strip()
-            if command.startswith("export ") and "\n" not in command:
-                for word in shlex.split(command.removeprefix("export ")):
-                    name, _, value = word.partition("=")
-                    env[name] = value
-                continue
-            if re.search(r"\s-f\b", command):
-                # A follow lasts as long as the process: give this one its EOF first.
-                close_stdin(local_client, pid)
-            run_shell(block, original, command, expected_status, env, workdir, local_sandbox.token)
-            ran += 1
-            byte_count_read(local_client, pid)
-            # Processes a line started itself (`start ... python3 -i`) are not left running.
-            for other in running_pids(local_client) - before - {pid}:
-                sandbox_process_kill.sync_detailed(other, client=local_client)
-    assert ran, "no shell line ran"
+    before = running_pids(local_client)
+    pid = fresh_process()
+
+    def substitute(text: str) -> str:
+        command = fill_brackets(f" {text} ")
+        for placeholder, replacement in shell_substitutions(local_sandbox, pid):
+            command = command.replace(placeholder, replacement)
+        return command.strip()
+
+    for export in exports:
+        for word in shlex.split(substitute(export).removeprefix("export ")):
+            name, _, value = word.partition("=")
+            env[name] = value
+    command = substitute(original)
+    if re.search(r"\s-f\b", command):
+        # A follow lasts as long as the process: give this one its EOF first.
+        close_stdin(local_client, pid)
+    run_shell(block, original, command, expected_status, env, workdir, local_sandbox.token)
+    byte_count_read(local_client, pid)
+    # Processes a line started itself (`start ... python3 -i`) are not left running.
+    for other in running_pids(local_client) - before - {pid}:
+        sandbox_process_kill.sync_detailed(other, client=local_client)
 
 
 # -- what the first screen and the process section print (exact effects) ------------------------
@@ -410,7 +444,7 @@ def test_first_screen_round_trip_in_python(local_sandbox: LocalSandbox) -> None:
 
 
 def test_first_screen_round_trip_in_the_shell(local_sandbox: LocalSandbox) -> None:
-    script = block_with("sh", "pid=$(tensorlake-sandbox start")
+    script = block_with("sh", FIRST_SCREEN_SHELL)
     env = {**os.environ, "PATH": str(BIN) + os.pathsep + os.environ["PATH"]}
     result = subprocess.run(
         ["bash", "-euc", for_local(script, local_sandbox).replace("; echo $?", "|| echo $?")],
@@ -420,6 +454,7 @@ def test_first_screen_round_trip_in_the_shell(local_sandbox: LocalSandbox) -> No
         timeout=120,
     )
     assert result.returncode == 0, result.stderr
+    assert local_sandbox.token not in result.stdout + result.stderr, "the key was printed"
     lines = result.stdout.splitlines()
     assert lines[0] == "hello"  # logs -f
     assert re.match(r"PID\s+NAME\s+STATUS\s+EXIT", lines[1])  # ps

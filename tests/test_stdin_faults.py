@@ -131,14 +131,8 @@ def test_connection_refused_then_up_is_retried(make_server):
     assert bytes(server.accepted) == data
 
 
-def test_connection_refused_for_good_raises_a_connection_error_with_nothing_sent():
-    import socket
-
-    probe = socket.socket()
-    probe.bind(("127.0.0.1", 0))
-    port = probe.getsockname()[1]
-    probe.close()
-    client = sandbox_client(base_url=f"http://127.0.0.1:{port}", api_key="k")
+def test_connection_refused_for_good_raises_a_connection_error_with_nothing_sent(closed_port):
+    client = sandbox_client(base_url=f"http://127.0.0.1:{closed_port}", api_key="k")
     close_after_test(client)
     policy = RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.01)
     with pytest.raises(SandboxConnectionError) as info:

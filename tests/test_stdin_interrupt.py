@@ -24,15 +24,19 @@ PROBE = textwrap.dedent(
     server = FaultServer(plan=[Slow(60)] if where == "request" else []).start()
     client = sandbox_client(base_url=server.base_url, api_key="k", timeout=120)
     release = threading.Event()
+    blocked = threading.Event()
 
     def source():
         yield b"first"
+        blocked.set()
         release.wait(60)  # blocked, as a quiet pipe or an idle producer would be
         yield b"never"
 
     def interrupt_when_sent():
+        # "first" has arrived (and, with Slow, is held); for "source", the writer now waits on it.
         server.wait_accepted(5, timeout=30)
-        time.sleep(0.2)
+        if where == "source":
+            blocked.wait(30)
         os.kill(os.getpid(), signal.SIGINT)
 
     threading.Thread(target=interrupt_when_sent, daemon=True).start()

@@ -172,9 +172,12 @@ def test_killed_terminal_stays_visible_dead_for_the_grace_then_is_gone_as_termin
         assert session_id not in {s.session_id for s in listed.sessions}
 
 
-def test_closing_a_terminal_nobody_reads_does_not_hang(local_client):
+def test_closing_a_terminal_nobody_reads_does_not_hang(local_sandbox, local_client):
     term = open_terminal(local_client, "sh", ["-c", "stty raw -echo; exec cat /dev/zero"])
-    time.sleep(1.0)  # the client's queue fills up; its receiving thread blocks
+    # The output stops flowing once the client's queue is full and its receiving thread blocks.
+    session = local_sandbox._app.state.pty_table.get(term.session_id)
+    held_at = _wait_until_held_back(session, until=1 << 40)
+    assert session.produced == held_at > 0, "the output never stopped flowing"
     closer = threading.Thread(target=term.close, daemon=True)
     closer.start()
     closer.join(20)
@@ -215,15 +218,10 @@ def test_bad_arguments_send_nothing(recorder):
     assert recorder.requests == []
 
 
-def test_connecting_to_nothing_raises_a_connection_error_not_sent():
-    import socket
-
+def test_connecting_to_nothing_raises_a_connection_error_not_sent(closed_port):
     from tensorlake_sandbox import SandboxConnectionError, sandbox_client
 
-    with socket.socket() as sock:  # a loopback port that nobody listens on
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    client = sandbox_client(base_url=f"http://127.0.0.1:{port}", api_key="k")
+    client = sandbox_client(base_url=f"http://127.0.0.1:{closed_port}", api_key="k")
     with pytest.raises(SandboxConnectionError, match="ConnectError") as info:
         attach_terminal(client, "abc", "0" * 64)
     assert info.value.may_have_been_sent is False
@@ -260,7 +258,12 @@ def test_nothing_is_sent_before_ready_then_exit_frame_and_close_reason(local_san
         _ws_client(local_sandbox) as http,
         connect_ws(f"/api/v1/pty/{session_id}/ws", http, headers={"X-PTY-Token": token}) as ws,
     ):
-        time.sleep(0.5)  # the program has printed and exited by now
+        # The program has printed and exited, and the server has read all its output: yet
+        # nothing comes before READY.
+        deadline = time.monotonic() + 20
+        while local_client.get_httpx_client().get(f"/api/v1/pty/{session_id}").json()["is_alive"]:
+            assert time.monotonic() < deadline, "the program did not exit"
+            time.sleep(0.02)
         with pytest.raises(queue.Empty):
             ws.receive_bytes(timeout=0.5)
         ws.send_text("ignored")  # text frames are ignored
@@ -411,15 +414,15 @@ _PRODUCER = (
 )
 
 
-def _wait_until_held_back(session, timeout: float = 20.0) -> int:
-    """Wait until the program's output stops flowing (held back, or all of it read); bytes read so far."""
+def _wait_until_held_back(session, timeout: float = 20.0, until: int = TEN_MIB) -> int:
+    """Wait until the output stops flowing (held back, or ``until`` bytes read); bytes read so far."""
     deadline = time.monotonic() + timeout
     last, still_since = -1, time.monotonic()
     while time.monotonic() < deadline:
         now = session.produced
         if now != last:
             last, still_since = now, time.monotonic()
-        elif time.monotonic() - still_since > 0.5 or now >= TEN_MIB:
+        elif time.monotonic() - still_since > 0.5 or now >= until:
             break
         time.sleep(0.05)
     return last

@@ -1,7 +1,6 @@
 """Tensorlake's official SDK, unchanged, drives terminals in the local sandbox (``Sandbox.create_pty``).
 
-Runs where the SDK is installed (the bench environment: ``make bench`` creates .venv-bench;
-``.venv-bench/bin/pytest tests/test_terminal_official_sdk.py``); skipped elsewhere.
+The SDK is pinned in the dev group (pyproject.toml), so these run in `make test`.
 """
 
 from __future__ import annotations
@@ -10,12 +9,9 @@ import gc
 import threading
 
 import pytest
+import tensorlake.sandbox as sdk
 
 from tensorlake_sandbox.local import LocalSandbox
-
-sdk = pytest.importorskip(
-    "tensorlake.sandbox", reason="Tensorlake's official SDK (tensorlake) is not installed"
-)
 
 SANDBOX_ID = "sbx-official"
 

@@ -7,6 +7,8 @@ complete events plus a few bytes of the next one (events are counted by their
 ``data:`` lines): the sockets are shut down without the
 final chunk, exactly what a proxy or network failure does. Once ``cuts`` is used up,
 streams pass through whole. ``cut_all=True`` cuts every stream after ``cuts[0]`` events.
+``hide_run=True`` makes the server look like one without ``POST /processes/run``: that request
+goes to a path the server does not serve, and its 404 comes back.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ class DroppingProxy:
     upstream_port: int
     cuts: list[int] = field(default_factory=list)
     cut_all: bool = False
+    hide_run: bool = False
     streams_seen: int = 0
     streams_cut: int = 0
 
@@ -95,6 +98,8 @@ class DroppingProxy:
             head_part, _, rest = head.partition(b"\r\n\r\n")
             lines = [ln for ln in head_part.split(b"\r\n") if not ln.lower().startswith(b"connection:")]
             target = lines[0].split(b" ")[1].decode()
+            if self.hide_run and target.endswith("/processes/run"):
+                lines[0] = lines[0].replace(target.encode(), b"/api/v1/no-run-endpoint-here", 1)
             upstream.sendall(b"\r\n".join([*lines, b"Connection: close"]) + b"\r\n\r\n" + rest)
             threading.Thread(target=self._pipe, args=(client, upstream), daemon=True).start()
             streaming = "/follow" in target or target.endswith("/processes/run")

@@ -115,6 +115,7 @@ class FaultServer:
     closes: int = 0
     connections_accepted: int = 0
     ssl_context: ssl.SSLContext | None = None  # serve HTTPS (the handshake runs per connection)
+    bodies_after_204: int = 0  # BodyOn204 bodies sent whole
 
     def __post_init__(self) -> None:
         self._lock = threading.Condition()
@@ -136,15 +137,11 @@ class FaultServer:
             return [r for r in self.requests if r.path.endswith("/stdin")]
 
     def start(self) -> FaultServer:
-        if self.listen_after > 0:
-            # Reserve a free port number, then listen on it only after the delay: until then a
-            # client's connection is refused.
-            probe = socket.socket()
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
-            probe.close()
-        else:
-            self._listen()
+        # With listen_after, the port is bound now (nobody else can take it, even from another
+        # test worker) and listened on only after the delay: until then a connection is refused.
+        self._bind()
+        if self.listen_after <= 0:
+            self._listener.listen(64)  # type: ignore[union-attr]
         self._spawn(self._accept_loop)
         return self
 
@@ -174,6 +171,11 @@ class FaultServer:
         with self._lock:
             return self._lock.wait_for(lambda: self.accepted_count >= n, timeout)
 
+    def wait_bodies_after_204(self, n: int, timeout: float = 10.0) -> bool:
+        """Wait until ``n`` BodyOn204 bodies were sent whole; False on timeout."""
+        with self._lock:
+            return self._lock.wait_for(lambda: self.bodies_after_204 >= n, timeout)
+
     # -- serving --------------------------------------------------------------------------
 
     def _spawn(self, target: object, *args: object) -> None:
@@ -181,22 +183,20 @@ class FaultServer:
         self._threads.append(t)
         t.start()
 
-    def _listen(self) -> None:
+    def _bind(self) -> None:
         s = socket.socket()
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.bind(("127.0.0.1", self.port))
-        s.listen(64)
+        s.bind(("127.0.0.1", 0))
         self.port = s.getsockname()[1]
         if self.ssl_context is not None:
             s = self.ssl_context.wrap_socket(s, server_side=True, do_handshake_on_connect=False)
         self._listener = s
 
     def _accept_loop(self) -> None:
-        if self._listener is None:
+        assert self._listener is not None
+        if self.listen_after > 0:
             if self._stopping.wait(self.listen_after):
                 return
-            self._listen()
-        assert self._listener is not None
+            self._listener.listen(64)
         while not self._stopping.is_set():
             try:
                 conn, _ = self._listener.accept()
@@ -283,6 +283,9 @@ class FaultServer:
             conn.sendall(head + b"\r\n\r\n")
             self._stopping.wait(action.body_after)
             conn.sendall(rest)
+            with self._lock:
+                self.bodies_after_204 += 1
+                self._lock.notify_all()
             return None
         if isinstance(action, Smuggled):
             self._record(method, path, size, 204)
