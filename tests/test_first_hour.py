@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import io
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -26,7 +27,7 @@ from tensorlake_sandbox import (
 )
 
 from .test_cli import CLI
-from .test_cli_process import check_one_line, closed_port, in_process, running
+from .test_cli_process import check_one_line, in_process, running
 from .test_local_server import Server, start_server, stop
 
 
@@ -35,9 +36,23 @@ def env(local_sandbox):
     return {**os.environ, "TENSORLAKE_API_KEY": local_sandbox.token}
 
 
+_REFUSING: list[int] = []
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _refusing_port():
+    """A loopback port bound (never listened on) for the module: connections to it are refused,
+    and no other test worker's server can take it meanwhile."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        _REFUSING.append(sock.getsockname()[1])
+        yield
+        _REFUSING.clear()
+
+
 def nowhere() -> str:
     """A sandbox URL nothing listens on: a command that sends anything there exits 6, not 2."""
-    return f"http://127.0.0.1:{closed_port()}"
+    return f"http://127.0.0.1:{_REFUSING[0]}"
 
 
 def shell(script: str, env: dict[str, str], timeout: float = 30) -> subprocess.CompletedProcess[bytes]:
