@@ -38,11 +38,14 @@ from tensorlake_api_client.models.start_process_request_env import StartProcessR
 from tensorlake_api_client.types import Unset
 
 from ._client import SandboxClient
-from ._errors import SandboxError, SandboxUnavailableError
+from ._errors import OutputLostError, SandboxError, SandboxUnavailableError
 
 __all__ = [
+    "ContinuedLine",
     "OutputLine",
+    "Positions",
     "ProcessSpec",
+    "Reassembly",
     "RunOptions",
     "StreamName",
     "UserArg",
@@ -317,33 +320,133 @@ def _data(raw: str, what: str) -> dict[str, Any]:
     return data
 
 
-def parse_follow_event(name: str, raw: str, stream: StreamName) -> str | OutputLine | None:
-    """One follow event: the line (an `OutputLine` on ``output``), None for eof; ValueError to skip."""
+def parse_follow_event(name: str, raw: str, stream: StreamName) -> tuple[str | OutputLine, bool] | None:
+    """One follow event: (the line, an `OutputLine` on ``output``; whether it is continued), or None
+    for eof; ValueError to skip an event this client does not know."""
     if name == "eof":
         return None
+    if not raw and name in ("message", ""):
+        # A keep-alive comment: httpx-sse dispatches it as an empty event once ids were sent.
+        raise ValueError(name)
     if name not in ("output", "message", ""):
         raise ValueError(name)  # an event this client does not know: skipped
+    data = _data(raw, stream)
     try:
-        event = OutputEvent.from_dict(_data(raw, stream))
+        event = OutputEvent.from_dict(data)
     except (KeyError, TypeError) as exc:
         raise SandboxError(f"malformed {stream} event from the sandbox: {raw[:200]!r}") from exc
+    continued = data.get("continued") is True
     if stream != "output":
-        return event.line
+        return event.line, continued
     which = event.stream if isinstance(event.stream, str) else "stdout"
-    return OutputLine("stderr" if which == "stderr" else "stdout", event.line)
+    return OutputLine("stderr" if which == "stderr" else "stdout", event.line), continued
 
 
-RunEvent = RunStartEvent | OutputLine | RunExitEvent
+# -- positions and long lines ---------------------------------------------------------------------
+
+
+class Positions:
+    """Checks the positions (SSE ``id``) of output events: each must follow the last one taken.
+
+    A sandbox that sends positions numbers the lines of each followed stream 0, 1, 2, ...;
+    a replayed line (position already taken) is skipped; a jump, or a ``gap`` event, means
+    lines were dropped before they could be read: `OutputLostError`. Against a sandbox that
+    sends no positions, nothing can be checked here (see `AsyncLineStream` for what is).
+    """
+
+    __slots__ = ("next", "what")
+
+    def __init__(self, what: str) -> None:
+        self.next = 0  # the position of the next line to take
+        self.what = what
+
+    def take(self, event_id: str, received: int) -> bool:
+        """True for a new line, False for one taken before; raises OutputLostError past a gap."""
+        if not event_id:
+            return True
+        try:
+            position = int(event_id)
+        except ValueError:
+            return True  # not a position: this sandbox's ids mean something else
+        if position == self.next:
+            self.next = position + 1
+            return True
+        if position < self.next:
+            return False
+        raise self.lost(position - self.next, received)
+
+    def gap(self, raw: str, received: int) -> None:
+        """A ``gap`` event: raise unless it only covers lines already taken."""
+        try:
+            data = json.loads(raw)
+            to = int(data["to"])
+        except (ValueError, TypeError, KeyError):
+            raise self.lost(None, received) from None
+        if to > self.next:
+            raise self.lost(to - self.next, received)
+
+    def lost(self, missing: int | None, received: int) -> OutputLostError:
+        how_many = "some lines" if missing is None else f"{missing} line{'s' if missing != 1 else ''}"
+        return OutputLostError(
+            f"{how_many} of the {self.what} were lost: the sandbox dropped them from its capture "
+            f"buffer before they could be read ({received} lines were received before the gap)",
+            missing=missing,
+            received=received,
+            stream=self.what.split()[0],
+        )
+
+
+class Reassembly:
+    """Puts long lines back together: the sandbox sends a line longer than its limit as pieces,
+    each but the last marked ``continued``; pieces of one stream are joined in order."""
+
+    __slots__ = ("_parts",)
+
+    def __init__(self) -> None:
+        self._parts: dict[str, list[str]] = {}
+
+    def line(self, stream: str, text: str, continued: bool) -> str | None:
+        """The whole line once its last piece arrived; None while pieces are pending."""
+        if not continued and not self._parts:
+            return text
+        parts = self._parts.get(stream)
+        if continued:
+            if parts is None:
+                self._parts[stream] = [text]
+            else:
+                parts.append(text)
+            return None
+        if parts is None:
+            return text
+        del self._parts[stream]
+        parts.append(text)
+        return "".join(parts)
+
+    @property
+    def pending(self) -> bool:
+        return bool(self._parts)
+
+
+class ContinuedLine(NamedTuple):
+    """A piece of a long line in a run stream: the rest follows in the stream's next line."""
+
+    piece: OutputLine
+
+
+RunEvent = RunStartEvent | OutputLine | ContinuedLine | RunExitEvent
 
 
 def parse_run_event(name: str, raw: str) -> RunEvent | None:
     """One run event, read by its fields (the event name only breaks ties); None to skip."""
+    if not raw and name in ("message", ""):
+        return None  # a keep-alive comment (see parse_follow_event)
     data = _data(raw, "run")
     try:
         if "line" in data:
             event = OutputEvent.from_dict(data)
             which = event.stream if isinstance(event.stream, str) else "stdout"
-            return OutputLine("stderr" if which == "stderr" else "stdout", event.line)
+            line = OutputLine("stderr" if which == "stderr" else "stdout", event.line)
+            return ContinuedLine(line) if data.get("continued") is True else line
         if name == "exit" or any(k in data for k in ("exit_code", "signal", "reason")):
             return RunExitEvent.from_dict(data)
         if "pid" in data:

@@ -17,8 +17,10 @@ The semantics follow ``openapi.yaml`` (tag ``sandbox-pty``) and the Tensorlake d
 
 Memory is bounded: output goes to each client through a queue of at most `QUEUE_CHUNKS`
 chunks; while any client's queue is full the terminal is not read, so the program blocks on
-its writes (flow control, as on a real terminal). A client that reads nothing for
-`STALL_TIMEOUT` seconds is closed with 1008 so that it cannot stall the others forever.
+its writes (flow control, as on a real terminal). A client that pauses keeps its connection
+and loses nothing, however long it pauses; only when it holds back *other* clients that are
+ready for more, for `STALL_TIMEOUT` seconds, is it closed with 1008 (policy), so that it
+cannot stall them forever.
 
 Children never outlive the server: each runs in its own process group, is told by
 ``PR_SET_PDEATHSIG`` (Linux) to die with the server's thread, and `PtyTable.shutdown` kills
@@ -69,6 +71,10 @@ IDLE_TIMEOUT = 300.0
 EXITED_TTL = 60.0
 KILL_GRACE = 5.0
 STALL_TIMEOUT = 30.0
+# Until its first client is READY, or for this many seconds after it started, a session's
+# output is held back once its history is full, so that the client that opened it sees all
+# of it (a terminal program starts before anyone is attached).
+ATTACH_GRACE = 10.0
 MAX_ROWS, MAX_COLS = 500, 1000
 _MAX_JSON_BYTES = 1024 * 1024
 _ID_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_-"
@@ -148,6 +154,10 @@ class _History:
     def __iter__(self) -> Iterator[bytes]:
         return iter(list(self._chunks))
 
+    @property
+    def full(self) -> bool:
+        return self._size + CHUNK_BYTES > self._limit
+
 
 class _Client:
     """One attached websocket: its output queue (live chunks and sentinels)."""
@@ -191,6 +201,7 @@ class PtySession:
         self.killed = False
         self._room = asyncio.Event()  # set while every client's queue has room
         self._room.set()
+        self._first_ready = asyncio.Event()  # a client was READY, or ATTACH_GRACE passed
         self._exited = asyncio.Event()
         self._wake: asyncio.Future[None] | None = None
         self._write_lock = asyncio.Lock()
@@ -249,6 +260,10 @@ class PtySession:
         try:
             while True:
                 await self._wait_for_room()
+                if not self._first_ready.is_set() and self.history.full:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._first_ready.wait(), ATTACH_GRACE)
+                    self._first_ready.set()
                 chunk = await self._read()
                 if not chunk:
                     break
@@ -284,11 +299,13 @@ class PtySession:
             try:
                 await asyncio.wait_for(self._room.wait(), STALL_TIMEOUT)
             except TimeoutError:
-                for client in list(self.clients):
-                    if client.queue.qsize() >= QUEUE_CHUNKS:  # read nothing for STALL_TIMEOUT
-                        self.detach(client)
-                        client.close_code = CLOSE_POLICY
-                        client.queue.put_nowait(_KILLED)
+                stalled = [c for c in self.clients if c.queue.qsize() >= QUEUE_CHUNKS]
+                if len(stalled) == len(self.clients):
+                    continue  # nobody else is waiting: the program waits for its readers
+                for client in stalled:  # read nothing for STALL_TIMEOUT while others wait
+                    self.detach(client)
+                    client.close_code = CLOSE_POLICY
+                    client.queue.put_nowait(_KILLED)
                 self._update_room()
                 # Let the websocket handlers run: a program writing without pause would
                 # otherwise keep the loop here, and a READY would wait behind its output.
@@ -315,6 +332,7 @@ class PtySession:
         if client.overflow:
             return False
         client.ready = True
+        self._first_ready.set()
         self.pending.discard(client)
         # No await between the snapshot and joining: nothing is lost or sent twice.
         for chunk in self.history:
