@@ -19,7 +19,8 @@ import httpx
 import pytest
 from httpx_sse import connect_sse
 
-from tensorlake_sandbox import OutputLostError, SandboxClient, run, sandbox_client, start
+from tensorlake_sandbox import OutputLine, OutputLostError, SandboxClient, run, sandbox_client, start
+from tensorlake_sandbox._process import run_streaming
 from tensorlake_sandbox.local import create_app
 from tensorlake_sandbox.local._runner import ServerThread, bind, make_config
 
@@ -96,8 +97,22 @@ def test_run_tee_to_stderr_keeps_both_streams_whole(small: tuple[str, SandboxCli
 
 def test_iterating_stdout_of_a_flood_misses_nothing(small: tuple[str, SandboxClient]) -> None:
     with start(small[1], ["seq", "100000"], stdin=False) as p:
-        got = list(p.stdout)
+        got = [next(p.stdout)]
+        time.sleep(1.0)  # the reader pauses (the scenario, not a synchronisation)
+        got += list(p.stdout)
     assert got == [str(i) for i in range(1, 100001)]
+
+
+def test_a_run_whose_reader_pauses_misses_nothing(small: tuple[str, SandboxClient]) -> None:
+    got: list[str] = []
+
+    def on_line(item: OutputLine) -> None:
+        if not got:
+            time.sleep(1.0)  # the reader pauses: seq writes ten budgets' worth meanwhile
+        got.append(item.line)
+
+    assert run_streaming(small[1], ["seq", "200000"], on_line) == 0
+    assert got == [str(i) for i in range(1, 200001)]
 
 
 def test_a_line_longer_than_the_limit_comes_back_whole(small: tuple[str, SandboxClient]) -> None:

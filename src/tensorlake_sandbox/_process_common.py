@@ -386,9 +386,11 @@ class Positions:
             raise self.lost(to - self.next, received)
 
     def lost(self, missing: int | None, received: int) -> OutputLostError:
-        how_many = "some lines" if missing is None else f"{missing} line{'s' if missing != 1 else ''}"
+        how_many = (
+            "some lines were" if missing is None else f"{missing} line{'s were' if missing != 1 else ' was'}"
+        )
         return OutputLostError(
-            f"{how_many} of the {self.what} were lost: the sandbox dropped them from its capture "
+            f"{how_many} lost from the {self.what}: the sandbox dropped them from its capture "
             f"buffer before they could be read ({received} lines were received before the gap)",
             missing=missing,
             received=received,

@@ -150,7 +150,7 @@ class _Reader(asyncio.Protocol):
             del buf[:cut]
             self._owner._add(self._stream, block, now)
         limit = self._owner.max_line
-        while len(buf) >= limit:
+        while len(buf) > limit:  # (the byte after the cut is there to check)
             cut = limit
             while cut > limit - 4 and (buf[cut] & 0xC0) == 0x80:
                 cut -= 1  # not inside a UTF-8 character
