@@ -7,12 +7,23 @@ paused client with 1011 "keepalive ping timeout" and the program's output was lo
 
 from __future__ import annotations
 
+import contextlib
+import socket
+import threading
 import time
 from collections.abc import Iterator
 
+import httpx
 import pytest
 
-from tensorlake_sandbox import SandboxClient, open_terminal, sandbox_client, terminal
+from tensorlake_sandbox import (
+    SandboxClient,
+    TerminalClosedError,
+    attach_terminal,
+    open_terminal,
+    sandbox_client,
+    terminal,
+)
 from tensorlake_sandbox.local import create_app
 from tensorlake_sandbox.local._runner import ServerThread, bind, make_config
 
@@ -43,3 +54,68 @@ def test_a_paused_reader_keeps_its_connection_and_loses_nothing(
         assert term.returncode == 7
     assert output.count(b"0123456789") == 12000000 // 11
     assert b"DONE" in output
+
+
+class CuttableProxy:
+    """A TCP proxy on 127.0.0.1 whose connections can be cut at once (a network failure)."""
+
+    def __init__(self, upstream_port: int) -> None:
+        self._upstream = upstream_port
+        self._socks: list[socket.socket] = []
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                down, _ = self._listener.accept()
+                up = socket.create_connection(("127.0.0.1", self._upstream))
+                self._socks += [down, up]
+                for a, b in ((down, up), (up, down)):
+                    threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(src: socket.socket, dst: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := src.recv(65536):
+                dst.sendall(data)
+
+    def cut(self) -> None:
+        for s in self._socks:
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+            s.close()
+
+    def close(self) -> None:
+        self._listener.close()
+        self.cut()
+
+
+def test_a_dropped_connection_raises_and_leaves_the_program_for_reattaching(
+    quick_pings: SandboxClient,
+) -> None:
+    port = httpx.URL(str(quick_pings.get_httpx_client().base_url)).port
+    assert port is not None
+    proxy = CuttableProxy(port)
+    via_proxy = sandbox_client(base_url=f"http://127.0.0.1:{proxy.port}", api_key="t")
+    try:
+        with open_terminal(via_proxy, "sh", ["-c", "echo READY; read x; echo got $x; exit 3"]) as term:
+            seen = b""
+            while b"READY" not in seen:
+                seen += term.read(10)
+            proxy.cut()
+            with pytest.raises(TerminalClosedError) as caught:
+                while term.read(10):
+                    pass
+            assert caught.value.close_code == 1006
+            assert any("attach_terminal" in note for note in caught.value.__notes__)
+        # Leaving the block did not kill it: it can be reattached and finished.
+        again = attach_terminal(quick_pings, term.session_id, term.token)
+        with again:
+            again.write("hi\n")
+            assert b"got hi" in b"".join(again)
+            assert again.returncode == 3
+    finally:
+        via_proxy.get_httpx_client().close()
+        proxy.close()
