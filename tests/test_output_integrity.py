@@ -11,8 +11,12 @@ long lines come back whole.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -127,13 +131,15 @@ def test_long_line_pieces_are_marked_continued_for_other_clients(
     small: tuple[str, SandboxClient], raw: httpx.Client
 ) -> None:
     pid = raw.post(
-        "/api/v1/processes", json={"command": "python3", "args": ["-c", "print('b' * 40000)"]}
+        "/api/v1/processes", json={"command": "python3", "args": ["-c", "print('b' * 200000)"]}
     ).json()["pid"]
     got = events(raw, f"/api/v1/processes/{pid}/stdout/follow")
     output = [(i, d) for name, i, d in got if name == "output"]
-    assert [d.get("continued", False) for _, d in output] == [True, True, False]
-    assert "".join(d["line"] for _, d in output) == "b" * 40000
-    assert [i for i, _ in output] == ["0", "1", "2"]
+    # Several pipe reads (a pipe holds 64 KiB): pieces while no newline has come.
+    marks = [d.get("continued", False) for _, d in output]
+    assert len(marks) > 1 and all(marks[:-1]) and marks[-1] is False
+    assert "".join(d["line"] for _, d in output) == "b" * 200000
+    assert [i for i, _ in output] == [str(k) for k in range(len(output))]
 
 
 def test_follow_events_carry_positions_and_last_event_id_resumes_exactly(raw: httpx.Client) -> None:
@@ -183,3 +189,29 @@ def test_lines_dropped_before_anyone_followed_are_an_explicit_gap(
     assert caught.value.missing == got[0][2]["missing"]
     assert caught.value.received == 0
     assert f"{caught.value.missing} lines" in str(caught.value)
+
+
+def test_cli_logs_follow_and_exec_say_how_many_lines_are_missing(
+    small: tuple[str, SandboxClient], raw: httpx.Client
+) -> None:
+    cli = str(Path(sys.executable).parent / "tensorlake-sandbox")
+    env = {**os.environ, "TENSORLAKE_API_KEY": "t"}
+    pid = raw.post("/api/v1/processes", json={"command": "seq", "args": ["100000"]}).json()["pid"]
+    wait_exited(raw, pid)  # nobody followed: the oldest lines were dropped
+    logs = subprocess.run(
+        [cli, "logs", small[0], str(pid), "-f"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert logs.returncode != 0
+    assert "lines were lost" in logs.stderr and logs.stderr.count("\n") == 1
+    # exec and run of a flood (ten budgets' worth) print every line.
+    for command in ("exec", "run"):
+        done = subprocess.run(
+            [cli, command, small[0], "--", "seq", "200000"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            stdin=subprocess.DEVNULL,
+        )
+        assert done.returncode == 0, done.stderr
+        assert done.stdout == lines(200000)
