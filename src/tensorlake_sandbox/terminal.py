@@ -312,7 +312,8 @@ class Terminal(_State):
 
     Iterate it (or call `read`) for output chunks as they arrive; `write` sends input;
     `resize`; `wait` for the exit code; `detach` to leave it running; `kill`. Leaving a
-    ``with`` block kills the program unless it exited or was detached.
+    ``with`` block kills the program unless it exited or was detached, or the connection
+    dropped (then it is left running, detached, for `attach_terminal`).
 
     With ``on_output``, a thread of its own calls it with every chunk (then do not read).
     """

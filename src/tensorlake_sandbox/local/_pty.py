@@ -13,7 +13,9 @@ The semantics follow ``openapi.yaml`` (tag ``sandbox-pty``) and the Tensorlake d
 - when the process ends: an exit frame (``0x03`` + i32), then close 1000 ``exit:<code>``
   (``-1`` when a signal ended it); a killed session closes its clients with 1001;
 - with no client attached for `IDLE_TIMEOUT` seconds the process is killed; an exited
-  session stays visible (and attachable: history, then the exit) for `EXITED_TTL` seconds.
+  session stays visible (and attachable: history, then the exit) for `EXITED_TTL` seconds;
+- until the first client is READY (or for `ATTACH_GRACE` seconds), output is held back once
+  the history is full, so the client that opened the session sees all of it.
 
 Memory is bounded: output goes to each client through a queue of at most `QUEUE_CHUNKS`
 chunks; while any client's queue is full the terminal is not read, so the program blocks on
