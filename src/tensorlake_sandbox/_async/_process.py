@@ -141,7 +141,8 @@ class AsyncLineStream(Generic[T]):
             except ValueError:
                 continue
             if parsed is None:
-                if self._index < self._events_taken:  # the replay is shorter than what we took
+                if not self._positions.next and self._index < self._events_taken:
+                    # No positions, and the replay is shorter than what was taken: lines were dropped.
                     await self._lost(self._replay_short, "")
                 await self.aclose()
                 raise StopAsyncIteration
