@@ -7,6 +7,7 @@ paused client with 1011 "keepalive ping timeout" and the program's output was lo
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import socket
 import threading
@@ -19,6 +20,7 @@ import pytest
 from tensorlake_sandbox import (
     SandboxClient,
     TerminalClosedError,
+    aopen_terminal,
     attach_terminal,
     open_terminal,
     sandbox_client,
@@ -140,3 +142,33 @@ def test_a_client_that_holds_back_a_reading_one_is_closed_with_1008(
                 pass
         assert caught.value.close_code == 1008
         stalled.detach()
+
+
+def test_async_a_dropped_connection_raises_and_leaves_the_program_for_reattaching(
+    quick_pings: SandboxClient,
+) -> None:
+    port = httpx.URL(str(quick_pings.get_httpx_client().base_url)).port
+    assert port is not None
+    proxy = CuttableProxy(port)
+    via_proxy = sandbox_client(base_url=f"http://127.0.0.1:{proxy.port}", api_key="t")
+
+    async def drive() -> tuple[str, str, int | None]:
+        async with await aopen_terminal(via_proxy, "sh", ["-c", "echo READY; read x; exit 5"]) as term:
+            seen = b""
+            while b"READY" not in seen:
+                seen += await term.read(10)
+            proxy.cut()
+            with pytest.raises(TerminalClosedError) as caught:
+                while await term.read(10):
+                    pass
+        return term.session_id, term.token, caught.value.close_code
+
+    try:
+        session_id, token, code = asyncio.run(drive())
+        assert code == 1006
+        with attach_terminal(quick_pings, session_id, token) as again:
+            again.write("\n")
+            assert again.wait(10) == 5
+    finally:
+        via_proxy.get_httpx_client().close()
+        proxy.close()
