@@ -527,10 +527,10 @@ class _Run:
                     continue
                 event = parse_run_event(sse.event, sse.data)
                 if isinstance(event, OutputLine):
-                    if self.positions.take(sse.id, len(self.out) + len(self.err)):
+                    if self.positions.take(sse.id):
                         self._line(event, False)
                 elif isinstance(event, ContinuedLine):
-                    if self.positions.take(sse.id, len(self.out) + len(self.err)):
+                    if self.positions.take(sse.id):
                         self._line(event.piece, True)
                 elif isinstance(event, RunStartEvent):
                     self.pid = event.pid
