@@ -35,6 +35,7 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "DeliveryUnknownError",
+    "OutputLostError",
     "PayloadTooLargeError",
     "ProcessNotFoundError",
     "SandboxConnectionError",
@@ -216,6 +217,25 @@ class DeliveryUnknownError(SandboxError):
     Raised instead of retrying when resending could deliver the same bytes twice (a
     timeout or a dropped connection once the body may have left, a 502 or 504).
     """
+
+
+# -- output that could not be delivered whole (issue 21) -----------------------------------------
+
+
+class OutputLostError(SandboxError):
+    """Output the caller asked for is no longer available: lines were dropped before being read.
+
+    ``missing`` is how many lines are missing (None when the sandbox cannot tell, e.g. one
+    that sends no line positions), ``received`` how many lines arrived before the gap, and
+    ``stream`` which output it was (``stdout``, ``stderr`` or ``output``). Raised instead of
+    returning a result with lines silently missing.
+    """
+
+    def __init__(self, message: str, *, missing: int | None, received: int, stream: str) -> None:
+        super().__init__(message)
+        self.missing = missing
+        self.received = received
+        self.stream = stream
 
 
 _STDIN_NOT_WRITABLE = "STDIN_NOT_WRITABLE"

@@ -16,9 +16,16 @@ The websocket is `httpx-ws` on an httpx client made by the package's one client 
 (`_http.make_client`) from ``client``'s settings, so everything that applies to the other
 calls (no proxy for a loopback URL, trust, timeouts, ``httpx_args``) applies here. The
 session's token goes in the ``X-PTY-Token`` header only, never in the URL (URLs end up in
-proxy logs). Memory stays bounded: at most `QUEUE_FRAMES` frames (4 KiB each from the
+proxy logs).
+
+A reader may pause as long as it likes: the websocket keeps being read in the background
+(answering the sandbox's pings) while up to `QUEUE_FRAMES` frames (4 KiB each from the
 sandbox) wait unread; past that the connection is not read, and the sandbox holds the
-program back.
+program back (flow control, as on a real terminal), so memory stays bounded and nothing is
+lost. The client sends no keepalive pings of its own: a ping it could not see answered
+while it deliberately stopped reading would drop a healthy connection. If the connection
+does drop, reading raises `TerminalClosedError` (with the close code), and leaving the
+``with`` block leaves the program running (detached) so that it can be reattached.
 """
 
 from __future__ import annotations
@@ -83,10 +90,9 @@ __all__ = [
 ]
 
 # Frames received but not yet read (each at most 4 KiB + 1 from a Tensorlake sandbox).
-QUEUE_FRAMES = 256
+QUEUE_FRAMES = 1024
 # Bytes read from the socket at a time.
 _READ_SIZE = 64 * 1024
-_PING_INTERVAL = 20.0
 DEFAULT_CONNECT_TIMEOUT = 10.0
 _POLL = 0.25
 # What a websocket receive raises for a text frame (ignored), a close, a dropped connection.
@@ -244,7 +250,8 @@ class _State:
             "timeout": timeout,
             "queue_size": QUEUE_FRAMES,
             "max_message_size_bytes": _READ_SIZE,
-            "keepalive_ping_interval_seconds": _PING_INTERVAL,
+            # No client pings: see the module docs (the sandbox's pings are answered).
+            "keepalive_ping_interval_seconds": None,
         }
 
     def _not_connected(self) -> TerminalClosedError:
@@ -277,13 +284,30 @@ class _State:
             return self.returncode
         raise close_error(self.close_code, self.close_reason)
 
+    def _ended(self) -> bytes:
+        """The end of the output: b"" after an exit (or a detach); TerminalClosedError otherwise."""
+        if self.returncode is not None or self.detached:
+            return b""
+        err = close_error(self.close_code, self.close_reason)
+        err.add_note(
+            f"the program may still be running: reattach with attach_terminal(client, "
+            f"{self.session_id!r}, token) (the token is this terminal's .token)"
+        )
+        raise err
+
+    @property
+    def _dropped(self) -> bool:
+        """The connection ended without an exit code: the program may still be running."""
+        return self.eof and self.returncode is None and self.close_code != 1001
+
 
 class Terminal(_State):
     """A program on a terminal in a sandbox, connected over a websocket. Build one with `open_terminal`.
 
     Iterate it (or call `read`) for output chunks as they arrive; `write` sends input;
     `resize`; `wait` for the exit code; `detach` to leave it running; `kill`. Leaving a
-    ``with`` block kills the program unless it exited or was detached.
+    ``with`` block kills the program unless it exited or was detached, or the connection
+    dropped (then it is left running, detached, for `attach_terminal`).
 
     With ``on_output``, a thread of its own calls it with every chunk (then do not read).
     """
@@ -345,7 +369,7 @@ class Terminal(_State):
             if data := self._received(received):
                 return data
         self._close_connection()
-        return b""
+        return self._ended()
 
     def read(self, timeout: float | None = None) -> bytes:
         """The next chunk of output as it arrives; b"" once the program has exited (or the websocket closed).
@@ -443,7 +467,13 @@ class Terminal(_State):
             self._stack.close()
 
     def close(self) -> None:
-        """Kill the program unless it exited or was detached, and close the connection."""
+        """Kill the program unless it exited or was detached, and close the connection.
+
+        When the connection dropped (the program may still be running), it is left running,
+        detached: reattach with `attach_terminal`.
+        """
+        if self._dropped:
+            self.detached = True
         if self.returncode is None and not self.detached:
             self.kill()
         self._close_connection()
@@ -561,7 +591,7 @@ class AsyncTerminal(_State):
                 received = exc
             if data := self._received(received):
                 return data
-        return b""
+        return self._ended()
 
     async def read(self, timeout: float | None = None) -> bytes:
         """The next chunk of output; b"" once the program has exited. TimeoutError after ``timeout`` s."""
@@ -647,7 +677,10 @@ class AsyncTerminal(_State):
             await self._stack.aclose()
 
     async def aclose(self) -> None:
-        """Kill the program unless it exited or was detached, and close the connection."""
+        """Kill the program unless it exited or was detached, and close the connection (a dropped
+        connection leaves the program running, detached, as `Terminal.close` does)."""
+        if self._dropped:
+            self.detached = True
         if self.returncode is None and not self.detached:
             await self.kill()
         await self._close_connection()

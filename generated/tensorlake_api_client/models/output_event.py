@@ -13,12 +13,18 @@ T = TypeVar("T", bound="OutputEvent")
 
 @_attrs_define
 class OutputEvent:
-    """The data of an `output` event on a follow or run stream.
+    """The data of an `output` event on a follow or run stream. The local sandbox adds (clients that ignore them are
+    unaffected): the SSE `id` of each `output` event is the line's position in the stream followed (0, 1, 2, ...; in the
+    combined output on `/output/follow` and run streams), and a follow request with `Last-Event-ID` resumes right after
+    that line; lines dropped from the capture buffer before a follower read them are announced where they were by an
+    `event: gap` with data `{"missing", "from", "to"}` (positions); a line longer than 1 MiB (1,048,576 bytes) is sent
+    as pieces, each but the last with `"continued": true` in its data, to be joined with the stream's next line (a
+    client that ignores the field sees the line split, never silently joined or cut).
 
-    Attributes:
-        line (str): One line of output, without its line terminator.
-        timestamp (int): Unix time in milliseconds (0 on some replayed lines).
-        stream (str | Unset): `stdout` or `stderr`; only on combined output and run streams.
+        Attributes:
+            line (str): One line of output, without its line terminator.
+            timestamp (int): Unix time in milliseconds (0 on some replayed lines).
+            stream (str | Unset): `stdout` or `stderr`; only on combined output and run streams.
     """
 
     line: str

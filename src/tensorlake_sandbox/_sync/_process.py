@@ -41,7 +41,13 @@ from tensorlake_api_client.models import RunExitEvent, RunStartEvent, SendSignal
 
 from .._backend import Event, Worker, cleanup, deadline_after, remaining, shielded
 from .._client import SandboxClient
-from .._errors import ProcessNotFoundError, SandboxError, SandboxUnavailableError, StdinNotWritableError
+from .._errors import (
+    OutputLostError,
+    ProcessNotFoundError,
+    SandboxError,
+    SandboxUnavailableError,
+    StdinNotWritableError,
+)
 from .._managed import ManagedOptions
 from .._process_common import (
     DROPS,
@@ -49,8 +55,11 @@ from .._process_common import (
     FOLLOW,
     FOLLOW_ATTEMPTS,
     KILL_GRACE,
+    ContinuedLine,
     OutputLine,
+    Positions,
     ProcessSpec,
+    Reassembly,
     RunOptions,
     StreamName,
     UserArg,
@@ -83,9 +92,16 @@ class LineStream(Generic[T]):
 
     An iterator (``for line in p.stdout``); lines come without their terminator. Over the
     follow endpoint, which replays every captured line from the start: when the connection
-    drops, it is reopened and the lines already yielded are skipped by count, so none is
-    repeated or lost (unless the sandbox dropped old lines from its capture buffer).
+    drops, it is reopened and the lines already yielded are skipped, so none is repeated.
     ``count`` is the number of lines yielded so far.
+
+    Nothing is lost silently. A sandbox that numbers its events (SSE ``id``: the line's
+    position, as the local sandbox does) lets every line be checked: lines it dropped before
+    they were read raise `OutputLostError` (with how many are missing) where they were. A
+    line the sandbox sent as marked pieces (longer than its line limit) is put back together.
+    Against a sandbox that sends no positions, lines are skipped by count after a reconnect,
+    and a replay shorter than what was already received raises `OutputLostError`; lines it
+    dropped while nobody was following cannot be detected there.
     """
 
     def __init__(self, client: SandboxClient, pid: int | str, stream: StreamName):
@@ -94,6 +110,9 @@ class LineStream(Generic[T]):
         self._stream: StreamName = stream
         self.count = 0
         self._index = 0
+        self._events_taken = 0  # output events taken (pieces included): for sandboxes without ids
+        self._positions = Positions(f"{stream} of process {pid}")
+        self._pieces = Reassembly()
         self._failures = 0
         self._done = False
         self._stack: contextlib.ExitStack | None = None
@@ -117,19 +136,52 @@ class LineStream(Generic[T]):
             except DROPS as exc:
                 self._dropped(exc)
                 continue
+            if sse.event == "gap":
+                self._lost(self._positions.gap, sse.data)
+                continue
             try:
-                item = parse_follow_event(sse.event, sse.data, self._stream)
+                parsed = parse_follow_event(sse.event, sse.data, self._stream)
             except ValueError:
                 continue
-            if item is None:
+            if parsed is None:
+                if not self._positions.next and self._index < self._events_taken:
+                    # No positions, and the replay is shorter than what was taken: lines were dropped.
+                    self._lost(self._replay_short, "")
                 self.close()
                 raise StopIteration
+            item, continued = parsed
             self._index += 1
-            if self._index <= self.count:
-                continue  # replayed: yielded before the connection dropped
-            self.count += 1
+            if sse.id:
+                try:
+                    new = self._positions.take(sse.id, self.count)
+                except OutputLostError:
+                    self.close()
+                    raise
+                if not new:
+                    continue  # replayed: taken before the connection dropped
+            elif self._index <= self._events_taken:
+                continue  # replayed: taken before the connection dropped
+            self._events_taken += 1
             self._failures = 0
+            if continued or self._pieces.pending:
+                stream, text = item if isinstance(item, OutputLine) else (self._stream, item)
+                whole = self._pieces.line(stream, text, continued)
+                if whole is None:
+                    continue
+                item = OutputLine(stream, whole) if isinstance(item, OutputLine) else whole  # type: ignore[arg-type]
+            self.count += 1
             return cast(T, item)
+
+    def _replay_short(self, raw: str, received: int) -> None:
+        raise self._positions.lost(None, received)
+
+    def _lost(self, check: Callable[[str, int], None], raw: str) -> None:
+        """Run a position check; when it raises, stop following before passing the error on."""
+        try:
+            check(raw, self.count)
+        except OutputLostError:
+            self.close()
+            raise
 
     def _connect(self) -> None:
         op = FOLLOW[self._stream]
@@ -504,6 +556,8 @@ class _Run:
         self.exit: RunExitEvent | None = None
         self.returncode: int | None = None
         self.started = Event()
+        self.positions = Positions("output of the run")
+        self.pieces = Reassembly()
 
     def __call__(self) -> None:
         try:
@@ -521,19 +575,31 @@ class _Run:
             client=self.client, body=body, timeout=stream_timeout(self.client)
         ) as response:
             for sse in EventSource(response).iter_sse():
+                if sse.event == "gap":
+                    self.positions.gap(sse.data, len(self.out) + len(self.err))
+                    continue
                 event = parse_run_event(sse.event, sse.data)
-                if isinstance(event, RunStartEvent):
+                if isinstance(event, OutputLine):
+                    if self.positions.take(sse.id):
+                        self._line(event, False)
+                elif isinstance(event, ContinuedLine):
+                    if self.positions.take(sse.id):
+                        self._line(event.piece, True)
+                elif isinstance(event, RunStartEvent):
                     self.pid = event.pid
                     self.started.set()
-                elif isinstance(event, OutputLine):
-                    self._line(event)
                 elif isinstance(event, RunExitEvent):
                     self.exit = event
                     self.returncode = exit_returncode(event)
                     return
         raise self._dropped("it ended without an exit event")
 
-    def _line(self, item: OutputLine) -> None:
+    def _line(self, item: OutputLine, continued: bool) -> None:
+        if continued or self.pieces.pending:
+            whole = self.pieces.line(item.stream, item.line, continued)
+            if whole is None:
+                return
+            item = OutputLine(item.stream, whole)
         (self.err if item.stream == "stderr" else self.out).append(item.line)
         if self.on_line is not None:
             self.on_line(item)

@@ -20,8 +20,10 @@ when it is killed. The token and any ``TENSORLAKE_*`` variable of the server's e
 are not passed on to processes.
 
 Memory is bounded: each process keeps its last 16 MiB of output, the server 64 MiB in all
-and 256 finished processes; beyond that the oldest finished processes are forgotten (their
-pid answers 404). Output endpoints stream their answer.
+and 256 finished processes; beyond that the oldest lines and finished processes are forgotten
+(their pid answers 404), but never a line an attached follow or run stream has not read: the
+process waits instead, as on a full pipe. Follow events carry their line position (SSE
+``id``). Output endpoints stream their answer.
 """
 
 try:

@@ -25,6 +25,9 @@ from starlette.routing import Route
 
 from ._output import Batch
 from ._processes import (
+    ATTACH_GRACE,
+    MAX_LINE,
+    PROCESS_OUTPUT_BUDGET,
     RETAINED_FINISHED,
     TOTAL_OUTPUT_BUDGET,
     ManagedProcess,
@@ -302,27 +305,78 @@ def _output(stream: StreamName) -> Callable[[Request], Awaitable[Response]]:
     return endpoint
 
 
-def _sse_output(batch: Batch, tagged: bool) -> bytes:
-    """One ``output`` event per line of the batch, as SSE text."""
+def _sse_output(batch: Batch, position: int, tagged: bool) -> bytes:
+    """One ``output`` event per line of the batch, as SSE text, with ids from ``position`` on."""
     events = []
-    for line in batch.lines:
+    dumps = _compact.encode
+    last = len(batch.lines) - 1
+    for n, line in enumerate(batch.lines):
         data: dict[str, Any] = {"line": line, "timestamp": batch.timestamp}
         if tagged:
             data["stream"] = batch.stream
-        events.append(b"event: output\ndata: " + json.dumps(data, separators=(",", ":")).encode() + b"\n\n")
+        if batch.continued and n == last:
+            data["continued"] = True
+        events.append(b"event: output\nid: %d\ndata: %s\n\n" % (position + n, dumps(data).encode()))
     return b"".join(events)
 
 
-async def follow_events(proc: ManagedProcess, stream: StreamName) -> AsyncIterator[bytes]:
-    """``output`` events for captured then live lines of ``stream``, in SSE text, a piece at a time."""
-    async for batch in proc.follow(stream):
-        yield _sse_output(batch, stream == "output")
+_compact = json.JSONEncoder(separators=(",", ":"))
+
+
+def _sse_gap(expected: int, position: int) -> bytes:
+    """The ``gap`` event: lines ``expected`` up to ``position`` (excluded) were dropped before being read."""
+    data = {"missing": position - expected, "from": expected, "to": position}
+    return b"event: gap\ndata: " + json.dumps(data).encode() + b"\n\n"
+
+
+def follow_events(proc: ManagedProcess, stream: StreamName, position: int = 0) -> AsyncIterator[bytes]:
+    """``output`` events for captured then live lines of ``stream`` from ``position``, in SSE text.
+
+    Each event's ``id`` is the line's position in ``stream`` (in the combined output for
+    ``output``); lines dropped before this follower could read them are announced by a
+    ``gap`` event where they were. The follower is attached at once (before the first
+    iteration), so nothing it has not read is dropped from then on.
+    """
+    return _follow_events(proc, stream, position, proc.attach(stream, position))
+
+
+async def _follow_events(
+    proc: ManagedProcess, stream: StreamName, position: int, cursor: Any
+) -> AsyncIterator[bytes]:
+    tagged = stream == "output"
+    expected = position
+    async for batch in proc.follow(stream, cursor):
+        at = batch.index if tagged else batch.position
+        if at > expected:
+            yield _sse_gap(expected, at)
+        yield _sse_output(batch, at, tagged)
+        expected = at + len(batch.lines)
         await asyncio.sleep(0)
 
 
+def _stream_length(proc: ManagedProcess, stream: StreamName) -> int:
+    if stream == "output":
+        return proc.log.end
+    return proc.log.out_end if stream == "stdout" else proc.log.end - proc.log.out_end
+
+
+def _resume_position(request: Request, proc: ManagedProcess, stream: StreamName) -> int:
+    """Where a follow starts: after the ``Last-Event-ID`` the client saw, else at the first line."""
+    last = request.headers.get("last-event-id")
+    if last is None or last == "":
+        return 0
+    if not last.isdigit() or len(last) > 18:
+        raise ValueError("Last-Event-ID must be the id of an output event (a line position)")
+    position = int(last) + 1
+    if position > _stream_length(proc, stream):
+        raise ValueError(f"Last-Event-ID {last} is past the last line of the {stream} of process {proc.pid}")
+    return position
+
+
 def _follow(stream: StreamName) -> Callable[[Request], Awaitable[Response]]:
-    async def events(proc: ManagedProcess) -> AsyncIterator[bytes]:
-        async for chunk in follow_events(proc, stream):
+    async def events(proc: ManagedProcess, position: int) -> AsyncIterator[bytes]:
+        # Attached when the response starts (a follower that never starts holds nothing back).
+        async for chunk in follow_events(proc, stream, position):
             yield chunk
         yield b"event: eof\ndata: {}\n\n"
 
@@ -332,7 +386,13 @@ def _follow(stream: StreamName) -> Callable[[Request], Awaitable[Response]]:
             return _not_found(pid)
         if request.method == "HEAD":
             return Response(media_type="text/event-stream")
-        return EventSourceResponse(events(proc), ping=15, sep="\n", shutdown_grace_period=_STREAM_GRACE)
+        try:
+            position = _resume_position(request, proc, stream)
+        except ValueError as exc:
+            return _error(400, "BAD_REQUEST", str(exc))
+        return EventSourceResponse(
+            events(proc, position), ping=15, sep="\n", shutdown_grace_period=_STREAM_GRACE
+        )
 
     return endpoint
 
@@ -356,7 +416,9 @@ def _exit_event(proc: ManagedProcess) -> dict[str, Any]:
     return {"exit_code": proc.exit_code, "signal": proc.signal, "oom_killed": False, "reason": reason}
 
 
-async def _run_events(proc: ManagedProcess, timeout: float | None) -> AsyncIterator[bytes]:
+async def _run_events(
+    proc: ManagedProcess, timeout: float | None, output: AsyncIterator[bytes]
+) -> AsyncIterator[bytes]:
     # The docs name no SSE events for run (their one example frame is a bare `data:`); like the
     # follow endpoints, these are named: `start`, then `output`s, then `exit`. Clients that
     # read only `data:` (the official SDK tells the frames apart by their fields) are unaffected.
@@ -371,7 +433,7 @@ async def _run_events(proc: ManagedProcess, timeout: float | None) -> AsyncItera
         timer = asyncio.get_running_loop().call_later(timeout, expire)
     try:
         yield _sse("start", {"handle": proc.handle, "pid": proc.pid, "started_at": proc.started_at})
-        async for chunk in follow_events(proc, "output"):
+        async for chunk in output:
             yield chunk
         yield _sse("exit", _exit_event(proc))
     finally:
@@ -387,8 +449,14 @@ async def run(request: Request) -> Response:
         proc = await _table(request).start(spec.start)
     except (TooLarge, ValueError, StartError) as exc:
         return _refused(exc)
+    # The run's stream follows the output from the moment the process starts: none of it is
+    # dropped before the client read it (the process waits instead, see _processes.py).
+    output = follow_events(proc, "output")
     return EventSourceResponse(
-        _run_events(proc, spec.timeout), ping=RUN_PING_SECONDS, sep="\n", shutdown_grace_period=_STREAM_GRACE
+        _run_events(proc, spec.timeout, output),
+        ping=RUN_PING_SECONDS,
+        sep="\n",
+        shutdown_grace_period=_STREAM_GRACE,
     )
 
 
@@ -448,19 +516,29 @@ def create_app(
     stop_grace: float = STOP_GRACE,
     pty_kill_grace: float = KILL_GRACE,
     pty_exited_ttl: float = EXITED_TTL,
+    process_output_budget: int = PROCESS_OUTPUT_BUDGET,
+    max_line: int = MAX_LINE,
+    attach_grace: float = ATTACH_GRACE,
 ) -> Starlette:
     """The local sandbox's ASGI app. Its processes are killed when the app shuts down (lifespan).
 
-    ``retained_finished`` and ``total_output_budget`` bound what finished processes may keep
-    (see _processes.py). The grace periods default to the daemon's (tests shorten them):
-    ``stop_grace`` between SIGTERM and SIGKILL when a managed process is stopped or restarted,
-    ``pty_kill_grace`` a killed terminal stays visible (dead) before SIGKILL and removal,
-    ``pty_exited_ttl`` a terminal whose process exited by itself stays visible.
+    ``retained_finished``, ``total_output_budget`` and ``process_output_budget`` bound what
+    processes may keep; ``max_line`` is the longest line stored whole; ``attach_grace`` how long
+    a new process's output is held back for its first follower (see _processes.py). The grace
+    periods default to the daemon's (tests shorten them): ``stop_grace`` between SIGTERM and
+    SIGKILL when a managed process is stopped or restarted, ``pty_kill_grace`` a killed terminal
+    stays visible (dead) before SIGKILL and removal, ``pty_exited_ttl`` a terminal whose process
+    exited by itself stays visible.
     """
     if max_body_bytes < 1:
         raise ValueError("max_body_bytes must be positive")
     table = ProcessTable(
-        retained_finished=retained_finished, total_output_budget=total_output_budget, stop_grace=stop_grace
+        retained_finished=retained_finished,
+        total_output_budget=total_output_budget,
+        process_output_budget=process_output_budget,
+        max_line=max_line,
+        attach_grace=attach_grace,
+        stop_grace=stop_grace,
     )
     pty_table = PtyTable(kill_grace=pty_kill_grace, exited_ttl=pty_exited_ttl)
 

@@ -18,10 +18,18 @@ Status. It turns final as soon as the process exits and its output pipes reached
 file, or `DRAIN_GRACE` seconds after the exit, whichever is first: something it left in
 the background may hold the pipes open for ever. Reading goes on after that.
 
-Memory. Each process keeps at most `PROCESS_OUTPUT_BUDGET` bytes of output (oldest lines
-dropped), and the table at most `TOTAL_OUTPUT_BUDGET` across processes and
-`RETAINED_FINISHED` finished processes: beyond either, the oldest finished processes are
-evicted (their group is killed, they are reaped, and their pid answers 404 from then on).
+Memory. Each process keeps at most `PROCESS_OUTPUT_BUDGET` bytes of output, and the table at
+most `TOTAL_OUTPUT_BUDGET` across processes and `RETAINED_FINISHED` finished processes. Beyond
+a budget, the oldest lines are dropped and the oldest finished processes evicted (their group
+is killed, they are reaped, and their pid answers 404 from then on), but never a line that an
+attached follower (a follow or run stream) has not read yet: while one lags that far behind,
+the process's output pipes are not read, so the process blocks on its writes as it would on a
+full pipe (backpressure). A follower that starts after lines were dropped sees the gap in the
+positions of its events.
+
+Long lines. A line longer than `MAX_LINE` bytes is stored as pieces of at most that size (cut
+at a UTF-8 character boundary); every piece but the last is marked as continued, and follow
+events say so (``"continued": true``), so a client can put the line back together.
 """
 
 from __future__ import annotations
@@ -43,7 +51,9 @@ from ._tree import MARKER, kill_tree, kill_trees, marker_value, preexec
 from ._validation import RunSpec, StartError, StartSpec, check_user, spawn_error
 
 __all__ = [
+    "ATTACH_GRACE",
     "DRAIN_GRACE",
+    "MAX_LINE",
     "PROCESS_OUTPUT_BUDGET",
     "RETAINED_FINISHED",
     "TOTAL_OUTPUT_BUDGET",
@@ -65,9 +75,12 @@ PROCESS_OUTPUT_BUDGET = 16 * 1024 * 1024
 TOTAL_OUTPUT_BUDGET = 64 * 1024 * 1024
 # Finished processes kept listed; the oldest are evicted beyond this.
 RETAINED_FINISHED = 256
+# Until its first follower attaches, or for this many seconds after it started, a process's
+# output over the budget is held back (not dropped): the client that started it is on its way.
+ATTACH_GRACE = 5.0
 # How long a finished process waits for its output pipes to reach end of file.
 DRAIN_GRACE = 0.5
-# The longest line kept whole (a longer one is split).
+# The longest line kept whole (a longer one is stored as marked pieces, see above).
 MAX_LINE = 1024 * 1024
 # Signals accepted by the signal endpoint.
 _VALID_SIGNALS = frozenset(int(s) for s in _signal.valid_signals() if 0 < int(s) < _signal.NSIG)
@@ -122,9 +135,13 @@ class _Reader(asyncio.Protocol):
             block = bytes(buf[:cut])
             del buf[:cut]
             self._owner._add(self._stream, block, now)
-        while len(buf) >= MAX_LINE:
-            self._owner._add(self._stream, bytes(buf[:MAX_LINE]) + b"\n", now)
-            del buf[:MAX_LINE]
+        limit = self._owner.max_line
+        while len(buf) > limit:  # (the byte after the cut is there to check)
+            cut = limit
+            while cut > limit - 4 and (buf[cut] & 0xC0) == 0x80:
+                cut -= 1  # not inside a UTF-8 character
+            self._owner._add(self._stream, bytes(buf[:cut]) + b"\n", now, continued=True)
+            del buf[:cut]
 
     def eof_received(self) -> bool | None:
         return None
@@ -135,6 +152,15 @@ class _Reader(asyncio.Protocol):
             self._buf = bytearray()
         if not self.done.done():
             self.done.set_result(None)
+
+
+class _Cursor:
+    """Where an attached follower is: the absolute index of the next line it needs."""
+
+    __slots__ = ("index",)
+
+    def __init__(self, index: int) -> None:
+        self.index = index
 
 
 class _Writer(asyncio.BaseProtocol):
@@ -194,10 +220,16 @@ class ManagedProcess:
         self._stdin: asyncio.WriteTransport | None = None
         self._stdin_protocol: _Writer | None = None
         self._stdin_closed = not spec.stdin_pipe
-        self.log = OutputLog(PROCESS_OUTPUT_BUDGET, table._account)
+        self.log = OutputLog(table.process_output_budget, table._account)
+        self.log.floor = self._floor
+        self.max_line = table.max_line
         self._table = table
         self._readers: list[_Reader] = []
-        self._reader_transports: list[asyncio.BaseTransport] = []
+        self._reader_transports: list[asyncio.ReadTransport] = []
+        self._cursors: set[_Cursor] = set()
+        self.paused = False  # its output pipes are not read (backpressure)
+        self._holding = True  # no follower yet, within ATTACH_GRACE of the start
+        self._grace = asyncio.get_running_loop().call_later(table.attach_grace, self._end_grace)
         self._pidfd: int | None = None
         self._reaped = False
         self._changed = asyncio.Event()
@@ -263,10 +295,7 @@ class ManagedProcess:
         exit_code, signal = await self._exited
         if self._stdin is not None:
             self._stdin.close()
-        readers = [r.done for r in self._readers]
-        if readers:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(asyncio.gather(*readers)), DRAIN_GRACE)
+        await self._drain()
         if signal is not None:
             self.status, self.signal = "signaled", signal
         else:
@@ -275,6 +304,26 @@ class ManagedProcess:
         self._finished.set()
         self._notify()
         self._table._finished(self)
+
+    async def _drain(self) -> None:
+        """Wait for the output pipes' end of file, for at most DRAIN_GRACE seconds of reading.
+
+        Time spent paused (a follower lagging behind) does not count: what the process wrote
+        before exiting is still in the pipe, and is read once the follower catches up.
+        """
+        if not self._readers:
+            return
+        loop = asyncio.get_running_loop()
+        done = asyncio.ensure_future(asyncio.gather(*(asyncio.shield(r.done) for r in self._readers)))
+        left = DRAIN_GRACE
+        try:
+            while left > 0 and not done.done():
+                began, paused = loop.time(), self.paused
+                await asyncio.wait([done], timeout=min(left, 0.05))
+                if not (paused and self.paused):
+                    left -= loop.time() - began
+        finally:
+            done.cancel()
 
     # -- state --------------------------------------------------------------------------------
 
@@ -311,28 +360,82 @@ class ManagedProcess:
 
     # -- output -------------------------------------------------------------------------------
 
-    def _add(self, stream: Literal["stdout", "stderr"], block: bytes, timestamp: int) -> None:
-        self.log.add(stream, block.replace(b"\r\n", b"\n"), timestamp)
+    def _add(
+        self, stream: Literal["stdout", "stderr"], block: bytes, timestamp: int, continued: bool = False
+    ) -> None:
+        self.log.add(stream, block.replace(b"\r\n", b"\n"), timestamp, continued)
+        if (self._cursors or self._holding) and (self.log.over_budget or self._table.over_budget):
+            self._table._enforce()
+            if self.log.over_budget or self._table.over_budget:
+                self._pause()
         self._notify()
 
     def _notify(self) -> None:
         self._changed.set()
         self._changed = asyncio.Event()
 
-    async def follow(self, stream: StreamName, start: int = 0) -> AsyncIterator[Batch]:
-        """Captured lines of ``stream``, then live ones, until the status is final and all was read."""
-        i = start
-        while True:
-            stop = self.log.end
-            for batch in self.log.batches(i, stop):
-                if stream == "output" or batch.stream == stream:
-                    yield batch
-            i = max(stop, self.log.first)
-            if i < self.log.end:
-                continue
-            if self.finished:
-                return
-            await self._changed.wait()
+    def _floor(self) -> int | None:
+        if self._holding:
+            return self.log.first
+        return min((c.index for c in self._cursors), default=None)
+
+    def _end_grace(self) -> None:
+        self._holding = False
+        if self._table._paused:
+            self._advanced()
+
+    def _pause(self) -> None:
+        if not self.paused:
+            self.paused = True
+            self._table._paused.add(self)
+            for transport in self._reader_transports:
+                if not transport.is_closing():
+                    transport.pause_reading()
+
+    def _resume(self) -> None:
+        if self.paused:
+            self.paused = False
+            self._table._paused.discard(self)
+            for transport in self._reader_transports:
+                if not transport.is_closing():
+                    transport.resume_reading()
+
+    def _advanced(self) -> None:
+        """A follower moved on (or went away): drop what nobody needs; read the pipes again if paused."""
+        if self._table._paused:
+            self.log.trim(self.log.budget * 3 // 4)
+            self._table._enforce()
+            self._table._resume_paused()
+
+    def attach(self, stream: StreamName, position: int = 0) -> _Cursor:
+        """Register a follower from ``position`` of ``stream``: nothing from there on is dropped."""
+        cursor = _Cursor(self.log.locate(stream, position))
+        self._cursors.add(cursor)
+        if self._holding:
+            self._holding = False
+            self._grace.cancel()
+        return cursor
+
+    async def follow(self, stream: StreamName, cursor: _Cursor) -> AsyncIterator[Batch]:
+        """Lines of ``stream`` from ``cursor`` (see `attach`): captured, then live, until the status
+        is final and all was read. The follower is detached when the iterator ends or is closed."""
+        try:
+            i = cursor.index
+            while True:
+                stop = self.log.end
+                for batch in self.log.batches(i, stop):
+                    if stream == "output" or batch.stream == stream:
+                        yield batch
+                i = cursor.index = max(stop, self.log.first)
+                self._advanced()
+                if i < self.log.end:
+                    continue
+                if self.finished:
+                    return
+                await self._changed.wait()
+        finally:
+            self._cursors.discard(cursor)
+            self._advanced()
 
     # -- stdin --------------------------------------------------------------------------------
 
@@ -422,6 +525,10 @@ class ManagedProcess:
             transport.close()
         if self._stdin is not None:
             self._stdin.close()
+        self._cursors.clear()
+        self._holding = False
+        self._grace.cancel()
+        self._table._paused.discard(self)
         self.log.clear()
 
 
@@ -434,7 +541,16 @@ class ProcessTable:
         retained_finished: int = RETAINED_FINISHED,
         total_output_budget: int = TOTAL_OUTPUT_BUDGET,
         stop_grace: float = STOP_GRACE,
+        process_output_budget: int = PROCESS_OUTPUT_BUDGET,
+        max_line: int = MAX_LINE,
+        attach_grace: float = ATTACH_GRACE,
     ) -> None:
+        self.attach_grace = attach_grace
+        if max_line < 4:
+            raise ValueError("max_line must be at least 4 bytes")
+        self.process_output_budget = process_output_budget
+        self.max_line = max_line
+        self._paused: set[ManagedProcess] = set()
         self._by_pid: dict[int, ManagedProcess] = {}
         # Managed processes by name (only named ones; every one is reachable by its current pid).
         self._names: dict[str, Supervisor] = {}
@@ -483,6 +599,17 @@ class ProcessTable:
             self._enforce_scheduled = True
             asyncio.get_running_loop().call_soon(self._enforce)
 
+    @property
+    def over_budget(self) -> bool:
+        return self.output_bytes > self.total_output_budget
+
+    def _resume_paused(self) -> None:
+        """Read the pipes of paused processes again once they are back within the budgets."""
+        for proc in list(self._paused):
+            unprotected = not proc._cursors and not proc._holding
+            if unprotected or (not proc.log.over_budget and not self.over_budget):
+                proc._resume()
+
     def _finished(self, proc: ManagedProcess) -> None:
         if proc.pid in self._by_pid:
             self._finished_order[proc.pid] = proc
@@ -511,10 +638,11 @@ class ProcessTable:
     def _enforce(self) -> None:
         """Evict the oldest finished processes beyond the limits; then trim the largest log."""
         self._enforce_scheduled = False
-        while self._finished_order and (
-            len(self._finished_order) > self.retained_finished or self.output_bytes > self.total_output_budget
-        ):
-            self._evict(next(iter(self._finished_order.values())))
+        # A finished process that a follower is still reading is not evicted.
+        while (len(self._finished_order) > self.retained_finished or self.over_budget) and (
+            oldest := next((p for p in self._finished_order.values() if not p._cursors), None)
+        ) is not None:
+            self._evict(oldest)
         while self.output_bytes > self.total_output_budget:
             largest = max(self._by_pid.values(), key=lambda p: p.log.nbytes, default=None)
             if largest is None or largest.log.nbytes == 0:

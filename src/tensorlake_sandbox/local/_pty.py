@@ -17,14 +17,18 @@ The semantics follow ``openapi.yaml`` (tag ``sandbox-pty``) and the Tensorlake d
   set) for `KILL_GRACE` seconds; then everything it started still running (detached
   children included, see _tree.py) gets SIGKILL and the session is removed;
 - with no client attached for `IDLE_TIMEOUT` seconds the process is killed; an exited
-  session stays visible (and attachable: history, then the exit) for `EXITED_TTL` seconds.
+  session stays visible (and attachable: history, then the exit) for `EXITED_TTL` seconds;
 - the websocket takes the session's token alone (``X-PTY-Token`` or ``?token=``), as the
-  docs' examples connect; a bearer key that is sent must still be right (_security.py).
+  docs' examples connect; a bearer key that is sent must still be right (_security.py);
+- until the first client is READY (or for `ATTACH_GRACE` seconds), output is held back once
+  the history is full, so the client that opened the session sees all of it.
 
 Memory is bounded: output goes to each client through a queue of at most `QUEUE_CHUNKS`
 chunks; while any client's queue is full the terminal is not read, so the program blocks on
-its writes (flow control, as on a real terminal). A client that reads nothing for
-`STALL_TIMEOUT` seconds is closed with 1008 so that it cannot stall the others forever.
+its writes (flow control, as on a real terminal). A client that pauses keeps its connection
+and loses nothing, however long it pauses; only when it holds back *other* clients that are
+ready for more, for `STALL_TIMEOUT` seconds, is it closed with 1008 (policy), so that it
+cannot stall them forever.
 
 Children never outlive the server: each runs in its own process group, is told by
 ``PR_SET_PDEATHSIG`` (Linux) to die with the server's thread, and `PtyTable.shutdown` kills
@@ -85,6 +89,10 @@ IDLE_TIMEOUT = 300.0
 EXITED_TTL = 60.0
 KILL_GRACE = 5.0
 STALL_TIMEOUT = 30.0
+# Until its first client is READY, or for this many seconds after it started, a session's
+# output is held back once its history is full, so that the client that opened it sees all
+# of it (a terminal program starts before anyone is attached).
+ATTACH_GRACE = 10.0
 _ID_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_-"
 
 OP_DATA, OP_RESIZE, OP_READY, OP_EXIT = 0x00, 0x01, 0x02, 0x03
@@ -154,6 +162,10 @@ class _History:
     def __iter__(self) -> Iterator[bytes]:
         return iter(list(self._chunks))
 
+    @property
+    def full(self) -> bool:
+        return self._size + CHUNK_BYTES > self._limit
+
 
 class _Client:
     """One attached websocket: its output queue (live chunks and sentinels)."""
@@ -199,6 +211,7 @@ class PtySession:
         self.killed = False
         self._room = asyncio.Event()  # set while every client's queue has room
         self._room.set()
+        self._first_ready = asyncio.Event()  # a client was READY, or ATTACH_GRACE passed
         self._exited = asyncio.Event()
         self._wake: asyncio.Future[None] | None = None
         self._write_lock = asyncio.Lock()
@@ -263,6 +276,10 @@ class PtySession:
         try:
             while True:
                 await self._wait_for_room()
+                if not self._first_ready.is_set() and self.history.full:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._first_ready.wait(), ATTACH_GRACE)
+                    self._first_ready.set()
                 chunk = await self._read()
                 if not chunk:
                     break
@@ -298,11 +315,13 @@ class PtySession:
             try:
                 await asyncio.wait_for(self._room.wait(), STALL_TIMEOUT)
             except TimeoutError:
-                for client in list(self.clients):
-                    if client.queue.qsize() >= QUEUE_CHUNKS:  # read nothing for STALL_TIMEOUT
-                        self.detach(client)
-                        client.close_code = CLOSE_POLICY
-                        client.queue.put_nowait(_KILLED)
+                stalled = [c for c in self.clients if c.queue.qsize() >= QUEUE_CHUNKS]
+                if len(stalled) == len(self.clients):
+                    continue  # nobody else is waiting: the program waits for its readers
+                for client in stalled:  # read nothing for STALL_TIMEOUT while others wait
+                    self.detach(client)
+                    client.close_code = CLOSE_POLICY
+                    client.queue.put_nowait(_KILLED)
                 self._update_room()
                 # Let the websocket handlers run: a program writing without pause would
                 # otherwise keep the loop here, and a READY would wait behind its output.
@@ -329,6 +348,7 @@ class PtySession:
         if client.overflow:
             return False
         client.ready = True
+        self._first_ready.set()
         self.pending.discard(client)
         # No await between the snapshot and joining: nothing is lost or sent twice.
         for chunk in self.history:

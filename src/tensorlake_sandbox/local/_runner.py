@@ -24,6 +24,7 @@ from typing import Any, Literal
 import h11
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.websockets.wsproto_impl import WSProtocol
 
 __all__ = [
     "HEADER_TIMEOUT",
@@ -132,6 +133,23 @@ class GuardedH11Protocol(H11Protocol):
         super().connection_lost(exc)
 
 
+class PatientWSProtocol(WSProtocol):
+    """uvicorn's websocket protocol, whose keepalive does not drop a client that is only slow.
+
+    A ping the server cannot deliver (its own send buffer still holds output the client has
+    not read: the client is applying backpressure, like a reader that paused) cannot be
+    answered; the deadline is re-armed instead of closing with 1011. A client that reads
+    nothing at all is closed by the PTY's own policy (1008), as the Tensorlake daemon does.
+    """
+
+    def keepalive_timeout(self) -> None:
+        transport = self.transport
+        if not transport.is_closing() and transport.get_write_buffer_size() > 0 and self.ping_timeout:
+            self.pong_timer = self.loop.call_later(self.ping_timeout, self.keepalive_timeout)
+            return
+        super().keepalive_timeout()
+
+
 def make_config(
     app: Any,
     *,
@@ -140,6 +158,8 @@ def make_config(
     log_config: Any = None,
     header_timeout: float = HEADER_TIMEOUT,
     connection_cap: int | None = None,
+    ws_ping_interval: float = 20.0,
+    ws_ping_timeout: float = 20.0,
 ) -> uvicorn.Config:
     """A uvicorn config with the guarded protocol; quiet (warnings only) unless ``log_requests``."""
     cap = max_connections() if connection_cap is None else connection_cap
@@ -149,7 +169,9 @@ def make_config(
     return uvicorn.Config(
         app,
         http=protocol,
-        ws="wsproto",  # the PTY websocket
+        ws=PatientWSProtocol,  # the PTY websocket (wsproto)
+        ws_ping_interval=ws_ping_interval,
+        ws_ping_timeout=ws_ping_timeout,
         lifespan=lifespan,
         log_level="info" if log_requests else "warning",
         access_log=log_requests,
