@@ -188,7 +188,7 @@ def test_detach_then_attach_replays_history_and_keeps_the_token_private(sandbox,
     assert token.encode() not in screen  # never shown
     assert stat.S_IMODE(token_files[0].stat().st_mode) == 0o600
 
-    again = tty("shell", sandbox.base_url, "--attach", session_id)
+    again = tty("shell", sandbox.base_url, f"--attach={session_id}")  # an ID may begin with "-"
     again.read_until(b"one-42")  # the history, replayed
     again.type(b"exit 4\r")
     assert again.wait() == 4
@@ -205,7 +205,7 @@ def test_sigterm_restores_the_terminal_and_leaves_the_program_running(sandbox, t
     screen = t.drain()
     assert b"still running" in screen
     session_id = _session_id(screen)
-    again = tty("shell", sandbox.base_url, "--attach", session_id)
+    again = tty("shell", sandbox.base_url, f"--attach={session_id}")  # an ID may begin with "-"
     again.read_until(b"up\r\n")
     again.type(b"exit 0\r")
     assert again.wait() == 0

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sse_starlette import EventSourceResponse
+from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.applications import Starlette
 from starlette.convertors import Convertor, register_url_convertor
 from starlette.exceptions import HTTPException
@@ -391,10 +391,26 @@ def _follow(stream: StreamName) -> Callable[[Request], Awaitable[Response]]:
         except ValueError as exc:
             return _error(400, "BAD_REQUEST", str(exc))
         return EventSourceResponse(
-            events(proc, position), ping=15, sep="\n", shutdown_grace_period=_STREAM_GRACE
+            events(proc, position),
+            ping=15,
+            ping_message_factory=_Ping,
+            sep="\n",
+            shutdown_grace_period=_STREAM_GRACE,
         )
 
     return endpoint
+
+
+class _Ping(ServerSentEvent):
+    """The keep-alive: one comment line and no blank line after it.
+
+    A blank line ends an event, and a parser that remembers the last ``id:`` (httpx-sse does)
+    dispatches an empty event for a comment followed by one; a bare comment line is ignored
+    by every parser, so a client sees only the real events.
+    """
+
+    def encode(self) -> bytes:
+        return b": ping\n"
 
 
 # -- run, health, info -------------------------------------------------------------------------
@@ -455,6 +471,7 @@ async def run(request: Request) -> Response:
     return EventSourceResponse(
         _run_events(proc, spec.timeout, output),
         ping=RUN_PING_SECONDS,
+        ping_message_factory=_Ping,
         sep="\n",
         shutdown_grace_period=_STREAM_GRACE,
     )
