@@ -19,13 +19,13 @@ import traceback
 from collections.abc import Callable
 from contextlib import ExitStack
 
-from . import bulk, fanout, line_stream, small_writes, startup, wan
+from . import bulk, fanout, line_rate, line_stream, small_writes, startup, wan
 from ._common import ROOT, Section
 from ._config import Config
 from ._machine import CpuMeter, machine_lines, versions_lines
 from ._target import Target, local_sandbox, loopback
 
-NAMES = ["small", "bulk", "lines", "startup", "fanout", "wan"]
+NAMES = ["small", "bulk", "lines", "startup", "fanout", "wan", "linerate"]
 
 
 def _render(sections: list[Section], header: list[str], footer: list[str]) -> str:
@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     meter = CpuMeter()
     sections: list[Section] = []
     with ExitStack() as stack:
-        need_target = any(x in only for x in ("bulk", "lines", "fanout", "wan"))
+        need_target = any(x in only for x in ("bulk", "lines", "fanout", "wan", "linerate"))
         target: Target | None = None
         target_note = ""
         if need_target:
@@ -105,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
             runners["fanout"] = ("5. Fan-out", lambda: fanout.run(cfg, t))
             plot = os.path.join(os.path.dirname(os.path.abspath(output)), "BENCHMARKS-wan.png")
             runners["wan"] = ("6-7. Over a network", lambda: wan.run(cfg, t, plot))
+            runners["linerate"] = ("8. Line rate", lambda: line_rate.run(cfg, t))
         for name in sorted(only, key=NAMES.index):
             title, fn = runners[name]
             sections += _guard(title, fn)

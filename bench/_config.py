@@ -39,6 +39,9 @@ class Config:
     wan_bulk_bytes: int = 64 * MiB  # at RTT <= 10 ms
     wan_bulk_bytes_far: int = 32 * MiB  # at 40 and 100 ms (16 round trips at the limit)
     wan_rounds: int = 3
+    # 8. line rate (lines read back)
+    read_lines: int = 1_000_000
+    read_lines_rounds: int = 3
 
     @classmethod
     def make(cls, quick: bool) -> Config:
@@ -63,4 +66,6 @@ class Config:
             wan_bulk_bytes=8 * MiB,
             wan_bulk_bytes_far=4 * MiB,
             wan_rounds=1,
+            read_lines=20_000,
+            read_lines_rounds=1,
         )

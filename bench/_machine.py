@@ -19,7 +19,7 @@ PACKAGES = [
     "httpx",
     "httpcore",
     "h11",
-    "h11",
+    "httpx-ws",
     "uvicorn",
     "starlette",
 ]

@@ -449,7 +449,47 @@ def wan_fanout(spec: dict[str, Any]) -> dict[str, Any]:
     return {"legs": out}
 
 
+def read_lines(spec: dict[str, Any]) -> dict[str, Any]:
+    """``seq n`` in the sandbox, every line read back by one client; seconds, and the count checked."""
+    n, name = spec["n"], spec["client"]
+    expected_last = str(n)
+    t0 = time.perf_counter()
+    if name in ("run", "start"):
+        from tensorlake_sandbox import run, start
+
+        client = _shim_client(spec)
+        if name == "run":
+            out = run(client, ["seq", str(n)]).stdout
+            count, last = out.count("\n"), out.rstrip("\n").rsplit("\n", 1)[-1]
+        else:
+            count, last = 0, ""
+            with start(client, ["seq", str(n)], stdin=False) as p:
+                for line in p.stdout:
+                    count += 1
+                    last = line
+                p.wait()
+        client.close()
+    elif name == "sdk":
+        try:
+            from tensorlake.sandbox import Sandbox  # type: ignore[import-untyped,import-not-found,unused-ignore]
+        except ImportError as e:
+            raise Unavailable(f"the official SDK is not importable: {e}") from e
+        sb = Sandbox(spec.get("sandbox_id", "bench"), proxy_url=spec["url"], api_key=spec["token"])
+        proc = sb.start_process("seq", [str(n)])
+        count, last = 0, ""
+        for event in sb.follow_stdout(proc.pid):
+            count += 1
+            last = event.line
+    else:
+        raise Unavailable(f"no line reader {name!r}")
+    secs = time.perf_counter() - t0
+    if count != n or str(last).strip() != expected_last:
+        raise Unavailable(f"read {count:,} lines (last {str(last)[:20]!r}), expected {n:,}")
+    return {"secs": secs}
+
+
 KINDS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    "read_lines": read_lines,
     "small": small,
     "pair": pair,
     "bulk": bulk,
