@@ -309,13 +309,13 @@ MUTANTS = [
             (ASYNC, "        elif input is not None:\n            raise ValueError(", "        elif False:\n            raise ValueError("),
             (SYNC, "        elif input is not None:\n            raise ValueError(", "        elif False:\n            raise ValueError("),
         ),
-        ("tests/test_process.py", "-k", "communicate"),
+        ("tests/test_process.py", "-k", "second_communicate"),
     ),
     Mutant(
         "run-timeout-rounded-down",
         "the server-side run timeout (whole seconds) is rounded down, below the caller's",
         ((PKG, "body.timeout = max(1, math.ceil(timeout))", "body.timeout = max(1, math.floor(timeout))"),),
-        ("tests/test_process.py", "-k", "timeout"),
+        ("tests/test_run_wire.py", "-k", "rounded_up"),
     ),
     Mutant(
         "run-oom-as-137",
@@ -327,7 +327,7 @@ MUTANTS = [
                 'if event.oom_killed is True or event.reason == "oom_killed":\n        return 128 + int(_signal.SIGKILL)',
             ),
         ),
-        ("tests/test_process.py", "-k", "oom"),
+        ("tests/test_run_wire.py", "-k", "oom"),
     ),
     Mutant(
         "status-oom-as-137",
@@ -339,13 +339,13 @@ MUTANTS = [
                 'if info.status == "oom_killed":\n        return 128 + int(_signal.SIGKILL)',
             ),
         ),
-        ("tests/test_process.py", "-k", "oom"),
+        ("tests/test_run_wire.py", "-k", "oom"),
     ),
     Mutant(
         "stream-read-timeout",
         "output streams keep the client's read timeout: a run silent for longer is broken and killed",
         ((PKG, "return httpx.Timeout(connect=t.connect, read=None,", "return httpx.Timeout(connect=t.connect, read=t.read,"),),
-        ("tests/test_process.py", "-k", "silent"),
+        ("tests/test_process.py", "-k", "silent_for_longer"),
     ),
     Mutant(
         "positions-jump-accepted",
@@ -357,14 +357,14 @@ MUTANTS = [
         "gap-event-ignored",
         "a gap event past the lines taken raises nothing",
         ((PKG, "        if to > self.next:\n            raise self.lost(", "        if False:\n            raise self.lost("),),
-        ("tests/test_output_integrity.py", "-k", "gap"),
+        ("tests/test_output_positions.py",),
     ),
     # -- the terminal client -------------------------------------------------------------------
     Mutant(
         "terminal-read-never-times-out",
         "Terminal.read(timeout) waits forever when nothing arrives",
         ((PKG, "                if left is not None and left <= _POLL:\n                    raise TimeoutError", "                if False:\n                    raise TimeoutError"),),
-        ("tests/test_terminal.py", "-k", "read"),
+        ("tests/test_terminal.py", "-k", "nothing_arrives"),
     ),
     Mutant(
         "terminal-input-frame-over-the-server-limit",
@@ -389,7 +389,7 @@ MUTANTS = [
         "pty-kill-never-sigkill",
         "killing a terminal never escalates to SIGKILL: a program ignoring SIGHUP survives",
         ((LOCAL, "kill_tree(self.proc.pid, self.owner, signal.SIGKILL, group=", "kill_tree(self.proc.pid, self.owner, signal.SIGHUP, group="),),
-        ("tests/test_terminal.py", "-k", "kill"),
+        ("tests/test_terminal.py", "-k", "ignores_sighup"),
     ),
     Mutant(
         "pty-history-trimmed-at-the-wrong-end",
@@ -399,7 +399,7 @@ MUTANTS = [
             (LOCAL, "                self._chunks.popleft()\n", "                self._chunks.pop()\n"),
             (LOCAL, "                self._chunks[0] = first[excess:]\n", "                self._chunks[-1] = first[:-excess]\n"),
         ),
-        ("tests/test_terminal.py", "-k", "history"),
+        ("tests/test_terminal.py", "-k", "oldest_output"),
     ),
     Mutant(
         "pty-lone-paused-reader-dropped",
@@ -434,31 +434,31 @@ MUTANTS = [
         "cli-timeout-said-unreachable",
         "a timeout is described as 'cannot reach the sandbox'",
         ((CLI, "    if isinstance(error, (SandboxTimeoutError, httpx.TimeoutException)):", "    if False:"),),
-        ("tests/test_cli.py", "tests/test_first_hour.py", "-k", "timeout"),
+        ("tests/test_first_hour.py", "-k", "no_answer_in_time"),
     ),
     Mutant(
         "cli-shell-no-eof-at-end-of-input",
         "`shell` does not forward the end of its input (Ctrl-D) when local stdin ends",
         ((CLI, "                    stdin = None\n                    with contextlib.suppress(Exception):\n                        self.term.write(b\"\\x04\")", "                    stdin = None\n                    with contextlib.suppress(Exception):\n                        pass"),),
-        ("tests/test_cli_shell.py", "tests/test_first_hour.py", "-k", "eof"),
+        ("tests/test_first_hour.py", "-k", "piped_input"),
     ),
     Mutant(
         "cli-not-found-exits-126",
         "a command missing in the sandbox exits 126 instead of 127",
         ((CLI, "    if any(r in reason.lower() for r in _NOT_FOUND_REASONS):", "    if False:"),),
-        ("tests/test_first_hour.py", "-k", "127 or 126"),
+        ("tests/test_first_hour.py", "-k", "exits_127 or exits_126"),
     ),
     Mutant(
         "cli-cannot-run-exits-1",
         "a command the sandbox cannot run exits 1 instead of 126",
         ((CLI, "cannot run it in the sandbox ({reason})\", EXIT_CANNOT_RUN)", "cannot run it in the sandbox ({reason})\", EXIT_ERROR)"),),
-        ("tests/test_first_hour.py", "-k", "127 or 126"),
+        ("tests/test_first_hour.py", "-k", "exits_127 or exits_126"),
     ),
     Mutant(
         "timeout-upper-bound-gone",
         "a timeout longer than the sandbox takes is sent instead of refused",
         ((PKG, "    if timeout > MAX_TIMEOUT:\n", "    if False:\n"),),
-        ("tests/test_first_hour.py", "-k", "timeout"),
+        ("tests/test_first_hour.py", "-k", "cannot_take"),
     ),
     # -- the local process server ---------------------------------------------------------------
     Mutant(
