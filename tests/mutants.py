@@ -421,13 +421,22 @@ MUTANTS = [
             (PKG, "            yield from self._stream\n        except httpx.TransportError as exc:", "            yield from self._stream\n        except ZeroDivisionError as exc:"),
             (PKG, "                yield chunk\n        except httpx.TransportError as exc:", "                yield chunk\n        except ZeroDivisionError as exc:"),
         ),
-        ("tests/test_errors.py",),
+        ("tests/test_errors.py", "-k", "cut_short"),
+    ),
+    Mutant(
+        "engine-body-read-errors-unmapped",
+        "a failure while the engine reads an answer's body escapes as a raw socket/h11 error",
+        (
+            (ASYNC, "            conn.close()\n            _reraise(exc, \"read\", request)", "            conn.close()\n            raise"),
+            (SYNC, "            conn.close()\n            _reraise(exc, \"read\", request)", "            conn.close()\n            raise"),
+        ),
+        ("tests/test_errors.py", "-k", "cut_short_through_the_own"),
     ),
     Mutant(
         "malformed-answer-unmapped",
         "a malformed or cut HTTP answer escapes as an h11 error, not a connection error",
         ((PKG, "    if isinstance(exc, h11.ProtocolError):  # a malformed", "    if False:  # a malformed"),),
-        ENGINE_TESTS,
+        ("tests/test_errors.py", "-k", "malformed_answer"),
     ),
     # -- the CLI ------------------------------------------------------------------------------------
     Mutant(
