@@ -306,8 +306,16 @@ MUTANTS = [
         "communicate-second-input-ignored",
         "a second communicate(input=...) is silently ignored instead of refused",
         (
-            (ASYNC, "        elif input is not None:\n            raise ValueError(", "        elif False:\n            raise ValueError("),
-            (SYNC, "        elif input is not None:\n            raise ValueError(", "        elif False:\n            raise ValueError("),
+            (
+                ASYNC,
+                "        elif input is not None:\n            raise ValueError(",
+                "        elif False:\n            raise ValueError(",
+            ),
+            (
+                SYNC,
+                "        elif input is not None:\n            raise ValueError(",
+                "        elif False:\n            raise ValueError(",
+            ),
         ),
         ("tests/test_process.py", "-k", "second_communicate"),
     ),
@@ -323,8 +331,10 @@ MUTANTS = [
         (
             (
                 PKG,
-                'if event.oom_killed is True or event.reason == "oom_killed":\n        return -int(_signal.SIGKILL)',
-                'if event.oom_killed is True or event.reason == "oom_killed":\n        return 128 + int(_signal.SIGKILL)',
+                'if event.oom_killed is True or event.reason == "oom_killed":\n'
+                "        return -int(_signal.SIGKILL)",
+                'if event.oom_killed is True or event.reason == "oom_killed":\n'
+                "        return 128 + int(_signal.SIGKILL)",
             ),
         ),
         ("tests/test_run_wire.py", "-k", "oom"),
@@ -344,26 +354,52 @@ MUTANTS = [
     Mutant(
         "stream-read-timeout",
         "output streams keep the client's read timeout: a run silent for longer is broken and killed",
-        ((PKG, "return httpx.Timeout(connect=t.connect, read=None,", "return httpx.Timeout(connect=t.connect, read=t.read,"),),
+        (
+            (
+                PKG,
+                "return httpx.Timeout(connect=t.connect, read=None,",
+                "return httpx.Timeout(connect=t.connect, read=t.read,",
+            ),
+        ),
         ("tests/test_process.py", "-k", "silent_for_longer"),
     ),
     Mutant(
         "positions-jump-accepted",
         "a jump in the output positions (lines dropped) is taken as the next line",
-        ((PKG, "        if position < self.next:\n            return False\n        raise self.lost(", "        if position < self.next:\n            return False\n        self.next = position + 1\n        return True\n        raise self.lost("),),
+        (
+            (
+                PKG,
+                "        if position < self.next:\n            return False\n        raise self.lost(",
+                "        if position < self.next:\n            return False\n"
+                "        self.next = position + 1\n        return True\n        raise self.lost(",
+            ),
+        ),
         ("tests/test_output_positions.py",),
     ),
     Mutant(
         "gap-event-ignored",
         "a gap event past the lines taken raises nothing",
-        ((PKG, "        if to > self.next:\n            raise self.lost(", "        if False:\n            raise self.lost("),),
+        (
+            (
+                PKG,
+                "        if to > self.next:\n            raise self.lost(",
+                "        if False:\n            raise self.lost(",
+            ),
+        ),
         ("tests/test_output_positions.py",),
     ),
     # -- the terminal client -------------------------------------------------------------------
     Mutant(
         "terminal-read-never-times-out",
         "Terminal.read(timeout) waits forever when nothing arrives",
-        ((PKG, "                if left is not None and left <= _POLL:\n                    raise TimeoutError", "                if False:\n                    raise TimeoutError"),),
+        (
+            (
+                PKG,
+                "                if left is not None and left <= _POLL:\n"
+                "                    raise TimeoutError",
+                "                if False:\n                    raise TimeoutError",
+            ),
+        ),
         ("tests/test_terminal.py", "-k", "nothing_arrives"),
     ),
     Mutant(
@@ -388,7 +424,13 @@ MUTANTS = [
     Mutant(
         "pty-kill-never-sigkill",
         "killing a terminal never escalates to SIGKILL: a program ignoring SIGHUP survives",
-        ((LOCAL, "kill_tree(self.proc.pid, self.owner, signal.SIGKILL, group=", "kill_tree(self.proc.pid, self.owner, signal.SIGHUP, group="),),
+        (
+            (
+                LOCAL,
+                "kill_tree(self.proc.pid, self.owner, signal.SIGKILL, group=",
+                "kill_tree(self.proc.pid, self.owner, signal.SIGHUP, group=",
+            ),
+        ),
         ("tests/test_terminal.py", "-k", "ignores_sighup"),
     ),
     Mutant(
@@ -397,14 +439,24 @@ MUTANTS = [
         (
             (LOCAL, "            first = self._chunks[0]\n", "            first = self._chunks[-1]\n"),
             (LOCAL, "                self._chunks.popleft()\n", "                self._chunks.pop()\n"),
-            (LOCAL, "                self._chunks[0] = first[excess:]\n", "                self._chunks[-1] = first[:-excess]\n"),
+            (
+                LOCAL,
+                "                self._chunks[0] = first[excess:]\n",
+                "                self._chunks[-1] = first[:-excess]\n",
+            ),
         ),
         ("tests/test_terminal.py", "-k", "oldest_output"),
     ),
     Mutant(
         "pty-lone-paused-reader-dropped",
         "a terminal's only reader, paused, is closed instead of holding the program back",
-        ((LOCAL, "                if len(stalled) == len(self.clients):\n                    continue", "                if False:\n                    continue"),),
+        (
+            (
+                LOCAL,
+                "                if len(stalled) == len(self.clients):\n                    continue",
+                "                if False:\n                    continue",
+            ),
+        ),
         ("tests/test_terminal_flow.py", "-k", "paused_reader"),
     ),
     # -- the transport's error mapping -----------------------------------------------------------
@@ -418,8 +470,16 @@ MUTANTS = [
         "streamed-body-errors-unmapped",
         "a failure while a streamed answer is read escapes as a raw httpx error",
         (
-            (PKG, "            yield from self._stream\n        except httpx.TransportError as exc:", "            yield from self._stream\n        except ZeroDivisionError as exc:"),
-            (PKG, "                yield chunk\n        except httpx.TransportError as exc:", "                yield chunk\n        except ZeroDivisionError as exc:"),
+            (
+                PKG,
+                "            yield from self._stream\n        except httpx.TransportError as exc:",
+                "            yield from self._stream\n        except ZeroDivisionError as exc:",
+            ),
+            (
+                PKG,
+                "                yield chunk\n        except httpx.TransportError as exc:",
+                "                yield chunk\n        except ZeroDivisionError as exc:",
+            ),
         ),
         ("tests/test_errors.py", "-k", "cut_short"),
     ),
@@ -427,8 +487,16 @@ MUTANTS = [
         "engine-body-read-errors-unmapped",
         "a failure while the engine reads an answer's body escapes as a raw socket/h11 error",
         (
-            (ASYNC, "            conn.close()\n            _reraise(exc, \"read\", request)", "            conn.close()\n            raise"),
-            (SYNC, "            conn.close()\n            _reraise(exc, \"read\", request)", "            conn.close()\n            raise"),
+            (
+                ASYNC,
+                '            conn.close()\n            _reraise(exc, "read", request)',
+                "            conn.close()\n            raise",
+            ),
+            (
+                SYNC,
+                '            conn.close()\n            _reraise(exc, "read", request)',
+                "            conn.close()\n            raise",
+            ),
         ),
         ("tests/test_errors.py", "-k", "cut_short_through_the_own"),
     ),
@@ -448,7 +516,17 @@ MUTANTS = [
     Mutant(
         "cli-shell-no-eof-at-end-of-input",
         "`shell` does not forward the end of its input (Ctrl-D) when local stdin ends",
-        ((CLI, "                    stdin = None\n                    with contextlib.suppress(Exception):\n                        self.term.write(b\"\\x04\")", "                    stdin = None\n                    with contextlib.suppress(Exception):\n                        pass"),),
+        (
+            (
+                CLI,
+                "                    stdin = None\n"
+                "                    with contextlib.suppress(Exception):\n"
+                '                        self.term.write(b"\\x04")',
+                "                    stdin = None\n"
+                "                    with contextlib.suppress(Exception):\n"
+                "                        pass",
+            ),
+        ),
         ("tests/test_first_hour.py", "-k", "piped_input"),
     ),
     Mutant(
@@ -460,7 +538,13 @@ MUTANTS = [
     Mutant(
         "cli-cannot-run-exits-1",
         "a command the sandbox cannot run exits 1 instead of 126",
-        ((CLI, "cannot run it in the sandbox ({reason})\", EXIT_CANNOT_RUN)", "cannot run it in the sandbox ({reason})\", EXIT_ERROR)"),),
+        (
+            (
+                CLI,
+                'cannot run it in the sandbox ({reason})", EXIT_CANNOT_RUN)',
+                'cannot run it in the sandbox ({reason})", EXIT_ERROR)',
+            ),
+        ),
         ("tests/test_first_hour.py", "-k", "exits_127 or exits_126"),
     ),
     Mutant(
@@ -491,13 +575,25 @@ MUTANTS = [
     Mutant(
         "managed-name-not-found",
         "a managed process cannot be found by its name",
-        ((LOCAL, "        return None if supervisor is None else supervisor.current\n", "        return None\n"),),
+        (
+            (
+                LOCAL,
+                "        return None if supervisor is None else supervisor.current\n",
+                "        return None\n",
+            ),
+        ),
         ("tests/test_local_managed.py", "-k", "by_name"),
     ),
     Mutant(
         "validation-deep-json-500",
         "a deeply nested JSON body is a 500 instead of a 400",
-        ((LOCAL, "    except RecursionError:\n        raise ValueError(", "    except ZeroDivisionError:\n        raise ValueError("),),
+        (
+            (
+                LOCAL,
+                "    except RecursionError:\n        raise ValueError(",
+                "    except ZeroDivisionError:\n        raise ValueError(",
+            ),
+        ),
         ("tests/test_local_validation.py",),
     ),
 ]

@@ -240,6 +240,9 @@ def test_a_body_cut_short_through_the_own_transport_is_a_connection_error() -> N
 
 
 def test_a_malformed_answer_is_a_connection_error() -> None:
-    with _cut_short_server(b"NOT HTTP AT ALL\r\n\r\n") as url, sandbox_client(base_url=url, api_key="k") as client:
-        with pytest.raises(SandboxConnectionError, match="broke the HTTP exchange"):
-            client.get_httpx_client().get("/x")
+    with (
+        _cut_short_server(b"NOT HTTP AT ALL\r\n\r\n") as url,
+        sandbox_client(base_url=url, api_key="k") as client,
+        pytest.raises(SandboxConnectionError, match="broke the HTTP exchange"),
+    ):
+        client.get_httpx_client().get("/x")

@@ -32,7 +32,9 @@ def test_the_servers_run_timeout_is_the_callers_rounded_up_to_whole_seconds(reco
     for timeout, sent in ((1.5, 2), (0.2, 1), (3.0, 3)):
         recorder.reset()
         exit_event = {"exit_code": 0, "signal": None, "oom_killed": False, "reason": "exited"}
-        recorder.reply(200, sse(("start", {"pid": 7}), ("exit", exit_event)), content_type="text/event-stream")
+        recorder.reply(
+            200, sse(("start", {"pid": 7}), ("exit", exit_event)), content_type="text/event-stream"
+        )
         with client_for(recorder) as client:
             assert run(client, ["true"], timeout=timeout).returncode == 0
         assert json.loads(recorder.requests[0].head)["timeout"] == sent
