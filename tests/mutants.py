@@ -320,6 +320,15 @@ MUTANTS = [
         ("tests/test_process.py", "-k", "second_communicate"),
     ),
     Mutant(
+        "run-no-fallback-without-the-run-endpoint",
+        "against a sandbox without /processes/run, run fails instead of starting and following",
+        (
+            (ASYNC, "        if state.pid is None and is_missing(worker.error):\n", "        if False:\n"),
+            (SYNC, "        if state.pid is None and is_missing(worker.error):\n", "        if False:\n"),
+        ),
+        ("tests/test_process.py", "-k", "without_the_run_endpoint"),
+    ),
+    Mutant(
         "run-timeout-rounded-down",
         "the server-side run timeout (whole seconds) is rounded down, below the caller's",
         ((PKG, "body.timeout = max(1, math.ceil(timeout))", "body.timeout = max(1, math.floor(timeout))"),),
@@ -559,12 +568,6 @@ MUTANTS = [
         "a follow resumed with Last-Event-ID repeats the last line the client saw",
         ((LOCAL, "    position = int(last) + 1\n", "    position = int(last)\n"),),
         ("tests/test_output_integrity.py", "-k", "last_event_id"),
-    ),
-    Mutant(
-        "backpressure-off",
-        "a process whose followers lag is never paused: output past the budget is dropped",
-        ((LOCAL, "                    transport.pause_reading()\n", "                    pass\n"),),
-        ("tests/test_output_integrity.py", "-k", "flood or pauses or budget"),
     ),
     Mutant(
         "managed-backoff-not-doubled",
