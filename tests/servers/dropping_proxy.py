@@ -124,8 +124,10 @@ class DroppingProxy:
             while True:
                 data = src.recv(65536)
                 if not data:
-                    with contextlib.suppress(OSError):
-                        dst.shutdown(socket.SHUT_WR)
+                    # With keep_upstream, the client going away is not passed on (no half-close).
+                    if not self.keep_upstream:
+                        with contextlib.suppress(OSError):
+                            dst.shutdown(socket.SHUT_WR)
                     return
                 if streaming and not seen:
                     # Only a successful event stream counts (a 404 for a missing /run does not).
