@@ -29,7 +29,12 @@ ROOT = Path(__file__).resolve().parent.parent
 COPIED = ("src", "generated", "tests", "pyproject.toml", "openapi.yaml", "README.md")
 # Where fragments are looked for: globs, so that code moving between modules does not matter.
 SRC = "src/tensorlake_sandbox/*.py"
-SYNC_STDIN = "src/tensorlake_sandbox/_sync/*.py"
+# Anywhere in the package: for fragments that occur once in it (modules may move into folders).
+PKG = "src/tensorlake_sandbox/**/*.py"
+ASYNC = "src/tensorlake_sandbox/_async/*.py"  # the source of the sync code ...
+SYNC = "src/tensorlake_sandbox/_sync/*.py"  # ... generated from it: a mutant edits both
+SYNC_STDIN = SYNC
+CLI = "src/tensorlake_sandbox/cli/*.py"
 RETRY = SRC
 CLIENT = SRC
 GENERATED_CLIENT = "generated/tensorlake_api_client/client.py"
@@ -286,6 +291,313 @@ MUTANTS = [
         "the supervisor never restarts a managed process, whatever its policy",
         ((LOCAL, '        return config.policy == "always" or failed\n', "        return False\n"),),
         ("tests/test_local_managed.py",),
+    ),
+    # -- the process layer (run, communicate, follow) -------------------------------------------
+    Mutant(
+        "run-broken-stream-not-killed",
+        "a broken run event stream leaves the process running",
+        (
+            (ASYNC, "        if state.returncode is None:\n", "        if False:\n"),
+            (SYNC, "        if state.returncode is None:\n", "        if False:\n"),
+        ),
+        ("tests/test_process.py", "-k", "broken_run_stream"),
+    ),
+    Mutant(
+        "communicate-second-input-ignored",
+        "a second communicate(input=...) is silently ignored instead of refused",
+        (
+            (
+                ASYNC,
+                "        elif input is not None:\n            raise ValueError(",
+                "        elif False:\n            raise ValueError(",
+            ),
+            (
+                SYNC,
+                "        elif input is not None:\n            raise ValueError(",
+                "        elif False:\n            raise ValueError(",
+            ),
+        ),
+        ("tests/test_process.py", "-k", "second_communicate"),
+    ),
+    Mutant(
+        "run-no-fallback-without-the-run-endpoint",
+        "against a sandbox without /processes/run, run fails instead of starting and following",
+        (
+            (ASYNC, "        if state.pid is None and is_missing(worker.error):\n", "        if False:\n"),
+            (SYNC, "        if state.pid is None and is_missing(worker.error):\n", "        if False:\n"),
+        ),
+        ("tests/test_process.py", "-k", "without_the_run_endpoint"),
+    ),
+    Mutant(
+        "run-timeout-rounded-down",
+        "the server-side run timeout (whole seconds) is rounded down, below the caller's",
+        ((PKG, "body.timeout = max(1, math.ceil(timeout))", "body.timeout = max(1, math.floor(timeout))"),),
+        ("tests/test_run_wire.py", "-k", "rounded_up"),
+    ),
+    Mutant(
+        "run-oom-as-137",
+        "a run ended by the OOM killer reports 137 instead of -9",
+        (
+            (
+                PKG,
+                'if event.oom_killed is True or event.reason == "oom_killed":\n'
+                "        return -int(_signal.SIGKILL)",
+                'if event.oom_killed is True or event.reason == "oom_killed":\n'
+                "        return 128 + int(_signal.SIGKILL)",
+            ),
+        ),
+        ("tests/test_run_wire.py", "-k", "oom"),
+    ),
+    Mutant(
+        "status-oom-as-137",
+        "a process the OOM killer ended reports 137 instead of -9 from its status",
+        (
+            (
+                PKG,
+                'if info.status == "oom_killed":\n        return -int(_signal.SIGKILL)',
+                'if info.status == "oom_killed":\n        return 128 + int(_signal.SIGKILL)',
+            ),
+        ),
+        ("tests/test_run_wire.py", "-k", "oom"),
+    ),
+    Mutant(
+        "stream-read-timeout",
+        "output streams keep the client's read timeout: a run silent for longer is broken and killed",
+        (
+            (
+                PKG,
+                "return httpx.Timeout(connect=t.connect, read=None,",
+                "return httpx.Timeout(connect=t.connect, read=t.read,",
+            ),
+        ),
+        ("tests/test_process.py", "-k", "silent_for_longer"),
+    ),
+    Mutant(
+        "positions-jump-accepted",
+        "a jump in the output positions (lines dropped) is taken as the next line",
+        (
+            (
+                PKG,
+                "        if position < self.next:\n            return False\n        raise self.lost(",
+                "        if position < self.next:\n            return False\n"
+                "        self.next = position + 1\n        return True\n        raise self.lost(",
+            ),
+        ),
+        ("tests/test_output_positions.py",),
+    ),
+    Mutant(
+        "gap-event-ignored",
+        "a gap event past the lines taken raises nothing",
+        (
+            (
+                PKG,
+                "        if to > self.next:\n            raise self.lost(",
+                "        if False:\n            raise self.lost(",
+            ),
+        ),
+        ("tests/test_output_positions.py",),
+    ),
+    # -- the terminal client -------------------------------------------------------------------
+    Mutant(
+        "terminal-read-never-times-out",
+        "Terminal.read(timeout) waits forever when nothing arrives",
+        (
+            (
+                PKG,
+                "                if left is not None and left <= _POLL:\n"
+                "                    raise TimeoutError",
+                "                if False:\n                    raise TimeoutError",
+            ),
+        ),
+        ("tests/test_terminal.py", "-k", "nothing_arrives"),
+    ),
+    Mutant(
+        "terminal-input-frame-over-the-server-limit",
+        "input frames grow past the 64 KiB the server accepts",
+        ((PKG, "MAX_INPUT_FRAME = 32 * 1024", "MAX_INPUT_FRAME = 128 * 1024"),),
+        ("tests/test_terminal_protocol.py",),
+    ),
+    Mutant(
+        "terminal-resize-rows-cols-swapped",
+        "a resize frame sends rows where the server reads cols",
+        ((PKG, 'struct.pack(">BHH", OP_RESIZE, cols, rows)', 'struct.pack(">BHH", OP_RESIZE, rows, cols)'),),
+        ("tests/test_terminal_protocol.py",),
+    ),
+    Mutant(
+        "terminal-exit-reason-misread",
+        "the exit code in an 'exit:<code>' close reason is misread",
+        ((PKG, "        return int(reason[5:])\n", "        return int(reason[6:] or -1)\n"),),
+        ("tests/test_terminal_protocol.py",),
+    ),
+    # -- the local PTY server ------------------------------------------------------------------
+    Mutant(
+        "pty-kill-never-sigkill",
+        "killing a terminal never escalates to SIGKILL: a program ignoring SIGHUP survives",
+        (
+            (
+                LOCAL,
+                "kill_tree(self.proc.pid, self.owner, signal.SIGKILL, group=",
+                "kill_tree(self.proc.pid, self.owner, signal.SIGHUP, group=",
+            ),
+        ),
+        ("tests/test_terminal.py", "-k", "ignores_sighup"),
+    ),
+    Mutant(
+        "pty-history-trimmed-at-the-wrong-end",
+        "a full terminal history drops its newest output instead of its oldest",
+        (
+            (LOCAL, "            first = self._chunks[0]\n", "            first = self._chunks[-1]\n"),
+            (LOCAL, "                self._chunks.popleft()\n", "                self._chunks.pop()\n"),
+            (
+                LOCAL,
+                "                self._chunks[0] = first[excess:]\n",
+                "                self._chunks[-1] = first[:-excess]\n",
+            ),
+        ),
+        ("tests/test_terminal.py", "-k", "oldest_output"),
+    ),
+    Mutant(
+        "pty-lone-paused-reader-dropped",
+        "a terminal's only reader, paused, is closed instead of holding the program back",
+        (
+            (
+                LOCAL,
+                "                if len(stalled) == len(self.clients):\n                    continue",
+                "                if False:\n                    continue",
+            ),
+        ),
+        ("tests/test_terminal_flow.py", "-k", "paused_reader"),
+    ),
+    # -- the transport's error mapping -----------------------------------------------------------
+    Mutant(
+        "pool-timeout-may-have-been-sent",
+        "a timeout waiting for a connection (nothing sent) is reported as 'may have been sent'",
+        ((PKG, "    httpx.PoolTimeout,\n    httpx.UnsupportedProtocol,", "    httpx.UnsupportedProtocol,"),),
+        ("tests/test_errors.py",),
+    ),
+    Mutant(
+        "streamed-body-errors-unmapped",
+        "a failure while a streamed answer is read escapes as a raw httpx error",
+        (
+            (
+                PKG,
+                "            yield from self._stream\n        except httpx.TransportError as exc:",
+                "            yield from self._stream\n        except ZeroDivisionError as exc:",
+            ),
+            (
+                PKG,
+                "                yield chunk\n        except httpx.TransportError as exc:",
+                "                yield chunk\n        except ZeroDivisionError as exc:",
+            ),
+        ),
+        ("tests/test_errors.py", "-k", "cut_short"),
+    ),
+    Mutant(
+        "engine-body-read-errors-unmapped",
+        "a failure while the engine reads an answer's body escapes as a raw socket/h11 error",
+        (
+            (
+                ASYNC,
+                '            conn.close()\n            _reraise(exc, "read", request)',
+                "            conn.close()\n            raise",
+            ),
+            (
+                SYNC,
+                '            conn.close()\n            _reraise(exc, "read", request)',
+                "            conn.close()\n            raise",
+            ),
+        ),
+        ("tests/test_errors.py", "-k", "cut_short_through_the_own"),
+    ),
+    Mutant(
+        "malformed-answer-unmapped",
+        "a malformed or cut HTTP answer escapes as an h11 error, not a connection error",
+        ((PKG, "    if isinstance(exc, h11.ProtocolError):  # a malformed", "    if False:  # a malformed"),),
+        ("tests/test_errors.py", "-k", "malformed_answer"),
+    ),
+    # -- the CLI ------------------------------------------------------------------------------------
+    Mutant(
+        "cli-timeout-said-unreachable",
+        "a timeout is described as 'cannot reach the sandbox'",
+        ((CLI, "    if isinstance(error, (SandboxTimeoutError, httpx.TimeoutException)):", "    if False:"),),
+        ("tests/test_first_hour.py", "-k", "no_answer_in_time"),
+    ),
+    Mutant(
+        "cli-shell-no-eof-at-end-of-input",
+        "`shell` does not forward the end of its input (Ctrl-D) when local stdin ends",
+        (
+            (
+                CLI,
+                "                    stdin = None\n"
+                "                    with contextlib.suppress(Exception):\n"
+                '                        self.term.write(b"\\x04")',
+                "                    stdin = None\n"
+                "                    with contextlib.suppress(Exception):\n"
+                "                        pass",
+            ),
+        ),
+        ("tests/test_first_hour.py", "-k", "piped_input"),
+    ),
+    Mutant(
+        "cli-not-found-exits-126",
+        "a command missing in the sandbox exits 126 instead of 127",
+        ((CLI, "    if any(r in reason.lower() for r in _NOT_FOUND_REASONS):", "    if False:"),),
+        ("tests/test_first_hour.py", "-k", "exits_127 or exits_126"),
+    ),
+    Mutant(
+        "cli-cannot-run-exits-1",
+        "a command the sandbox cannot run exits 1 instead of 126",
+        (
+            (
+                CLI,
+                'cannot run it in the sandbox ({reason})", EXIT_CANNOT_RUN)',
+                'cannot run it in the sandbox ({reason})", EXIT_ERROR)',
+            ),
+        ),
+        ("tests/test_first_hour.py", "-k", "exits_127 or exits_126"),
+    ),
+    Mutant(
+        "timeout-upper-bound-gone",
+        "a timeout longer than the sandbox takes is sent instead of refused",
+        ((PKG, "    if timeout > MAX_TIMEOUT:\n", "    if False:\n"),),
+        ("tests/test_first_hour.py", "-k", "cannot_take"),
+    ),
+    # -- the local process server ---------------------------------------------------------------
+    Mutant(
+        "follow-resume-off-by-one",
+        "a follow resumed with Last-Event-ID repeats the last line the client saw",
+        ((LOCAL, "    position = int(last) + 1\n", "    position = int(last)\n"),),
+        ("tests/test_output_integrity.py", "-k", "last_event_id"),
+    ),
+    Mutant(
+        "managed-backoff-not-doubled",
+        "a managed process's restart backoff never grows",
+        ((LOCAL, "max(1, self._backoff_ms * 2))", "max(1, self._backoff_ms))"),),
+        ("tests/test_local_managed.py", "-k", "backoff"),
+    ),
+    Mutant(
+        "managed-name-not-found",
+        "a managed process cannot be found by its name",
+        (
+            (
+                LOCAL,
+                "        return None if supervisor is None else supervisor.current\n",
+                "        return None\n",
+            ),
+        ),
+        ("tests/test_local_managed.py", "-k", "by_name"),
+    ),
+    Mutant(
+        "validation-deep-json-500",
+        "a deeply nested JSON body is a 500 instead of a 400",
+        (
+            (
+                LOCAL,
+                "    except RecursionError:\n        raise ValueError(",
+                "    except ZeroDivisionError:\n        raise ValueError(",
+            ),
+        ),
+        ("tests/test_local_validation.py",),
     ),
 ]
 

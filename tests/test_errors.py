@@ -1,6 +1,11 @@
 """Unit tests for the status -> typed error rule and raise_for_response."""
 
+import asyncio
+import contextlib
 import pickle
+import socket
+import threading
+from collections.abc import Iterator
 from http import HTTPStatus
 
 import httpx
@@ -20,6 +25,7 @@ from tensorlake_sandbox import (
     StdinNotWritableError,
     error_for_status,
     raise_for_response,
+    sandbox_client,
 )
 from tensorlake_sandbox._errors import transport_error
 
@@ -176,3 +182,67 @@ def test_a_status_error_carries_its_response_and_pickles():
         "X",
         "HTTP 503 X: down",
     )
+
+
+# -- another transport's failures mid-body are mapped too -------------------------------------------
+
+
+CUT_SHORT = b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789"
+
+
+@contextlib.contextmanager
+def _cut_short_server(answer: bytes = CUT_SHORT) -> Iterator[str]:
+    """Answers every request with ``answer`` and closes (by default: a 200 that announces 100
+    bytes and sends 10)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            with conn:
+                head = b""
+                while b"\r\n\r\n" not in head and (data := conn.recv(65536)):
+                    head += data
+                conn.sendall(answer)
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        listener.close()
+
+
+def test_a_body_cut_short_through_another_transport_is_a_connection_error() -> None:
+    with _cut_short_server() as url:
+        client = sandbox_client(base_url=url, api_key="k", httpx_args={"transport": httpx.HTTPTransport()})
+        with client, pytest.raises(SandboxConnectionError) as info:
+            client.get_httpx_client().get("/x")
+        assert isinstance(info.value.__cause__, httpx.TransportError)
+
+        async def read() -> None:
+            transport = httpx.AsyncHTTPTransport()
+            aclient = sandbox_client(base_url=url, api_key="k", httpx_args={"transport": transport})
+            async with aclient:
+                await aclient.get_async_httpx_client().get("/x")
+
+        with pytest.raises(SandboxConnectionError):
+            asyncio.run(read())
+
+
+def test_a_body_cut_short_through_the_own_transport_is_a_connection_error() -> None:
+    with _cut_short_server() as url, sandbox_client(base_url=url, api_key="k") as client:
+        with pytest.raises(SandboxConnectionError) as info:
+            client.get_httpx_client().get("/x")
+        assert isinstance(info.value.__cause__, httpx.TransportError)
+
+
+def test_a_malformed_answer_is_a_connection_error() -> None:
+    with (
+        _cut_short_server(b"NOT HTTP AT ALL\r\n\r\n") as url,
+        sandbox_client(base_url=url, api_key="k") as client,
+        pytest.raises(SandboxConnectionError, match="broke the HTTP exchange"),
+    ):
+        client.get_httpx_client().get("/x")

@@ -191,6 +191,13 @@ def test_shell_with_stdin_closed_sends_eof(local_sandbox, env):
     assert result.stdout.endswith(b"done\r\n")
 
 
+def test_shell_forwards_the_end_of_piped_input(local_sandbox, env):
+    # Local stdin is a pipe that ends: the end reaches the program as Ctrl-D, so cat ends.
+    result = shell(f"printf 'hi\\n' | $T shell {local_sandbox.base_url} -- sh -c 'cat; echo done'", env, 15)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.endswith(b"done\r\n")
+
+
 def test_stdin_command_with_stdin_closed_for_real(env):
     one_line(shell(f"$T stdin {nowhere()} 42 <&-", env), 2)
 
@@ -222,6 +229,18 @@ def test_closed_stderr_never_puts_errors_on_stdout(local_sandbox, env, command, 
 
 
 # -- messages name what the user gave -------------------------------------------------------------
+
+
+def test_a_cli_timeout_says_no_answer_in_time_not_cannot_reach(cli_main):
+    # A server that takes the connection (the kernel's backlog) and never answers.
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        done = cli_main(["ps", url, "--timeout", "0.3"], {"TENSORLAKE_API_KEY": "k"})
+    err = done.stderr.decode()
+    assert done.returncode == 6, err
+    assert "no answer within the timeout" in err and "cannot reach" not in err, err
 
 
 def test_a_refused_connection_names_the_url():

@@ -11,6 +11,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 
+import httpx
 import pytest
 
 from tensorlake_api_client.api.sandbox_processes import sandbox_process_get
@@ -168,6 +169,26 @@ def test_communicate_timeout_keeps_the_process_and_resumes(local_client):
         assert p.returncode == 0
 
 
+def test_a_second_communicate_with_input_is_refused_not_ignored(local_client):
+    with start(local_client, ["cat"]) as p:
+        assert p.communicate("a\n", timeout=20) == ("a\n", "")
+        with pytest.raises(ValueError, match="not sent twice"):
+            p.communicate("b\n", timeout=20)
+
+
+def test_a_run_silent_for_longer_than_the_read_timeout_completes(local_sandbox):
+    # The read timeout bounds one answer, not a process's silence: output streams have none.
+    # (The local sandbox's keep-alive comes every second: the silence here is shorter.)
+    client = sandbox_client(
+        base_url=local_sandbox.base_url, api_key=local_sandbox.token, timeout=httpx.Timeout(20, read=0.2)
+    )
+    with client:
+        r = run(client, ["sh", "-c", "sleep 0.7; echo done"], timeout=20)
+        assert (r.returncode, r.stdout) == (0, "done\n")
+        r = run(client, ["sh", "-c", "sleep 0.7; cat"], input="in\n", timeout=20)
+        assert (r.returncode, r.stdout) == (0, "in\n")
+
+
 def test_wait_timeout_and_terminate(local_client):
     with start(local_client, ["sleep", "30"], stdin=False) as p:
         with pytest.raises(subprocess.TimeoutExpired):
@@ -312,6 +333,9 @@ def serves_run(client: SandboxClient) -> bool:
 def test_a_broken_run_stream_kills_the_run_and_says_so(local_sandbox, local_client, proxy):
     assert serves_run(local_client)
     proxy.cuts = [3]  # start and 2 lines, then the connection dies
+    # ... on the client's side only: the sandbox's own stream goes on, so the sandbox does not
+    # stop the run by itself; only the client's kill can.
+    proxy.keep_upstream = True
     client = proxied(proxy, local_sandbox)
     # It prints until it is killed: the cut comes at once, and the run cannot end by itself.
     script = "echo $$; while :; do echo 1; sleep 0.1; done"

@@ -172,6 +172,53 @@ def test_killed_terminal_stays_visible_dead_for_the_grace_then_is_gone_as_termin
         assert session_id not in {s.session_id for s in listed.sessions}
 
 
+def _gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+def test_killing_a_terminal_sigkills_a_program_that_ignores_sighup():
+    with LocalSandbox(pty_kill_grace=0.1) as sandbox, sandbox.client() as client:
+        # SIG_IGN survives exec: sleep ignores the hang-up too.
+        term = open_terminal(client, "sh", ["-c", "trap '' HUP; echo ready; exec sleep 60"])
+        _read_until(term, b"ready")
+        pid = sandbox_pty_get.sync(term.session_id, client=client).pid
+        term.kill()
+        deadline = time.monotonic() + 5
+        while not _gone(pid):
+            assert time.monotonic() < deadline, "a program ignoring SIGHUP outlived the kill"
+            time.sleep(0.02)
+
+
+def test_a_full_history_drops_its_oldest_output_and_keeps_the_newest():
+    history = local_pty._History(limit=10)
+    for chunk in (b"abcd", b"efgh", b"ijkl", b"mn"):
+        history.append(chunk)
+    assert b"".join(history) == b"efghijklmn"
+    history.append(b"opq")
+    assert b"".join(history) == b"hijklmnopq"
+
+
+def test_read_raises_timeout_error_when_nothing_arrives_in_time(local_client):
+    with open_terminal(local_client, "sh", ["-c", "stty -echo; echo ready; read x"]) as term:
+        _read_until(term, b"ready\r\n")
+        outcome: queue.Queue[object] = queue.Queue()
+
+        def read() -> None:
+            try:
+                outcome.put(term.read(timeout=0.3))
+            except TimeoutError as exc:
+                outcome.put(exc)
+
+        # In a thread, so that a read that never times out fails the test instead of hanging it.
+        threading.Thread(target=read, daemon=True).start()
+        assert isinstance(outcome.get(timeout=10), TimeoutError)
+        term.kill()
+
+
 def test_closing_a_terminal_nobody_reads_does_not_hang(local_sandbox, local_client):
     term = open_terminal(local_client, "sh", ["-c", "stty raw -echo; exec cat /dev/zero"])
     # The output stops flowing once the client's queue is full and its receiving thread blocks.

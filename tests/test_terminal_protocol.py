@@ -49,6 +49,12 @@ def test_long_input_is_split_into_frames_in_order():
     assert input_frames("é") == [b"\x00\xc3\xa9"]
 
 
+def test_input_frames_stay_within_the_64_kib_the_server_accepts():
+    # A literal, not MAX_INPUT_FRAME: the limit is the server's, whatever the constant says.
+    frames = input_frames(b"x" * (300 * 1024))
+    assert max(len(f) for f in frames) <= 64 * 1024
+
+
 @pytest.mark.parametrize("bad", [None, 1.5, ["x"], 3])
 def test_input_must_be_bytes_or_str(bad):
     with pytest.raises(TypeError, match="bytes or str"):

@@ -7,6 +7,9 @@ complete events plus a few bytes of the next one (events are counted by their
 ``data:`` lines): the sockets are shut down without the
 final chunk, exactly what a proxy or network failure does. Once ``cuts`` is used up,
 streams pass through whole. ``cut_all=True`` cuts every stream after ``cuts[0]`` events.
+``keep_upstream=True`` cuts only the client's side: the server sees nothing wrong and its
+stream goes on (drained and dropped) until the server ends it, as behind a proxy whose
+client-side connection failed; so only the client can stop what the stream was for.
 ``hide_run=True`` makes the server look like one without ``POST /processes/run``: that request
 goes to a path the server does not serve, and its 404 comes back.
 """
@@ -25,6 +28,7 @@ class DroppingProxy:
     cuts: list[int] = field(default_factory=list)
     cut_all: bool = False
     hide_run: bool = False
+    keep_upstream: bool = False
     streams_seen: int = 0
     streams_cut: int = 0
 
@@ -120,8 +124,10 @@ class DroppingProxy:
             while True:
                 data = src.recv(65536)
                 if not data:
-                    with contextlib.suppress(OSError):
-                        dst.shutdown(socket.SHUT_WR)
+                    # With keep_upstream, the client going away is not passed on (no half-close).
+                    if not self.keep_upstream:
+                        with contextlib.suppress(OSError):
+                            dst.shutdown(socket.SHUT_WR)
                     return
                 if streaming and not seen:
                     # Only a successful event stream counts (a 404 for a missing /run does not).
@@ -140,6 +146,8 @@ class DroppingProxy:
                             with self._lock:
                                 self.streams_cut += 1
                             self._kill(dst)
+                            while self.keep_upstream and src.recv(65536):
+                                pass
                             self._kill(src)
                             return
                         pos = seen.find(b"data:", pos + 5)
