@@ -12,15 +12,8 @@ from typing import Any
 
 import pytest
 
-from tensorlake_sandbox import (
-    AsyncLineStream,
-    AsyncRemoteProcess,
-    OutputLine,
-    SandboxClient,
-    arun,
-    astart,
-    sandbox_client,
-)
+from tensorlake_sandbox import AsyncRemoteProcess, OutputLine, SandboxClient, arun, astart, sandbox_client
+from tensorlake_sandbox._async._process import AsyncLineStream
 from tensorlake_sandbox.local import LocalSandbox
 
 from .servers.dropping_proxy import DroppingProxy

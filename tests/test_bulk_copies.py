@@ -15,9 +15,9 @@ import io
 import os
 from typing import Any
 
-from tensorlake_sandbox._bodies import aiter_file, awhole_bytes_io, iter_file, whole_bytes_io
-from tensorlake_sandbox._http import _adapt_file_body
 from tensorlake_sandbox._sources import aopen_source, open_source
+from tensorlake_sandbox._transports._bodies import aiter_file, awhole_bytes_io, iter_file, whole_bytes_io
+from tensorlake_sandbox._transports._factory import _adapt_file_body
 
 CHUNK = 256 * 1024
 

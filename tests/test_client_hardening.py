@@ -26,13 +26,12 @@ from tensorlake_sandbox import (
     SandboxError,
     SandboxTimeoutError,
     StdinNotWritableError,
-    aclose_stdin,
-    astdin_writer,
     awrite_stdin,
-    close_stdin,
     sandbox_client,
     write_stdin,
 )
+from tensorlake_sandbox._async._stdin import aclose_stdin, astdin_writer
+from tensorlake_sandbox._sync._stdin import close_stdin
 from tests.closing import close_after_test
 from tests.servers.fault import OK, BodyOn204, Slow
 

@@ -28,16 +28,16 @@ from tensorlake_sandbox import (
     RetryPolicy,
     SandboxConnectionError,
     SandboxTimeoutError,
-    aopen_terminal,
     arun,
     awrite_stdin,
-    open_terminal,
     run,
     sandbox_client,
     start,
     write_stdin,
 )
+from tensorlake_sandbox._async._terminal import aopen_terminal
 from tensorlake_sandbox._async._transport import AsyncTransport
+from tensorlake_sandbox._sync._terminal import open_terminal
 from tensorlake_sandbox._sync._transport import SyncTransport
 from tests.closing import close_after_test
 from tests.servers.fault import OK, Slow, Smuggled

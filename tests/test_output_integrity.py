@@ -24,7 +24,7 @@ import pytest
 from httpx_sse import connect_sse
 
 from tensorlake_sandbox import OutputLine, OutputLostError, SandboxClient, run, sandbox_client, start
-from tensorlake_sandbox._process import run_streaming
+from tensorlake_sandbox._sync._process import run_streaming
 from tensorlake_sandbox.local import create_app
 from tensorlake_sandbox.local._runner import ServerThread, bind, make_config
 

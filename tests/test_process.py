@@ -15,7 +15,6 @@ import pytest
 
 from tensorlake_api_client.api.sandbox_processes import sandbox_process_get
 from tensorlake_sandbox import (
-    LineStream,
     OutputLine,
     RemoteProcess,
     SandboxClient,
@@ -24,6 +23,7 @@ from tensorlake_sandbox import (
     sandbox_client,
     start,
 )
+from tensorlake_sandbox._sync._process import LineStream
 from tensorlake_sandbox.local import LocalSandbox
 
 from .servers.dropping_proxy import DroppingProxy
@@ -201,9 +201,9 @@ def test_context_manager_lets_a_finishing_process_finish(local_client):
 
 
 def test_run_kills_on_keyboard_interrupt(local_client, monkeypatch):
-    from tensorlake_sandbox import _process
+    from tensorlake_sandbox._backend import Worker
 
-    real = _process._Worker.join_until
+    real = Worker.join_until
     calls = []
 
     def interrupted(self, deadline):
@@ -227,7 +227,7 @@ def test_run_kills_on_keyboard_interrupt(local_client, monkeypatch):
             time.sleep(0.02)
         return False
 
-    monkeypatch.setattr(_process._Worker, "join_until", interrupted)
+    monkeypatch.setattr(Worker, "join_until", interrupted)
     with pytest.raises(KeyboardInterrupt):
         run(local_client, ["sh", "-c", "sleep 30 & echo $!; wait"])
     # The run's pid is not returned on interrupt; the sandbox's list says what is still running.

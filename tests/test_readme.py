@@ -41,7 +41,8 @@ from tensorlake_api_client.api.sandbox_processes import (
     sandbox_process_list,
     sandbox_process_stdout,
 )
-from tensorlake_sandbox import SandboxClient, close_stdin
+from tensorlake_sandbox import SandboxClient
+from tensorlake_sandbox._sync._stdin import close_stdin
 from tensorlake_sandbox.local import LocalSandbox
 
 README = Path(__file__).resolve().parent.parent / "README.md"

@@ -24,9 +24,10 @@ import signal
 import subprocess
 from collections.abc import AsyncIterator, Callable, Mapping
 from types import TracebackType
-from typing import Any, Generic, Literal, Self, TypeVar, Unpack, cast, overload
+from typing import Any, Generic, Literal, Self, Unpack, cast, overload
 
 from httpx_sse import EventSource, ServerSentEvent
+from typing_extensions import TypeVar
 
 from tensorlake_api_client.api.sandbox_processes import (
     sandbox_process_get,
@@ -47,19 +48,20 @@ from .._errors import (
     SandboxUnavailableError,
     StdinNotWritableError,
 )
-from .._managed import ManagedOptions
-from .._process_common import (
+from .._process_rules import (
     DROPS,
     EXIT_TIMEOUT,
     FOLLOW,
     FOLLOW_ATTEMPTS,
     KILL_GRACE,
     ContinuedLine,
+    ManagedOptions,
     OutputLine,
     Positions,
     ProcessSpec,
     Reassembly,
     RunOptions,
+    StartOptions,
     StreamName,
     UserArg,
     check_client,
@@ -78,11 +80,14 @@ from .._process_common import (
     timed_out,
     timeout_expired,
 )
-from .._stdin import AsyncStdinWriter, astdin_writer
+from ._stdin import AsyncStdinWriter, astdin_writer
 
 __all__ = ["AsyncLineStream", "AsyncRemoteProcess", "arun", "arun_streaming", "astart"]
 
 T = TypeVar("T", str, OutputLine)
+# What ``p.stdin`` is: a writer when a pipe was asked for (``stdin=True``, the default), None
+# when not; the overloads of `astart` say which, so that type checkers need no None check.
+StdinT = TypeVar("StdinT", bound=AsyncStdinWriter | None, default=AsyncStdinWriter | None)
 OnLine = Callable[[OutputLine], object]
 
 
@@ -228,7 +233,7 @@ class AsyncLineStream(Generic[T]):
 class _Communication:
     """communicate()'s work, begun once: feed the input then EOF, and collect the output."""
 
-    def __init__(self, proc: AsyncRemoteProcess, data: object, on_line: OnLine | None = None):
+    def __init__(self, proc: AsyncRemoteProcess[Any], data: object, on_line: OnLine | None = None):
         self.on_line = on_line
         self.out: list[str] = []
         self.err: list[str] = []
@@ -264,12 +269,12 @@ async def _feed(writer: AsyncStdinWriter | None, data: object) -> None:
     try:
         if data is not None:
             await writer.write(data)
-        await writer.close()
+        await writer.aclose()
     except (StdinNotWritableError, ProcessNotFoundError):
         pass  # the process exited or closed stdin before reading it all: like BrokenPipeError
 
 
-class AsyncRemoteProcess:
+class AsyncRemoteProcess(Generic[StdinT]):
     """A process started in a sandbox by `astart`; shaped like `subprocess.Popen`.
 
     ``pid``, ``args``, ``stdin`` (the streaming writer `AsyncStdinWriter`, None when started
@@ -295,7 +300,7 @@ class AsyncRemoteProcess:
         pid: int,
         args: list[str],
         *,
-        stdin: AsyncStdinWriter | None,
+        stdin: StdinT,
         name: str | None = None,
     ):
         self._client = client
@@ -446,7 +451,7 @@ class AsyncRemoteProcess:
         self.pid = info.pid
         self.returncode = returncode_of(info)
         if self.stdin is not None:
-            self.stdin = astdin_writer(self._client, info.pid) if info.stdin_writable else None
+            self.stdin = cast(StdinT, astdin_writer(self._client, info.pid) if info.stdin_writable else None)
 
     # -- context manager ----------------------------------------------------------------------
 
@@ -474,7 +479,7 @@ class AsyncRemoteProcess:
     async def _end_gently(self) -> None:
         if self.stdin is not None and not self.stdin.closed:
             with contextlib.suppress(StdinNotWritableError, ProcessNotFoundError):
-                await self.stdin.close()
+                await self.stdin.aclose()
         try:
             await self.wait(self.exit_timeout)
         except subprocess.TimeoutExpired:
@@ -492,6 +497,18 @@ class AsyncRemoteProcess:
 # -- start and run ------------------------------------------------------------------------------
 
 
+@overload
+async def astart(
+    client: SandboxClient, args: list[str], *, stdin: Literal[True] = ..., **options: Unpack[StartOptions]
+) -> AsyncRemoteProcess[AsyncStdinWriter]: ...
+@overload
+async def astart(
+    client: SandboxClient, args: list[str], *, stdin: Literal[False], **options: Unpack[StartOptions]
+) -> AsyncRemoteProcess[None]: ...
+@overload
+async def astart(
+    client: SandboxClient, args: list[str], *, stdin: bool, **options: Unpack[StartOptions]
+) -> AsyncRemoteProcess[AsyncStdinWriter | None]: ...
 async def astart(
     client: SandboxClient,
     args: list[str],
@@ -503,7 +520,7 @@ async def astart(
     name: str | None = None,
     restart: str | Mapping[str, Any] | None = None,
     health_check: Mapping[str, Any] | None = None,
-) -> AsyncRemoteProcess:
+) -> AsyncRemoteProcess[Any]:
     """Start ``args`` (``[program, *arguments]``) in the sandbox; return a process object.
 
     ``stdin=True`` opens a pipe (``p.stdin`` writes to it; close it to send EOF). ``env``
@@ -514,7 +531,7 @@ async def astart(
         async with await astart(client, ["cat"]) as p:
             await p.stdin.write("hello\\n")
             print(await anext(p.stdout))    # "hello", while stdin is still open
-            await p.stdin.close()
+            await p.stdin.aclose()
             print(await p.wait())          # 0
 
     Managed processes: ``name`` (any characters but ``/``, not all digits), ``restart`` (a
@@ -666,7 +683,7 @@ async def arun(
 
 
 async def _acommunicate(
-    p: AsyncRemoteProcess, data: object, timeout: float | None, *, text: bool, check: bool
+    p: AsyncRemoteProcess[Any], data: object, timeout: float | None, *, text: bool, check: bool
 ) -> subprocess.CompletedProcess[Any]:
     try:
         await p.communicate(data, timeout)

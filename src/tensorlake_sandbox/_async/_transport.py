@@ -1,7 +1,7 @@
 """The one HTTP/1.1 transport for one I/O mode: `_async/_transport.py` is the source,
 `_sync/_transport.py` is generated from it (scripts/unasync.py).
 
-What it promises, and the pieces both halves share, are in `tensorlake_sandbox._transport`.
+What it promises, and the pieces both halves share, are in `tensorlake_sandbox._transports._h11`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import h11
 import httpcore
 import httpx
 
-from .._transport import (
+from .._transports._h11 import (
     _after_message,
     _AsyncConn,
     _Batch,
@@ -33,7 +33,7 @@ __all__ = ["AsyncTransport"]
 
 
 class AsyncTransport(httpx.AsyncBaseTransport):
-    """HTTP/1.1 over h11, behind httpx's transport interface (see `tensorlake_sandbox._transport`)."""
+    """HTTP/1.1 over h11, behind httpx's transport interface (see `tensorlake_sandbox._transports._h11`)."""
 
     def __init__(self, ssl_context: ssl.SSLContext, limits: httpx.Limits) -> None:
         self._ssl = ssl_context

@@ -25,9 +25,10 @@ import subprocess
 import time
 from collections.abc import Callable, Iterator, Mapping
 from types import TracebackType
-from typing import Any, Generic, Literal, Self, TypeVar, Unpack, cast, overload
+from typing import Any, Generic, Literal, Self, Unpack, cast, overload
 
 from httpx_sse import EventSource, ServerSentEvent
+from typing_extensions import TypeVar
 
 from tensorlake_api_client.api.sandbox_processes import (
     sandbox_process_get,
@@ -48,19 +49,20 @@ from .._errors import (
     SandboxUnavailableError,
     StdinNotWritableError,
 )
-from .._managed import ManagedOptions
-from .._process_common import (
+from .._process_rules import (
     DROPS,
     EXIT_TIMEOUT,
     FOLLOW,
     FOLLOW_ATTEMPTS,
     KILL_GRACE,
     ContinuedLine,
+    ManagedOptions,
     OutputLine,
     Positions,
     ProcessSpec,
     Reassembly,
     RunOptions,
+    StartOptions,
     StreamName,
     UserArg,
     check_client,
@@ -79,11 +81,14 @@ from .._process_common import (
     timed_out,
     timeout_expired,
 )
-from .._stdin import StdinWriter, stdin_writer
+from ._stdin import StdinWriter, stdin_writer
 
 __all__ = ["LineStream", "RemoteProcess", "run", "run_streaming", "start"]
 
 T = TypeVar("T", str, OutputLine)
+# What ``p.stdin`` is: a writer when a pipe was asked for (``stdin=True``, the default), None
+# when not; the overloads of `start` say which, so that type checkers need no None check.
+StdinT = TypeVar("StdinT", bound=StdinWriter | None, default=StdinWriter | None)
 OnLine = Callable[[OutputLine], object]
 
 
@@ -229,7 +234,7 @@ class LineStream(Generic[T]):
 class _Communication:
     """communicate()'s work, begun once: feed the input then EOF, and collect the output."""
 
-    def __init__(self, proc: RemoteProcess, data: object, on_line: OnLine | None = None):
+    def __init__(self, proc: RemoteProcess[Any], data: object, on_line: OnLine | None = None):
         self.on_line = on_line
         self.out: list[str] = []
         self.err: list[str] = []
@@ -270,7 +275,7 @@ def _feed(writer: StdinWriter | None, data: object) -> None:
         pass  # the process exited or closed stdin before reading it all: like BrokenPipeError
 
 
-class RemoteProcess:
+class RemoteProcess(Generic[StdinT]):
     """A process started in a sandbox by `start`; shaped like `subprocess.Popen`.
 
     ``pid``, ``args``, ``stdin`` (the streaming writer `StdinWriter`, None when started
@@ -296,7 +301,7 @@ class RemoteProcess:
         pid: int,
         args: list[str],
         *,
-        stdin: StdinWriter | None,
+        stdin: StdinT,
         name: str | None = None,
     ):
         self._client = client
@@ -447,7 +452,7 @@ class RemoteProcess:
         self.pid = info.pid
         self.returncode = returncode_of(info)
         if self.stdin is not None:
-            self.stdin = stdin_writer(self._client, info.pid) if info.stdin_writable else None
+            self.stdin = cast(StdinT, stdin_writer(self._client, info.pid) if info.stdin_writable else None)
 
     # -- context manager ----------------------------------------------------------------------
 
@@ -493,6 +498,18 @@ class RemoteProcess:
 # -- start and run ------------------------------------------------------------------------------
 
 
+@overload
+def start(
+    client: SandboxClient, args: list[str], *, stdin: Literal[True] = ..., **options: Unpack[StartOptions]
+) -> RemoteProcess[StdinWriter]: ...
+@overload
+def start(
+    client: SandboxClient, args: list[str], *, stdin: Literal[False], **options: Unpack[StartOptions]
+) -> RemoteProcess[None]: ...
+@overload
+def start(
+    client: SandboxClient, args: list[str], *, stdin: bool, **options: Unpack[StartOptions]
+) -> RemoteProcess[StdinWriter | None]: ...
 def start(
     client: SandboxClient,
     args: list[str],
@@ -504,7 +521,7 @@ def start(
     name: str | None = None,
     restart: str | Mapping[str, Any] | None = None,
     health_check: Mapping[str, Any] | None = None,
-) -> RemoteProcess:
+) -> RemoteProcess[Any]:
     """Start ``args`` (``[program, *arguments]``) in the sandbox; return a process object.
 
     ``stdin=True`` opens a pipe (``p.stdin`` writes to it; close it to send EOF). ``env``
@@ -665,7 +682,7 @@ def run(
 
 
 def _communicate(
-    p: RemoteProcess, data: object, timeout: float | None, *, text: bool, check: bool
+    p: RemoteProcess[Any], data: object, timeout: float | None, *, text: bool, check: bool
 ) -> subprocess.CompletedProcess[Any]:
     try:
         p.communicate(data, timeout)

@@ -2,7 +2,7 @@
 """The one HTTP/1.1 transport for one I/O mode: `_async/_transport.py` is the source,
 `_sync/_transport.py` is generated from it (scripts/unasync.py).
 
-What it promises, and the pieces both halves share, are in `tensorlake_sandbox._transport`.
+What it promises, and the pieces both halves share, are in `tensorlake_sandbox._transports._h11`.
 """
 
 from __future__ import annotations
@@ -15,9 +15,10 @@ import h11
 import httpcore
 import httpx
 
-from .._transport import (
+from .._transports._h11 import (
     _after_message,
     _Batch,
+    _Conn,
     _h11_request,
     _has_body,
     _Idle,
@@ -26,7 +27,6 @@ from .._transport import (
     _phase_timeout,
     _reraise,
     _response,
-    _SyncConn,
     _upgraded,
 )
 
@@ -34,7 +34,7 @@ __all__ = ["SyncTransport"]
 
 
 class SyncTransport(httpx.BaseTransport):
-    """HTTP/1.1 over h11, behind httpx's transport interface (see `tensorlake_sandbox._transport`)."""
+    """HTTP/1.1 over h11, behind httpx's transport interface (see `tensorlake_sandbox._transports._h11`)."""
 
     def __init__(self, ssl_context: ssl.SSLContext, limits: httpx.Limits) -> None:
         self._ssl = ssl_context
@@ -46,7 +46,7 @@ class SyncTransport(httpx.BaseTransport):
         conn = self._idle.take(origin)
         if conn is None:
             try:
-                conn = _SyncConn.open(origin, self._ssl, _phase_timeout(request, "connect"))
+                conn = _Conn.open(origin, self._ssl, _phase_timeout(request, "connect"))
             except Exception as exc:
                 _reraise(exc, "connect", request)
         phase, timeout = "write", _phase_timeout(request, "write")
@@ -64,11 +64,11 @@ class SyncTransport(httpx.BaseTransport):
             while isinstance(event, h11.InformationalResponse) and event.status_code != 101:
                 event = conn.next_event(timeout)
             if isinstance(event, h11.InformationalResponse):  # 101: the socket is the caller's now
-                return _upgraded(event, _SyncStream(conn))
+                return _upgraded(event, _Stream(conn))
             if not isinstance(event, h11.Response):
                 raise httpx.RemoteProtocolError("the server closed the connection without an answer")
             if _has_body(request, event):
-                return _response(event, _SyncBody(self, conn, origin, request))
+                return _response(event, _Body(self, conn, origin, request))
             # 204, 304, HEAD: the answer ends at its head, so bytes after it are caught now
             if not isinstance(conn.next_event(0), h11.EndOfMessage):
                 raise httpx.RemoteProtocolError("a bodiless answer with a body")
@@ -78,7 +78,7 @@ class SyncTransport(httpx.BaseTransport):
             conn.close()
             _reraise(exc, phase, request)
 
-    def release(self, conn: _SyncConn, origin: _Origin, request: httpx.Request) -> None:
+    def release(self, conn: _Conn, origin: _Origin, request: httpx.Request) -> None:
         if not _after_message(conn.h11, request) or not self._idle.put(origin, conn):
             conn.close()
 
@@ -93,10 +93,10 @@ class SyncTransport(httpx.BaseTransport):
             conn.close()
 
 
-class _SyncBody(httpx.SyncByteStream):
+class _Body(httpx.SyncByteStream):
     """An answer's body as it arrives; the connection goes back to the pool at its end."""
 
-    def __init__(self, owner: SyncTransport, conn: _SyncConn, origin: _Origin, request: httpx.Request):
+    def __init__(self, owner: SyncTransport, conn: _Conn, origin: _Origin, request: httpx.Request):
         self._owner, self._conn, self._origin, self._request = owner, conn, origin, request
         self._done = False
 
@@ -124,11 +124,11 @@ class _SyncBody(httpx.SyncByteStream):
             self._conn.close()
 
 
-class _SyncStream:
+class _Stream:
     """An upgraded connection (a websocket), as httpx-ws reads and writes it: httpcore's
     ``network_stream`` interface and errors."""
 
-    def __init__(self, conn: _SyncConn) -> None:
+    def __init__(self, conn: _Conn) -> None:
         self._conn, self._early = conn, conn.h11.trailing_data[0]
 
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:

@@ -64,7 +64,7 @@ def cmd_logs(args: argparse.Namespace) -> int:
         sandbox_process_stderr,
         sandbox_process_stdout,
     )
-    from tensorlake_sandbox import LineStream
+    from tensorlake_sandbox._sync._process import LineStream
 
     client = make_client(args)
     try:
@@ -88,7 +88,7 @@ def cmd_logs(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     import subprocess
 
-    from tensorlake_sandbox._process import run_streaming
+    from tensorlake_sandbox._sync._process import run_streaming
 
     env = parse_env(args.env)
     client = make_client(args)

@@ -286,7 +286,7 @@ def _reattach_hint(sandbox: str, session_id: str, token_path: Path) -> str:
 
 
 def _open(client: SandboxClient, argv: list[str], env: dict[str, str], cwd: str | None) -> Terminal:
-    from tensorlake_sandbox import open_terminal
+    from tensorlake_sandbox._sync._terminal import open_terminal
 
     rows, cols = _terminal_size() or (24, 80)
     if "TERM" not in env and os.environ.get("TERM"):
@@ -307,7 +307,7 @@ def _require_posix() -> None:
 
 
 def cmd_shell(args: argparse.Namespace) -> int:
-    from tensorlake_sandbox import attach_terminal
+    from tensorlake_sandbox._sync._terminal import attach_terminal
 
     _require_posix()
     client = make_client(args)

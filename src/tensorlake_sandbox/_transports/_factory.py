@@ -31,11 +31,11 @@ import httpx
 
 from tensorlake_api_client.client import AuthenticatedClient
 
-from ._async._transport import AsyncTransport
+from .._async._transport import AsyncTransport
+from .._errors import error_for_status, transport_error
+from .._sync._transport import SyncTransport
+from .._urls import is_loopback_host
 from ._bodies import aiter_file, awhole_bytes_io, is_file_body, iter_file, remaining_length, whole_bytes_io
-from ._errors import error_for_status, transport_error
-from ._sync._transport import SyncTransport
-from ._urls import is_loopback_host
 
 __all__ = ["LIMITS", "make_client", "on_response"]
 

@@ -1,21 +1,24 @@
 """Interactive terminals in a sandbox: a PTY session over REST plus its binary websocket.
 
->>> with open_terminal(client, "sh") as term:  # doctest: +SKIP
+Written once, async, here (`AsyncTerminal`); `scripts/unasync.py` generates
+``_sync/_terminal.py`` (`Terminal`) from it. Where a task and a thread really differ (the ``on_output`` pump,
+waiting for a frame, closing httpx-ws's session) the named helpers of `_backend` do it.
+
+>>> with Terminal.open(client, "sh") as term:  # doctest: +SKIP
 ...     term.write("echo $((6*7)); exit 5\\n")
 ...     output = b"".join(term)  # bytes as they arrive, until the program exits
 ...     term.returncode
 5
 
 Output is bytes exactly as the terminal produced them (never split into lines; a UTF-8
-character may be split across chunks: `Terminal.iter_text` decodes incrementally).
-`Terminal.detach` leaves the program running; `attach_terminal` reconnects with the
+character may be split across chunks: ``iter_text`` decodes incrementally).
+``detach`` leaves the program running; ``attach`` reconnects with the
 session's ID and token, and the server replays its history (the last 1 MiB of output).
-`AsyncTerminal` (`aopen_terminal`, `aattach_terminal`) is the async twin.
 
 The websocket is `httpx-ws` on an httpx client made by the package's one client factory
-(`_http.make_client`) from ``client``'s settings, so everything that applies to the other
-calls (no proxy for a loopback URL, trust, timeouts, ``httpx_args``) applies here. The
-session's token goes in the ``X-PTY-Token`` header only, never in the URL (URLs end up in
+(`_transports._factory.make_client`) from ``client``'s settings, so everything that applies to
+the other calls (no proxy for a loopback URL, trust, timeouts, ``httpx_args``) applies here.
+The session's token goes in the ``X-PTY-Token`` header only, never in the URL (URLs end up in
 proxy logs).
 
 A reader may pause as long as it likes: the websocket keeps being read in the background
@@ -30,13 +33,9 @@ does drop, reading raises `TerminalClosedError` (with the close code), and leavi
 
 from __future__ import annotations
 
-import asyncio
+import codecs
 import contextlib
-import inspect
-import queue
-import threading
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from types import TracebackType
 from typing import Any, Self, Unpack
 
@@ -46,10 +45,8 @@ from httpx_ws import (
     WebSocketDisconnect,
     WebSocketInvalidTypeReceived,
     WebSocketNetworkError,
-    WebSocketSession,
     WebSocketUpgradeError,
     aconnect_ws,
-    connect_ws,
 )
 
 from tensorlake_api_client.api.sandbox_pty import sandbox_pty_create, sandbox_pty_kill, sandbox_pty_resize
@@ -57,9 +54,17 @@ from tensorlake_api_client.client import AuthenticatedClient
 from tensorlake_api_client.models import CreatePtyRequest, PtyResizeRequest
 from tensorlake_api_client.models.create_pty_request_env import CreatePtyRequestEnv
 
-from ._errors import SandboxConnectionError, SandboxError, error_for_status, transport_error
-from ._http import make_client
-from ._terminal_protocol import (
+from .._backend import (
+    AsyncLock,
+    AsyncWebSocket,
+    AsyncWorker,
+    adeliver,
+    areceive_frame,
+    deadline_after,
+    remaining,
+)
+from .._errors import SandboxConnectionError, SandboxError, error_for_status, transport_error
+from .._terminal_protocol import (
     READY_FRAME,
     TerminalClosedError,
     TerminalNotFoundError,
@@ -71,33 +76,26 @@ from ._terminal_protocol import (
     close_error,
     exit_code_from_reason,
     input_frames,
-    iter_text,
     parse_frame,
     resize_frame,
 )
+from .._transports._factory import make_client
 
-__all__ = [
-    "QUEUE_FRAMES",
-    "AsyncTerminal",
-    "Terminal",
-    "TerminalClosedError",
-    "TerminalNotFoundError",
-    "TooManyTerminalsError",
-    "aattach_terminal",
-    "aopen_terminal",
-    "attach_terminal",
-    "open_terminal",
-]
+__all__ = ["QUEUE_FRAMES", "AsyncTerminal", "aattach_terminal", "aopen_terminal"]
 
 # Frames received but not yet read (each at most 4 KiB + 1 from a Tensorlake sandbox).
 QUEUE_FRAMES = 1024
 # Bytes read from the socket at a time.
 _READ_SIZE = 64 * 1024
 DEFAULT_CONNECT_TIMEOUT = 10.0
+# A blocked read waits in slices of this many seconds, so that a detach (from another thread
+# on the sync side) ends it.
 _POLL = 0.25
 # What a websocket receive raises for a text frame (ignored), a close, a dropped connection.
 _RECEIVE_ERRORS = (WebSocketInvalidTypeReceived, WebSocketDisconnect, WebSocketNetworkError)
 
+# Called with every chunk of output by a pump of its own (a task, or a thread on the sync
+# side); on the async side it may return an awaitable, which is awaited.
 OnOutput = Callable[[bytes], Any]
 
 
@@ -160,26 +158,6 @@ def _create_request(command: object, args: object, options: TerminalOptions) -> 
     if cwd_str is not None:
         body.working_dir = cwd_str
     return body
-
-
-class _DrainingSession(WebSocketSession):
-    """httpx-ws's sync session, closable while its queue is full.
-
-    Its receiving thread blocks putting into the bounded queue when nobody reads; the stock
-    ``__exit__`` then joins that thread forever. This one empties the queue while it waits.
-    """
-
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        self.close()
-        receiver: threading.Thread = self._background_receive_task
-        while receiver.is_alive():
-            with contextlib.suppress(queue.Empty):
-                while True:
-                    self._events.get_nowait()
-            receiver.join(0.05)
-        pinger: threading.Thread | None = self._background_keepalive_ping_task
-        if pinger is not None:
-            pinger.join()
 
 
 class _State:
@@ -290,7 +268,7 @@ class _State:
             return b""
         err = close_error(self.close_code, self.close_reason)
         err.add_note(
-            f"the program may still be running: reattach with attach_terminal(client, "
+            f"the program may still be running: reattach with AsyncTerminal.attach(client, "
             f"{self.session_id!r}, token) (the token is this terminal's .token)"
         )
         raise err
@@ -301,270 +279,78 @@ class _State:
         return self.eof and self.returncode is None and self.close_code != 1001
 
 
-class Terminal(_State):
-    """A program on a terminal in a sandbox, connected over a websocket. Build one with `open_terminal`.
-
-    Iterate it (or call `read`) for output chunks as they arrive; `write` sends input;
-    `resize`; `wait` for the exit code; `detach` to leave it running; `kill`. Leaving a
-    ``with`` block kills the program unless it exited or was detached, or the connection
-    dropped (then it is left running, detached, for `attach_terminal`).
-
-    With ``on_output``, a thread of its own calls it with every chunk (then do not read).
-    """
-
-    _ws: WebSocketSession | None
-    _pump: threading.Thread | None
-
-    def _setup(self) -> None:
-        self._stack = contextlib.ExitStack()
-        self._ws = None
-        self._pump = None
-        self._pump_error: BaseException | None = None
-        self._lock = threading.Lock()
-
-    def _connect(self, timeout: float) -> Self:
-        http = self._stack.enter_context(make_client(self.client, is_async=False, websocket=True))
-        try:
-            with _connect_errors():
-                self._ws = self._stack.enter_context(
-                    connect_ws(
-                        _ws_path(self.session_id),
-                        http,
-                        **self._ws_options(timeout),
-                        session_class=_DrainingSession,
-                    )
-                )
-                self._ws.send_bytes(READY_FRAME)
-        except BaseException:
-            self._stack.close()
-            raise
-        if self._on_output is not None:
-            self._pump = threading.Thread(
-                target=self._run_callback, name=f"terminal-{self.session_id}", daemon=True
-            )
-            self._pump.start()
-        return self
-
-    # -- output ---------------------------------------------------------------------------------
-
-    def _read(self, timeout: float | None) -> bytes:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while not self.eof:
-            ws = self._ws
-            if ws is None:
-                if self.detached:
-                    return b""
-                raise RuntimeError("the terminal is not connected")
-            left = None if deadline is None else max(0.0, deadline - time.monotonic())
-            received: bytes | Exception
-            try:
-                # In slices, so that a detach from another thread ends a blocked read.
-                received = ws.receive_bytes(_POLL if left is None else min(left, _POLL))
-            except queue.Empty:
-                if left is not None and left <= _POLL:
-                    raise TimeoutError(f"no output within {timeout} s") from None
-                continue
-            except _RECEIVE_ERRORS as exc:
-                received = exc
-            if data := self._received(received):
-                return data
-        self._close_connection()
-        return self._ended()
-
-    def read(self, timeout: float | None = None) -> bytes:
-        """The next chunk of output as it arrives; b"" once the program has exited (or the websocket closed).
-
-        Raises TimeoutError when nothing arrives within ``timeout`` seconds.
-        """
-        if self._on_output is not None:
-            raise RuntimeError("this terminal delivers output to its on_output callback; do not read it")
-        return self._read(timeout)
-
-    def __iter__(self) -> Iterator[bytes]:
-        while chunk := self.read():
-            yield chunk
-
-    def iter_text(self, errors: str = "replace") -> Iterator[str]:
-        """Output decoded as UTF-8, never breaking a character split across chunks."""
-        return iter_text(self, errors)
-
-    def _run_callback(self) -> None:
-        assert self._on_output is not None
-        try:
-            while chunk := self._read(None):
-                self._on_output(chunk)
-        except BaseException as exc:  # reported by wait()
-            self._pump_error = exc
-            self._close_connection()
-
-    # -- input and control ----------------------------------------------------------------------
-
-    def _send(self, frame: bytes) -> None:
-        ws = self._ws
-        if ws is None or self.eof:
-            raise self._not_connected()
-        try:
-            ws.send_bytes(frame)
-        except WebSocketNetworkError as exc:
-            raise close_error(1006, "") from exc
-
-    def write(self, data: bytes | bytearray | memoryview | str) -> None:
-        """Send input (str as UTF-8); the terminal echoes it unless the program turned echo off."""
-        for frame in input_frames(data):
-            self._send(frame)
-
-    def resize(self, rows: int, cols: int) -> None:
-        """Set the terminal's size (rows 1..500, cols 1..1000); the program gets SIGWINCH."""
-        self._send(resize_frame(*check_size(rows, cols)))
-
-    def resize_session(self, rows: int, cols: int) -> None:
-        """Resize through the REST API (works while detached)."""
-        rows, cols = check_size(rows, cols)
-        with _mapped_errors():
-            sandbox_pty_resize.sync(self.session_id, client=self.client, body=PtyResizeRequest(rows, cols))
-
-    def wait(self, timeout: float | None = None) -> int:
-        """Wait for the program to exit and return its code (-1 when a signal ended it).
-
-        Output not yet read is read and dropped (or given to ``on_output``). Raises
-        TimeoutError after ``timeout`` seconds, and `TerminalClosedError` when the websocket
-        closed without an exit code (killed, or the connection dropped).
-        """
-        deadline = None if timeout is None else time.monotonic() + timeout
-        if self._pump is not None:
-            self._pump.join(timeout)
-            if self._pump.is_alive():
-                raise TimeoutError(f"the program did not exit within {timeout} s")
-            if self._pump_error is not None:
-                raise self._pump_error
-        else:
-            while not self.eof:
-                left = None if deadline is None else max(0.0, deadline - time.monotonic())
-                try:
-                    self._read(left)
-                except TimeoutError:
-                    raise TimeoutError(f"the program did not exit within {timeout} s") from None
-        return self._result()
-
-    def detach(self) -> None:
-        """Disconnect, leaving the program running; reattach with `attach_terminal` (ID and token)."""
-        self.detached = True
-        self._close_connection()
-
-    def kill(self) -> None:
-        """Kill the program (SIGHUP, then SIGKILL) and remove the session. A no-op once it has exited."""
-        try:
-            with _mapped_errors(gone_ok=True):
-                if self.returncode is None:
-                    sandbox_pty_kill.sync(self.session_id, client=self.client)
-        finally:
-            self._close_connection()
-
-    def _close_connection(self) -> None:
-        with self._lock:
-            ws, self._ws = self._ws, None
-        if ws is not None:
-            self._stack.close()
-
-    def close(self) -> None:
-        """Kill the program unless it exited or was detached, and close the connection.
-
-        When the connection dropped (the program may still be running), it is left running,
-        detached: reattach with `attach_terminal`.
-        """
-        if self._dropped:
-            self.detached = True
-        if self.returncode is None and not self.detached:
-            self.kill()
-        self._close_connection()
-        if self._pump is not None and self._pump is not threading.current_thread():
-            self._pump.join(5)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        try:
-            self.close()
-        except SandboxError as err:
-            if not self._exit_may_pass(err, exc):
-                raise
-
-
-def open_terminal(
-    client: AuthenticatedClient,
-    command: str,
-    args: Iterable[str] = (),
-    *,
-    on_output: OnOutput | None = None,
-    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
-    **options: Unpack[TerminalOptions],
-) -> Terminal:
-    """Start ``command args`` on a new terminal (``rows`` x ``cols``) in the sandbox and connect to it.
-
-    ``options``: ``rows`` (default 24), ``cols`` (default 80), ``env`` (a mapping of str to
-    str) and ``cwd`` (a path in the sandbox). Everything is checked before a request is sent.
-    If connecting fails, the session is killed (nothing is left running). Raises
-    `TooManyTerminalsError` at 64 sessions.
-    """
-    body = _create_request(command, args, options)
-    with _mapped_errors():
-        created = sandbox_pty_create.sync(client=client, body=body)
-    term = Terminal(client, created.session_id, created.token, on_output=on_output)
-    try:
-        return term._connect(connect_timeout)
-    except BaseException:
-        with contextlib.suppress(Exception):
-            term.kill()
-        raise
-
-
-def attach_terminal(
-    client: AuthenticatedClient,
-    session_id: str,
-    token: str,
-    *,
-    on_output: OnOutput | None = None,
-    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
-) -> Terminal:
-    """Connect to a running (or recently exited) session; its history is replayed first.
-
-    Leaving a ``with`` block on the returned terminal kills the program unless it exited or
-    was detached again.
-    """
-    _ws_path(session_id)
-    term = Terminal(client, session_id, _check_token(token), on_output=on_output)
-    return term._connect(connect_timeout)
-
-
-# -- async ------------------------------------------------------------------------------------
-
-AsyncOnOutput = Callable[[bytes], Any]
-
-
 class AsyncTerminal(_State):
-    """The async twin of `Terminal`: the same methods, awaited; ``async for chunk in term``.
+    """A program on a terminal in a sandbox, over a websocket. Build one with ``open`` (or ``attach``).
 
-    Open and close it in the same task (httpx-ws runs the connection in an anyio task group);
-    ``async with`` does that. ``on_output`` may be a plain function or a coroutine function.
+    Iterate it (or call ``read``) for output chunks as they arrive; ``write`` sends input;
+    ``resize``; ``wait`` for the exit code; ``detach`` to leave it running; ``kill``. Leaving a
+    ``with`` block kills the program unless it exited or was detached, or the connection
+    dropped (then it is left running, detached, for ``attach``).
+
+    With ``on_output``, a pump of its own calls it with every chunk (then do not read).
+    Async: open and close it in the same task (httpx-ws runs the connection in an anyio task
+    group); ``async with`` does that.
     """
 
     _ws: AsyncWebSocketSession | None
-    _pump: asyncio.Task[None] | None
+    _pump: AsyncWorker | None
+
+    @classmethod
+    async def open(
+        cls,
+        client: AuthenticatedClient,
+        command: str,
+        args: Iterable[str] = (),
+        *,
+        on_output: OnOutput | None = None,
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+        **options: Unpack[TerminalOptions],
+    ) -> AsyncTerminal:
+        """Start ``command args`` on a new terminal in the sandbox and connect to it.
+
+        ``options``: ``rows`` (default 24), ``cols`` (default 80), ``env`` (a mapping of str to
+        str) and ``cwd`` (a path in the sandbox). Everything is checked before a request is
+        sent. If connecting fails, the session is killed (nothing is left running). Raises
+        `TooManyTerminalsError` at 64 sessions.
+        """
+        return await aopen_terminal(
+            client, command, args, on_output=on_output, connect_timeout=connect_timeout, **options
+        )
+
+    @classmethod
+    async def attach(
+        cls,
+        client: AuthenticatedClient,
+        session_id: str,
+        token: str,
+        *,
+        on_output: OnOutput | None = None,
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+    ) -> AsyncTerminal:
+        """Connect to a running (or recently exited) session by its ID and token; its history is
+        replayed first. Leaving a ``with`` block kills the program unless it exited or was
+        detached again."""
+        return await aattach_terminal(
+            client, session_id, token, on_output=on_output, connect_timeout=connect_timeout
+        )
 
     def _setup(self) -> None:
         self._stack = contextlib.AsyncExitStack()
         self._ws = None
         self._pump = None
+        self._lock = AsyncLock()
 
     async def _connect(self, timeout: float) -> Self:
         http = await self._stack.enter_async_context(make_client(self.client, is_async=True, websocket=True))
         try:
             with _connect_errors():
                 ws: AsyncWebSocketSession = await self._stack.enter_async_context(
-                    aconnect_ws(_ws_path(self.session_id), http, **self._ws_options(timeout))
+                    aconnect_ws(
+                        _ws_path(self.session_id),
+                        http,
+                        **self._ws_options(timeout),
+                        session_class=AsyncWebSocket,
+                    )
                 )
                 self._ws = ws
                 await ws.send_bytes(READY_FRAME)
@@ -572,29 +358,40 @@ class AsyncTerminal(_State):
             await self._stack.aclose()
             raise
         if self._on_output is not None:
-            self._pump = asyncio.ensure_future(self._run_callback())
+            self._pump = AsyncWorker(self._run_callback, name=f"terminal-{self.session_id}")
         return self
 
+    # -- output ---------------------------------------------------------------------------------
+
     async def _read(self, timeout: float | None) -> bytes:
-        deadline = None if timeout is None else time.monotonic() + timeout
+        deadline = deadline_after(timeout)
         while not self.eof:
             ws = self._ws
             if ws is None:
-                raise RuntimeError("the terminal is detached; attach again with aattach_terminal")
-            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+                if self.detached:
+                    return b""
+                raise RuntimeError("the terminal is not connected")
+            left = remaining(deadline)
             received: bytes | Exception
             try:
-                received = await ws.receive_bytes(left)
+                # In slices, so that a detach (from another thread) ends a blocked read.
+                received = await areceive_frame(ws, _POLL if left is None else min(left, _POLL))
             except TimeoutError:
-                raise TimeoutError(f"no output within {timeout} s") from None
+                if left is not None and left <= _POLL:
+                    raise TimeoutError(f"no output within {timeout} s") from None
+                continue
             except _RECEIVE_ERRORS as exc:
                 received = exc
             if data := self._received(received):
                 return data
+        await self._close_connection()
         return self._ended()
 
     async def read(self, timeout: float | None = None) -> bytes:
-        """The next chunk of output; b"" once the program has exited. TimeoutError after ``timeout`` s."""
+        """The next chunk of output as it arrives; b"" once the program has exited (or the websocket closed).
+
+        Raises TimeoutError when nothing arrives within ``timeout`` seconds.
+        """
         if self._on_output is not None:
             raise RuntimeError("this terminal delivers output to its on_output callback; do not read it")
         return await self._read(timeout)
@@ -605,8 +402,6 @@ class AsyncTerminal(_State):
 
     async def iter_text(self, errors: str = "replace") -> AsyncIterator[str]:
         """Output decoded as UTF-8, never breaking a character split across chunks."""
-        import codecs
-
         decoder = codecs.getincrementaldecoder("utf-8")(errors=errors)
         async for chunk in self:
             if text := decoder.decode(chunk):
@@ -616,10 +411,14 @@ class AsyncTerminal(_State):
 
     async def _run_callback(self) -> None:
         assert self._on_output is not None
-        while chunk := await self._read(None):
-            result = self._on_output(chunk)
-            if inspect.isawaitable(result):
-                await result
+        try:
+            while chunk := await self._read(None):
+                await adeliver(self._on_output, chunk)
+        except BaseException:  # kept by the pump and raised by wait()
+            await self._close_connection()
+            raise
+
+    # -- input and control ----------------------------------------------------------------------
 
     async def _send(self, frame: bytes) -> None:
         ws = self._ws
@@ -631,7 +430,7 @@ class AsyncTerminal(_State):
             raise close_error(1006, "") from exc
 
     async def write(self, data: bytes | bytearray | memoryview | str) -> None:
-        """Send input (str as UTF-8)."""
+        """Send input (str as UTF-8); the terminal echoes it unless the program turned echo off."""
         for frame in input_frames(data):
             await self._send(frame)
 
@@ -639,26 +438,42 @@ class AsyncTerminal(_State):
         """Set the terminal's size (rows 1..500, cols 1..1000); the program gets SIGWINCH."""
         await self._send(resize_frame(*check_size(rows, cols)))
 
+    async def resize_session(self, rows: int, cols: int) -> None:
+        """Resize through the REST API (works while detached)."""
+        rows, cols = check_size(rows, cols)
+        with _mapped_errors():
+            await sandbox_pty_resize.asyncio(
+                self.session_id, client=self.client, body=PtyResizeRequest(rows, cols)
+            )
+
     async def wait(self, timeout: float | None = None) -> int:
-        """Wait for the exit code (-1 when a signal ended it); unread output is dropped."""
-        try:
-            async with asyncio.timeout(timeout):
-                if self._pump is not None:
-                    await asyncio.shield(self._pump)
-                else:
-                    while not self.eof:
-                        await self._read(None)
-        except TimeoutError:
-            raise TimeoutError(f"the program did not exit within {timeout} s") from None
+        """Wait for the program to exit and return its code (-1 when a signal ended it).
+
+        Output not yet read is read and dropped (or given to ``on_output``). Raises
+        TimeoutError after ``timeout`` seconds, and `TerminalClosedError` when the websocket
+        closed without an exit code (killed, or the connection dropped).
+        """
+        deadline = deadline_after(timeout)
+        if self._pump is not None:
+            if not await self._pump.join_until(deadline):
+                raise TimeoutError(f"the program did not exit within {timeout} s")
+            if self._pump.error is not None:
+                raise self._pump.error
+        else:
+            while not self.eof:
+                try:
+                    await self._read(remaining(deadline))
+                except TimeoutError:
+                    raise TimeoutError(f"the program did not exit within {timeout} s") from None
         return self._result()
 
     async def detach(self) -> None:
-        """Disconnect, leaving the program running; reattach with `aattach_terminal`."""
+        """Disconnect, leaving the program running; reattach with ``attach`` (ID and token)."""
         self.detached = True
         await self._close_connection()
 
     async def kill(self) -> None:
-        """Kill the program and remove the session. A no-op once it has exited."""
+        """Kill the program (SIGHUP, then SIGKILL) and remove the session. A no-op once it has exited."""
         try:
             with _mapped_errors(gone_ok=True):
                 if self.returncode is None:
@@ -667,23 +482,28 @@ class AsyncTerminal(_State):
             await self._close_connection()
 
     async def _close_connection(self) -> None:
-        pump, self._pump = self._pump, None
-        if pump is not None and pump is not asyncio.current_task():
-            pump.cancel()
-            with contextlib.suppress(BaseException):
-                await pump
-        ws, self._ws = self._ws, None
+        pump = self._pump
+        if pump is not None and not pump.is_current():
+            await pump.cancel()  # a task is cancelled; a thread ends with the connection
+        async with self._lock:
+            ws, self._ws = self._ws, None
         if ws is not None:
             await self._stack.aclose()
 
     async def aclose(self) -> None:
-        """Kill the program unless it exited or was detached, and close the connection (a dropped
-        connection leaves the program running, detached, as `Terminal.close` does)."""
+        """Kill the program unless it exited or was detached, and close the connection.
+
+        When the connection dropped (the program may still be running), it is left running,
+        detached: reattach with ``attach``.
+        """
         if self._dropped:
             self.detached = True
         if self.returncode is None and not self.detached:
             await self.kill()
         await self._close_connection()
+        pump = self._pump
+        if pump is not None and not pump.is_current():
+            await pump.join_until(deadline_after(5))
 
     async def __aenter__(self) -> Self:
         return self
@@ -703,11 +523,17 @@ async def aopen_terminal(
     command: str,
     args: Iterable[str] = (),
     *,
-    on_output: Callable[[bytes], Awaitable[Any] | Any] | None = None,
+    on_output: OnOutput | None = None,
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
     **options: Unpack[TerminalOptions],
 ) -> AsyncTerminal:
-    """The async twin of `open_terminal`."""
+    """Start ``command args`` on a new terminal (``rows`` x ``cols``) in the sandbox and connect to it.
+
+    ``options``: ``rows`` (default 24), ``cols`` (default 80), ``env`` (a mapping of str to
+    str) and ``cwd`` (a path in the sandbox). Everything is checked before a request is sent.
+    If connecting fails, the session is killed (nothing is left running). Raises
+    `TooManyTerminalsError` at 64 sessions.
+    """
     body = _create_request(command, args, options)
     with _mapped_errors():
         created = await sandbox_pty_create.asyncio(client=client, body=body)
@@ -725,10 +551,14 @@ async def aattach_terminal(
     session_id: str,
     token: str,
     *,
-    on_output: Callable[[bytes], Awaitable[Any] | Any] | None = None,
+    on_output: OnOutput | None = None,
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
 ) -> AsyncTerminal:
-    """The async twin of `attach_terminal`."""
+    """Connect to a running (or recently exited) session; its history is replayed first.
+
+    Leaving a ``with`` block on the returned terminal kills the program unless it exited or
+    was detached again.
+    """
     _ws_path(session_id)
     term = AsyncTerminal(client, session_id, _check_token(token), on_output=on_output)
     return await term._connect(connect_timeout)

@@ -1,7 +1,7 @@
 """The one HTTP/1.1 transport under every `SandboxClient` request: h11 on a socket, sync and async.
 
 This module holds what both halves share: the HTTP rules, the error table, the idle pool and
-the two socket classes (`_SyncConn`, `_AsyncConn`, the few places where sync and async really
+the two socket classes (`_Conn`, `_AsyncConn`, the few places where sync and async really
 differ). The transports themselves are written once, in `_async/_transport.py`
 (`AsyncTransport`), and `_sync/_transport.py` (`SyncTransport`) is generated from it.
 
@@ -40,7 +40,7 @@ from typing import Any, NoReturn
 import h11
 import httpx
 
-from ._errors import transport_error
+from .._errors import transport_error
 
 _READ = 64 * 1024
 _Origin = tuple[bytes, bytes, int]
@@ -224,7 +224,7 @@ class _Idle:
 # -- sync -------------------------------------------------------------------------------------
 
 
-class _SyncConn:
+class _Conn:
     """A blocking socket; TLS through `ssl.SSLSocket`. The same calls as `_AsyncConn`."""
 
     def __init__(self, sock: socket.socket) -> None:
@@ -233,7 +233,7 @@ class _SyncConn:
         self._sending = threading.Lock()  # a websocket's pings and its input: one send at a time
 
     @classmethod
-    def open(cls, origin: _Origin, context: ssl.SSLContext, timeout: float | None) -> _SyncConn:
+    def open(cls, origin: _Origin, context: ssl.SSLContext, timeout: float | None) -> _Conn:
         scheme, host, port = origin
         sock = socket.create_connection((host.decode("ascii"), port), timeout)
         try:
