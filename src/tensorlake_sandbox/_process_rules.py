@@ -139,8 +139,8 @@ _INPUT_TYPES = (str, bytes, bytearray, memoryview)
 class OutputLine(NamedTuple):
     """One line of a process's combined output: which stream it came from, and its text.
 
-    The line terminator is not part of ``line`` (the process API captures output by line).
-    Unpacks as ``for stream, line in p.output``.
+    From ``p.output``, ``line`` ends with ``"\\n"`` (as `subprocess` gives lines); handed to a
+    ``run_streaming`` callback, it comes without it. Unpacks as ``for stream, line in p.output``.
     """
 
     stream: Literal["stdout", "stderr"]

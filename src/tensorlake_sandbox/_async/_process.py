@@ -44,8 +44,8 @@ from .._client import SandboxClient
 from .._errors import (
     OutputLostError,
     ProcessNotFoundError,
+    SandboxConnectionError,
     SandboxError,
-    SandboxUnavailableError,
     StdinNotWritableError,
 )
 from .._process_rules import (
@@ -94,7 +94,9 @@ OnLine = Callable[[OutputLine], object]
 class AsyncLineStream(Generic[T]):
     """Lines of one output stream of a process, as they arrive, until the process's output ends.
 
-    An iterator (``async for line in p.stdout``); lines come without their terminator. Over the
+    An iterator (``async for line in p.stdout``). Lines of ``p.stdout`` / ``p.stderr`` /
+    ``p.output`` end with ``"\\n"``, as `subprocess` gives them (the sandbox captures by line:
+    ``"\\r\\n"`` comes back as ``"\\n"``, and a last line without one gets one). Over the
     follow endpoint, which replays every captured line from the start: when the connection
     drops, it is reopened and the lines already yielded are skipped, so none is repeated.
     ``count`` is the number of lines yielded so far.
@@ -108,8 +110,9 @@ class AsyncLineStream(Generic[T]):
     dropped while nobody was following cannot be detected there.
     """
 
-    def __init__(self, client: SandboxClient, pid: int | str, stream: StreamName):
+    def __init__(self, client: SandboxClient, pid: int | str, stream: StreamName, *, keepends: bool = False):
         self._client = client
+        self._end = "\n" if keepends else ""  # the public streams end each line with "\n"
         self._pid = pid
         self._stream: StreamName = stream
         self.count = 0
@@ -174,6 +177,12 @@ class AsyncLineStream(Generic[T]):
                     continue
                 item = OutputLine(stream, whole) if isinstance(item, OutputLine) else whole  # type: ignore[arg-type]
             self.count += 1
+            if self._end:
+                item = (
+                    OutputLine(item.stream, item.line + self._end)
+                    if isinstance(item, OutputLine)
+                    else item + self._end
+                )
             return cast(T, item)
 
     def _replay_short(self, raw: str, received: int) -> None:
@@ -212,7 +221,7 @@ class AsyncLineStream(Generic[T]):
         if self._failures >= FOLLOW_ATTEMPTS:
             self._done = True
             why = f"{type(error).__name__}: {error}" if error is not None else "closed before its eof event"
-            raise SandboxUnavailableError(
+            raise SandboxConnectionError(
                 f"following the {self._stream} of process {self._pid} failed {self._failures} times "
                 f"in a row ({why}); {self.count} lines were received"
             ) from error
@@ -319,7 +328,7 @@ class AsyncRemoteProcess(Generic[StdinT]):
 
     def _stream(self, name: StreamName) -> AsyncLineStream[Any]:
         if name not in self._streams:
-            self._streams[name] = AsyncLineStream[Any](self._client, self.pid, name)
+            self._streams[name] = AsyncLineStream[Any](self._client, self.pid, name, keepends=True)
         return self._streams[name]
 
     def _taken(self, name: StreamName) -> int:
@@ -622,7 +631,7 @@ class _Run:
 
     def _dropped(self, why: str) -> SandboxError:
         where = f"process {self.pid}" if self.pid is not None else "the process"
-        return SandboxUnavailableError(
+        return SandboxConnectionError(
             f"the event stream of the run broke ({why}) after {len(self.out) + len(self.err)} output "
             f"lines; {where} is killed, since a run does not outlive its stream. To drive a process "
             "that must survive a dropped connection, use start() (its output streams resume)"
@@ -663,7 +672,7 @@ async def arun(
     started are killed, then `subprocess.TimeoutExpired` is raised with the output so far.
     ``check=True`` raises `subprocess.CalledProcessError` for a non-zero return code. Any
     other exception (Ctrl-C included) kills the remote process before it propagates; so does
-    a broken run event stream (`SandboxUnavailableError`: a run's stream cannot be resumed;
+    a broken run event stream (`SandboxConnectionError`: a run's stream cannot be resumed;
     use `start` for a process that must survive a dropped connection). A sandbox that does
     not serve ``/processes/run`` gets start and follow instead.
     """

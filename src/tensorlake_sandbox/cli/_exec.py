@@ -17,7 +17,7 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 from ._parser import EXIT_USAGE
-from ._run import fail, make_client, say, unbuffered_stdin
+from ._run import fail, make_client, say, unbuffered_stdin, write_out
 
 if TYPE_CHECKING:
     from tensorlake_sandbox import RemoteProcess, StdinWriter
@@ -88,7 +88,7 @@ class _Interrupts:
 def cmd_exec(args: argparse.Namespace) -> int:
     from tensorlake_sandbox import RemoteProcess, start
 
-    from ._process import exit_status, print_line
+    from ._process import exit_status
 
     env = parse_env(args.env)
     client = make_client(args)
@@ -103,8 +103,8 @@ def cmd_exec(args: argparse.Namespace) -> int:
             try:
                 threading.Thread(target=_forward_stdin, args=(p.stdin, done), daemon=True).start()
                 try:
-                    for item in p.output:
-                        print_line(item)
+                    for item in p.output:  # each line ends with "\n"
+                        write_out("stderr" if item.stream == "stderr" else "stdout", item.line)
                 finally:
                     done.set()  # the output ended or failed: stdin's fate no longer matters
                 return exit_status(p.wait(10))
