@@ -27,8 +27,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 COPIED = ("src", "generated", "tests", "pyproject.toml", "openapi.yaml", "README.md")
-# Where fragments are looked for: globs, so that code moving between modules does not matter.
-SRC = "src/tensorlake_sandbox/*.py"
+# Where fragments are looked for: globs ("|" between several), so that code moving between
+# modules does not matter. The hand-written package: its top level, _async/ and _transports/.
+SRC = "src/tensorlake_sandbox/*.py|src/tensorlake_sandbox/_async/*.py|src/tensorlake_sandbox/_transports/*.py"
 SYNC_STDIN = "src/tensorlake_sandbox/_sync/*.py"
 RETRY = SRC
 CLIENT = SRC
@@ -308,7 +309,8 @@ def apply(mutant: Mutant, tree: Path) -> None:
     """Apply each edit; ``file`` may be a glob (code moves between modules): the fragment must
     occur exactly once in all the files it matches together."""
     for pattern, fragment, replacement in mutant.edits:
-        hits = [(p, p.read_text().count(fragment)) for p in sorted(tree.glob(pattern))]
+        paths = sorted({p for glob in pattern.split("|") for p in tree.glob(glob)})
+        hits = [(p, p.read_text().count(fragment)) for p in paths]
         count = sum(n for _, n in hits)
         if count != 1:
             raise NoLongerApplies(

@@ -56,6 +56,8 @@ NOT_RUN: dict[str, str] = {
     "which rewrites .venv under the running tests); the demo itself runs in tests/test_demo.py",
     "pip install": "installs from the package registry into the environment (what `make setup` does "
     "here); where a block also starts `tensorlake-sandbox local`, that command runs from another block",
+    "_transports/          the one client factory": "a picture of the package's layout; "
+    "tests/test_layout.py checks what it shows",
     "make generate": "rewrites generated/ in the working tree; tests/test_generated_is_fresh.py runs "
     "the same generation into a temporary folder",
 }

@@ -134,7 +134,7 @@ RENAMED: dict[str, str] = {
     "AsyncLineStream": "it is the type of AsyncRemoteProcess.stdout; annotate with AsyncIterator[str]",
     "API_KEY_ENV": "the key's environment variable is TENSORLAKE_API_KEY "
     "(internal: tensorlake_sandbox._client)",
-    "DEFAULT_TIMEOUT": "sandbox_client's default timeout is httpx.Timeout(60.0, connect=10.0) "
+    "DEFAULT_TIMEOUT": "sandbox_client's default timeout is 60 s (10 s to connect) "
     "(internal: tensorlake_sandbox._client)",
     "DEFAULT_CHUNK_SIZE": "write_stdin's default chunk_size is 2 MiB "
     "(internal: tensorlake_sandbox._delivery)",
@@ -157,23 +157,27 @@ class RenamedError(ImportError):
     """
 
 
-def __getattr__(name: str) -> Any:
-    if name == "__version__":
-        from importlib.metadata import version
+# Hidden from type checkers: for them every public name is imported above, and any other is an
+# error (a module __getattr__ would make every unknown name Any).
+if not TYPE_CHECKING:
 
-        globals()[name] = value = version("tensorlake-sandbox-client")
+    def __getattr__(name: str) -> Any:
+        if name == "__version__":
+            from importlib.metadata import version
+
+            globals()[name] = value = version("tensorlake-sandbox-client")
+            return value
+        module = _LAZY.get(name)
+        if module is None:
+            hint = RENAMED.get(name)
+            if hint is not None:
+                raise RenamedError(
+                    f"tensorlake_sandbox.{name} is no longer public: {hint} (README, 'Renames')", name=name
+                )
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(module, __name__), name)
+        globals()[name] = value
         return value
-    module = _LAZY.get(name)
-    if module is None:
-        hint = RENAMED.get(name)
-        if hint is not None:
-            raise RenamedError(
-                f"tensorlake_sandbox.{name} is no longer public: {hint} (README, 'Renames')", name=name
-            )
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module, __name__), name)
-    globals()[name] = value
-    return value
 
 
 def __dir__() -> list[str]:

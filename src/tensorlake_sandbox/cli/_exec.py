@@ -16,23 +16,12 @@ import threading
 from types import FrameType
 from typing import TYPE_CHECKING
 
-from ._parser import EXIT_USAGE
-from ._run import fail, make_client, say, unbuffered_stdin, write_out
+from ._run import make_client, parse_env, say, unbuffered_stdin, write_out
 
 if TYPE_CHECKING:
     from tensorlake_sandbox import RemoteProcess, StdinWriter
 
-__all__ = ["cmd_exec", "parse_env"]
-
-
-def parse_env(pairs: list[str]) -> dict[str, str]:
-    env: dict[str, str] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            fail(f"--env {pair!r}: expected KEY=VALUE", EXIT_USAGE)
-        env[key] = value
-    return env
+__all__ = ["cmd_exec"]
 
 
 def _forward_stdin(writer: StdinWriter, done: threading.Event) -> None:

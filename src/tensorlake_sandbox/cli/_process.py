@@ -5,9 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
-from ._exec import parse_env
 from ._parser import EXIT_TIMEOUT
-from ._run import make_client, say, write_out
+from ._run import make_client, parse_env, say, write_out
 
 if TYPE_CHECKING:
     from tensorlake_sandbox import OutputLine

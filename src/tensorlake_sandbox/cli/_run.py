@@ -40,6 +40,7 @@ __all__ = [
     "fail",
     "in_shell_words",
     "make_client",
+    "parse_env",
     "require_stdout",
     "run_guarded",
     "say",
@@ -412,3 +413,13 @@ def _discard_stdout() -> None:
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, fd)
     os.close(devnull)
+
+
+def parse_env(pairs: list[str]) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            fail(f"--env {pair!r}: expected KEY=VALUE", EXIT_USAGE)
+        env[key] = value
+    return env

@@ -25,9 +25,8 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from ._exec import parse_env
 from ._parser import EXIT_ERROR, EXIT_USAGE
-from ._run import OutputError, fail, make_client, say, stdio_fd
+from ._run import OutputError, fail, make_client, parse_env, say, stdio_fd
 from ._shell_args import TOKEN_ENV
 
 if TYPE_CHECKING:
