@@ -50,6 +50,7 @@ THIRD_PARTY = [
     ("aiter_sse", "iter_sse"),
     ("aconnect_ws", "connect_ws"),
     ("handle_async_request", "handle_request"),
+    ("aread", "read"),
     # httpx names its sync byte stream (and so this package its transports) with "Sync".
     ("AsyncByteStream", "SyncByteStream"),
     ("AsyncTransport", "SyncTransport"),
@@ -119,8 +120,11 @@ def _ruff(args: list[str], text: str, path: Path) -> str:
 
 
 def _tidy(text: str, path: Path) -> str:
-    """Imports sorted again (names changed), then formatted: what ruff would leave."""
-    sorted_imports = _ruff(["check", "--fix-only", "--select", "I", "--exit-zero"], text, path)
+    """Imports sorted again (names changed), a loop that only yields made ``yield from`` (what
+    ``async for ...: yield`` becomes), then formatted: what ruff would leave."""
+    sorted_imports = _ruff(
+        ["check", "--fix-only", "--unsafe-fixes", "--select", "I,UP028", "--exit-zero"], text, path
+    )
     return _ruff(["format"], sorted_imports, path)
 
 

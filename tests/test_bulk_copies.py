@@ -15,9 +15,10 @@ import io
 import os
 from typing import Any
 
+from tensorlake_sandbox._async._transport import aiter_file, awhole_bytes_io
 from tensorlake_sandbox._sources import aopen_source, open_source
-from tensorlake_sandbox._transports._bodies import aiter_file, awhole_bytes_io, iter_file, whole_bytes_io
-from tensorlake_sandbox._transports._factory import _adapt_file_body
+from tensorlake_sandbox._sync._transport import iter_file, whole_bytes_io
+from tensorlake_sandbox._transports._bodies import adapt_file_body as _adapt_file_body
 
 CHUNK = 256 * 1024
 

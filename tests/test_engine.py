@@ -63,7 +63,7 @@ def test_no_connection_kind_sends_a_loopback_sandbox_to_the_proxy(local_sandbox,
     # SSE: /processes/run, and a follow stream of a started process
     assert run(client, ["echo", "rest and sse"]).stdout == "rest and sse\n"
     proc = start(client, ["sh", "-c", "echo followed"], stdin=False)
-    assert list(proc.stdout) == ["followed"]
+    assert list(proc.stdout) == ["followed\n"]
     assert proc.wait(10) == 0
     # the websocket
     with open_terminal(client, "sh", ["-c", "exit 3"]) as term:

@@ -14,6 +14,8 @@ pair. Each pair does the same job:
 - ``Lock``: a lock (`asyncio.Lock` / `threading.Lock`);
 - ``deliver``: a terminal's ``on_output`` callback called (async: its awaitable awaited);
 - ``receive_frame``: a websocket's next binary frame, `TimeoutError` when none came in time;
+- ``read_file``: one read of a request body's file (async: in a worker thread unless it is a
+  `io.BytesIO`, so that the event loop is never blocked);
 - ``WebSocket``: the httpx-ws session class (sync: one that can close while its queue is full).
 
 Deadlines are `time.monotonic` values on both sides (the event loop's clock by default).
@@ -24,12 +26,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import io
 import queue
 import threading
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import anyio.to_thread
 from httpx_ws import AsyncWebSocketSession, WebSocketSession
 
 __all__ = [
@@ -43,11 +47,13 @@ __all__ = [
     "Worker",
     "acleanup",
     "adeliver",
+    "aread_file",
     "areceive_frame",
     "ashielded",
     "cleanup",
     "deadline_after",
     "deliver",
+    "read_file",
     "receive_frame",
     "remaining",
     "shielded",
@@ -121,6 +127,11 @@ async def adeliver(callback: Callable[[bytes], Any], chunk: bytes) -> None:
         await result
 
 
+async def aread_file(f: Any, n: int) -> bytes:
+    data: bytes = await anyio.to_thread.run_sync(f.read, n) if not isinstance(f, io.BytesIO) else f.read(n)
+    return data
+
+
 async def areceive_frame(ws: AsyncWebSocketSession, timeout: float | None) -> bytes:
     return await ws.receive_bytes(timeout)
 
@@ -192,6 +203,11 @@ Lock = threading.Lock
 
 def deliver(callback: Callable[[bytes], Any], chunk: bytes) -> None:
     callback(chunk)
+
+
+def read_file(f: Any, n: int) -> bytes:
+    data: bytes = f.read(n)
+    return data
 
 
 def receive_frame(ws: WebSocketSession, timeout: float | None) -> bytes:

@@ -1,19 +1,26 @@
 """The one HTTP/1.1 transport for one I/O mode: `_async/_transport.py` is the source,
-`_sync/_transport.py` is generated from it (scripts/unasync.py).
+`_sync/_transport.py` is generated from it (scripts/unasync.py). Also written once here: the
+client class that streams file bodies, its response hooks, and the wrapper that maps another
+transport's failures (httpx's, a user's) to the package's errors; `_transports._factory` picks
+the half for the client's I/O mode.
 
 What it promises, and the pieces both halves share, are in `tensorlake_sandbox._transports._h11`.
 """
 
 from __future__ import annotations
 
+import io
 import ssl
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, BinaryIO
 
 import h11
 import httpcore
 import httpx
 
+from .._backend import aread_file
+from .._errors import transport_error
+from .._transports._bodies import CHUNK, adapt_file_body, whole_piece
 from .._transports._h11 import (
     _after_message,
     _AsyncConn,
@@ -27,9 +34,11 @@ from .._transports._h11 import (
     _reraise,
     _response,
     _upgraded,
+    status_error,
+    tell,
 )
 
-__all__ = ["AsyncTransport"]
+__all__ = ["AsyncClient", "AsyncMapped", "AsyncTransport", "aiter_file", "awhole_bytes_io"]
 
 
 class AsyncTransport(httpx.AsyncBaseTransport):
@@ -148,3 +157,81 @@ class _AsyncStream:
 
     def get_extra_info(self, info: str) -> Any:
         return None
+
+
+# -- answers: status errors in one response hook ------------------------------------------------
+
+
+async def araise_for_error(response: httpx.Response) -> None:
+    tell(response)
+    if not response.is_success:
+        await response.aread()
+        raise status_error(response)
+
+
+async def aread_refusal(response: httpx.Response) -> None:
+    if response.status_code != 101:
+        await response.aread()  # httpx-ws closes the response before raising: keep the error body
+
+
+# -- failures of another transport (httpx's, a user's) become SandboxErrors here ----------------
+
+
+class AsyncMapped(httpx.AsyncBaseTransport):
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self._inner = inner
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        try:
+            response = await self._inner.handle_async_request(request)
+        except httpx.TransportError as exc:
+            raise transport_error(exc) from exc
+        response.stream = _AsyncMappedStream(response.stream)
+        return response
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+class _AsyncMappedStream(httpx.AsyncByteStream):
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self._stream:
+                yield chunk
+        except httpx.TransportError as exc:
+            raise transport_error(exc) from exc
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()
+
+
+# -- file bodies ---------------------------------------------------------------------------------
+
+
+async def aiter_file(f: BinaryIO, length: int | None) -> AsyncIterator[bytes]:
+    """Yield at most ``length`` bytes (all, when None) from ``f``'s current position (async:
+    blocking reads run in a worker thread)."""
+    left = length
+    while left is None or left > 0:
+        chunk = await aread_file(f, CHUNK if left is None else min(CHUNK, left))
+        if not chunk:
+            break
+        if left is not None:
+            left -= len(chunk)
+        yield chunk
+
+
+async def awhole_bytes_io(f: io.BytesIO, length: int) -> AsyncIterator[bytes]:
+    """The ``length`` bytes at ``f``'s position as one piece (`whole_piece`: no copy)."""
+    yield whole_piece(f, length)
+
+
+class AsyncClient(httpx.AsyncClient):
+    """`httpx.AsyncClient`, with file bodies streamed from their position (its only change)."""
+
+    def build_request(self, method: str, url: httpx.URL | str, **kwargs: Any) -> httpx.Request:
+        adapt_file_body(kwargs, aiter_file, awhole_bytes_io)
+        return super().build_request(method, url, **kwargs)

@@ -29,18 +29,20 @@ TLS uses the `ssl.SSLContext` the client factory builds with httpx's own rules.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import os
 import select
 import socket
 import ssl
 import threading
 import time
+from collections.abc import Callable
 from typing import Any, NoReturn
 
 import h11
 import httpx
 
-from .._errors import transport_error
+from .._errors import error_for_status, transport_error
 
 _READ = 64 * 1024
 _Origin = tuple[bytes, bytes, int]
@@ -144,6 +146,27 @@ class _Batch:
     def _flush(self) -> list[bytes]:
         held, self._held, self._size = self._held, [], 0
         return [b"".join(held)] if held else []
+
+
+# -- answers: the status of each, told to the current call; error statuses raised -------------
+
+# Told the status of each answer of the current call (a stdin write counts its bytes here, the
+# moment the sandbox confirms them: nothing that follows can lose the count).
+on_response: contextvars.ContextVar[Callable[[int], None] | None] = contextvars.ContextVar(
+    "tensorlake_on_response", default=None
+)
+
+
+def tell(response: httpx.Response) -> None:
+    callback = on_response.get()
+    if callback is not None:
+        callback(response.status_code)
+
+
+def status_error(response: httpx.Response) -> Exception:
+    return error_for_status(
+        response.status_code, response.content, path=response.request.url.path, response=response
+    )
 
 
 # -- error table: which httpx exception a failure is, by the phase it happened in ----------------
