@@ -305,12 +305,16 @@ def copy_project(dest: Path) -> None:
             shutil.copy2(src, dest / name)
 
 
+def paths(tree: Path, pattern: str) -> list[Path]:
+    """The files of ``tree`` that ``pattern`` (globs separated by "|") names."""
+    return sorted({p for glob in pattern.split("|") for p in tree.glob(glob)})
+
+
 def apply(mutant: Mutant, tree: Path) -> None:
     """Apply each edit; ``file`` may be a glob (code moves between modules): the fragment must
     occur exactly once in all the files it matches together."""
     for pattern, fragment, replacement in mutant.edits:
-        paths = sorted({p for glob in pattern.split("|") for p in tree.glob(glob)})
-        hits = [(p, p.read_text().count(fragment)) for p in paths]
+        hits = [(p, p.read_text().count(fragment)) for p in paths(tree, pattern)]
         count = sum(n for _, n in hits)
         if count != 1:
             raise NoLongerApplies(

@@ -87,7 +87,7 @@ __all__ = ["AsyncLineStream", "AsyncRemoteProcess", "arun", "arun_streaming", "a
 T = TypeVar("T", str, OutputLine)
 # What ``p.stdin`` is: a writer when a pipe was asked for (``stdin=True``, the default), None
 # when not; the overloads of `astart` say which, so that type checkers need no None check.
-StdinT = TypeVar("StdinT", bound=AsyncStdinWriter | None, default=AsyncStdinWriter | None)
+StdinT = TypeVar("StdinT", bound=AsyncStdinWriter | None, default=AsyncStdinWriter | None, covariant=True)
 OnLine = Callable[[OutputLine], object]
 
 

@@ -88,7 +88,7 @@ __all__ = ["LineStream", "RemoteProcess", "run", "run_streaming", "start"]
 T = TypeVar("T", str, OutputLine)
 # What ``p.stdin`` is: a writer when a pipe was asked for (``stdin=True``, the default), None
 # when not; the overloads of `start` say which, so that type checkers need no None check.
-StdinT = TypeVar("StdinT", bound=StdinWriter | None, default=StdinWriter | None)
+StdinT = TypeVar("StdinT", bound=StdinWriter | None, default=StdinWriter | None, covariant=True)
 OnLine = Callable[[OutputLine], object]
 
 
