@@ -51,9 +51,8 @@ THIRD_PARTY = [
     ("aconnect_ws", "connect_ws"),
     ("handle_async_request", "handle_request"),
     ("aread", "read"),
-    # httpx names its sync byte stream (and so this package its transports) with "Sync".
+    # httpx names its sync byte stream with "Sync".
     ("AsyncByteStream", "SyncByteStream"),
-    ("AsyncTransport", "SyncTransport"),
 ]
 
 # Method names in _async/ that begin with an "a" of their own, not the async prefix.
@@ -72,6 +71,8 @@ def async_names(package: Path = PACKAGE) -> set[str]:
     for source in (package / "_async").glob("*.py"):
         names.update(n for n in _DEF.findall(source.read_text()) if n not in WORDS)
     for rel in PAIRED:
+        if not (package / rel).exists():
+            continue
         text = (package / rel).read_text()
         defined = set(_ANY_DEF.findall(text))
         names.update(n for n in _DEF.findall(text) if _strip_a(n) in defined)

@@ -125,7 +125,7 @@ def test_a_large_body_reaches_the_socket_as_the_bytes_it_was_made_from(make_serv
 
     import httpx
 
-    from tensorlake_sandbox._sync._transport import SyncTransport
+    from tensorlake_sandbox._sync._transport import Transport
 
     given: list[Any] = []
     sendall = socket.socket.sendall
@@ -137,7 +137,7 @@ def test_a_large_body_reaches_the_socket_as_the_bytes_it_was_made_from(make_serv
     monkeypatch.setattr(socket.socket, "sendall", spy)
     server = make_server()
     big = os.urandom(2 << 20)
-    with httpx.Client(transport=SyncTransport(httpx.create_ssl_context(), httpx.Limits())) as client:
+    with httpx.Client(transport=Transport(httpx.create_ssl_context(), httpx.Limits())) as client:
         assert (
             client.post(f"{server.base_url}/api/v1/processes/1/stdin", content=iter([big])).status_code == 204
         )

@@ -38,7 +38,7 @@ from tensorlake_sandbox import (
 from tensorlake_sandbox._async._terminal import aopen_terminal
 from tensorlake_sandbox._async._transport import AsyncTransport
 from tensorlake_sandbox._sync._terminal import open_terminal
-from tensorlake_sandbox._sync._transport import SyncTransport
+from tensorlake_sandbox._sync._transport import Transport
 from tests.closing import close_after_test
 from tests.servers.fault import OK, Slow, Smuggled
 
@@ -135,7 +135,7 @@ def _both(url: str, timeout: float = 10.0, body: bytes = b"x") -> list[BaseExcep
     """What one POST of ``body`` to ``url`` raises on the sync and on the async transport."""
     limits = httpx.Limits()
     errors: list[BaseException] = []
-    with httpx.Client(transport=SyncTransport(httpx.create_ssl_context(), limits), timeout=timeout) as c:
+    with httpx.Client(transport=Transport(httpx.create_ssl_context(), limits), timeout=timeout) as c:
         try:
             c.post(url, content=body)
         except Exception as exc:

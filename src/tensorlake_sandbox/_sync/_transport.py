@@ -39,10 +39,10 @@ from .._transports._h11 import (
     tell,
 )
 
-__all__ = ["Client", "Mapped", "SyncTransport", "iter_file", "whole_bytes_io"]
+__all__ = ["Client", "Mapped", "Transport", "iter_file", "whole_bytes_io"]
 
 
-class SyncTransport(httpx.BaseTransport):
+class Transport(httpx.BaseTransport):
     """HTTP/1.1 over h11, behind httpx's transport interface (see `tensorlake_sandbox._transports._h11`)."""
 
     def __init__(self, ssl_context: ssl.SSLContext, limits: httpx.Limits) -> None:
@@ -105,7 +105,7 @@ class SyncTransport(httpx.BaseTransport):
 class _Body(httpx.SyncByteStream):
     """An answer's body as it arrives; the connection goes back to the pool at its end."""
 
-    def __init__(self, owner: SyncTransport, conn: _Conn, origin: _Origin, request: httpx.Request):
+    def __init__(self, owner: Transport, conn: _Conn, origin: _Origin, request: httpx.Request):
         self._owner, self._conn, self._origin, self._request = owner, conn, origin, request
         self._done = False
 

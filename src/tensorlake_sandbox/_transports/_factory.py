@@ -67,7 +67,7 @@ def make_client(
         own = httpx.AsyncHTTPTransport if is_async else httpx.HTTPTransport
         transport = own(verify=context, limits=limits, http2=bool(opts.get("http2")), proxy=proxy)
     elif transport is None:
-        transport = (_async.AsyncTransport if is_async else _sync.SyncTransport)(context, limits)
+        transport = (_async.AsyncTransport if is_async else _sync.Transport)(context, limits)
     mounts = dict(opts.get("mounts") or {})
     if loopback:  # None: the client's own transport; a host pattern outranks any other mount
         mounts[f"all://{base.netloc.decode('ascii')}"] = None
@@ -81,7 +81,7 @@ def make_client(
         "request": list(user_hooks.get("request", [])),
         "response": [first, *user_hooks.get("response", [])],
     }
-    if not isinstance(transport, (_sync.SyncTransport, _async.AsyncTransport)):  # ours raises our errors
+    if not isinstance(transport, (_sync.Transport, _async.AsyncTransport)):  # ours raises our errors
         transport = _async.AsyncMapped(transport) if is_async else _sync.Mapped(transport)
     cls = _async.AsyncClient if is_async else _sync.Client
     return cls(**kwargs, transport=transport, mounts=mounts, trust_env=False, event_hooks=hooks)

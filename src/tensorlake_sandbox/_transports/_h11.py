@@ -3,7 +3,7 @@
 This module holds what both halves share: the HTTP rules, the error table, the idle pool and
 the two socket classes (`_Conn`, `_AsyncConn`, the few places where sync and async really
 differ). The transports themselves are written once, in `_async/_transport.py`
-(`AsyncTransport`), and `_sync/_transport.py` (`SyncTransport`) is generated from it.
+(`AsyncTransport`), and `_sync/_transport.py` (`Transport`) is generated from it.
 
 Both classes implement httpx's public transport interface (`httpx.BaseTransport`,
 `httpx.AsyncBaseTransport`); `httpx.Client` / `httpx.AsyncClient` stay the clients. They
