@@ -2,7 +2,7 @@
 
 `sandbox_client` checks the URL, the key and the options before anything is sent; the
 client it returns has finite timeouts, follows no redirects, never shows the key, and is
-the settings object from which `_http.make_client` builds every connection.
+the settings object from which `_transports._factory.make_client` builds every connection.
 """
 
 from __future__ import annotations

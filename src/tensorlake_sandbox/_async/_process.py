@@ -4,7 +4,7 @@ Written once, async, in ``_async/_process.py``: `scripts/unasync.py` generates
 ``_sync/_process.py`` (`run`, `start`, `RemoteProcess`, `LineStream`) from it. Where the two
 really differ (a task or a thread, `asyncio.shield`) they call the small named helpers of
 `_backend.py`; the rules they share (argument checks, request bodies, event parsing, return
-codes) are in `_process_common.py`.
+codes) are in `_process_rules.py`.
 
 Output arrives over the follow endpoints (Server-Sent Events, parsed with httpx-sse from
 the generated ``stream()`` functions); stdin goes through the streaming writer

@@ -5,7 +5,8 @@ async path an async iterable) in order, one request at a time, each at most ``ch
 bytes, through the generated ``sandbox_process_stdin`` function. Memory stays bounded by
 the chunk size whatever the input size; small pieces are coalesced while a request is in
 flight, and whatever is available is sent at once, so an interactive producer is never
-held back. `close_stdin` delivers EOF; `stdin_writer` is a context manager around both.
+held back. ``close=True`` (or `aclose_stdin`) then delivers EOF; `AsyncStdinWriter` is a context
+manager around both.
 
 Retries (the rule lives in `_delivery.classify_failure`): a request is sent again, at most
 ``RetryPolicy.attempts`` times in all with exponential backoff and jitter (about 3 s in

@@ -285,14 +285,14 @@ def _reattach_hint(sandbox: str, session_id: str, token_path: Path) -> str:
 
 
 def _open(client: SandboxClient, argv: list[str], env: dict[str, str], cwd: str | None) -> Terminal:
-    from tensorlake_sandbox._sync._terminal import open_terminal
+    from tensorlake_sandbox import Terminal
 
     rows, cols = _terminal_size() or (24, 80)
     if "TERM" not in env and os.environ.get("TERM"):
         env["TERM"] = os.environ["TERM"]
     command, *rest = argv
     try:
-        return open_terminal(client, command, rest, rows=rows, cols=cols, env=env, cwd=cwd)
+        return Terminal.open(client, command, rest, rows=rows, cols=cols, env=env, cwd=cwd)
     except (TypeError, ValueError) as exc:
         fail(str(exc), EXIT_USAGE)
 
@@ -306,7 +306,7 @@ def _require_posix() -> None:
 
 
 def cmd_shell(args: argparse.Namespace) -> int:
-    from tensorlake_sandbox._sync._terminal import attach_terminal
+    from tensorlake_sandbox import Terminal
 
     _require_posix()
     client = make_client(args)
@@ -314,7 +314,7 @@ def cmd_shell(args: argparse.Namespace) -> int:
         if args.argv:
             fail("--attach reattaches to a running program: give no COMMAND with it", EXIT_USAGE)
         try:
-            term = attach_terminal(client, args.attach, _load_token(args))
+            term = Terminal.attach(client, args.attach, _load_token(args))
         except (TypeError, ValueError) as exc:
             fail(str(exc), EXIT_USAGE)
         if (size := _terminal_size()) is not None:
