@@ -69,7 +69,6 @@ from .._terminal_protocol import (
     TerminalClosedError,
     TerminalNotFoundError,
     TerminalOptions,
-    TooManyTerminalsError,
     check_open_args,
     check_options,
     check_size,
@@ -113,38 +112,16 @@ def _check_token(token: object) -> str:
     return token
 
 
-def _mapped(exc: SandboxError) -> SandboxError:
-    """A REST error with the terminal-specific class for 404 and 429."""
-    cls: type[SandboxError] | None = {404: TerminalNotFoundError, 429: TooManyTerminalsError}.get(
-        exc.status_code or 0
-    )
-    if cls is None:
-        return exc
-    return cls(exc.message, status_code=exc.status_code, code=exc.code)
-
-
-@contextlib.contextmanager
-def _mapped_errors(*, gone_ok: bool = False) -> Iterator[None]:
-    """REST errors raised as `_mapped` ones; with ``gone_ok``, a 404 (session already gone) is ignored."""
-    try:
-        yield
-    except SandboxError as exc:
-        if not (gone_ok and exc.status_code == 404):
-            raise _mapped(exc) from None
-
-
-def _upgrade_error(response: httpx.Response) -> SandboxError:
-    err = error_for_status(response.status_code, response.content, path=response.request.url.path)
-    return _mapped(err)
-
-
 @contextlib.contextmanager
 def _connect_errors() -> Iterator[None]:
     """A refused upgrade as the sandbox's error; a transport failure as a `SandboxConnectionError`."""
     try:
         yield
     except WebSocketUpgradeError as exc:
-        raise _upgrade_error(exc.response) from None
+        response = exc.response
+        raise error_for_status(
+            response.status_code, response.content, path=response.request.url.path
+        ) from None
     except httpx.TransportError as exc:  # from httpx-ws itself (the client's own are mapped already)
         raise transport_error(exc) from exc
 
@@ -441,10 +418,9 @@ class AsyncTerminal(_State):
     async def resize_session(self, rows: int, cols: int) -> None:
         """Resize through the REST API (works while detached)."""
         rows, cols = check_size(rows, cols)
-        with _mapped_errors():
-            await sandbox_pty_resize.asyncio(
-                self.session_id, client=self.client, body=PtyResizeRequest(rows, cols)
-            )
+        await sandbox_pty_resize.asyncio(
+            self.session_id, client=self.client, body=PtyResizeRequest(rows, cols)
+        )
 
     async def wait(self, timeout: float | None = None) -> int:
         """Wait for the program to exit and return its code (-1 when a signal ended it).
@@ -475,7 +451,9 @@ class AsyncTerminal(_State):
     async def kill(self) -> None:
         """Kill the program (SIGHUP, then SIGKILL) and remove the session. A no-op once it has exited."""
         try:
-            with _mapped_errors(gone_ok=True):
+            # A 404 (the session is gone already) is no error; the client's one error table
+            # gives every /api/v1/pty answer its terminal class.
+            with contextlib.suppress(TerminalNotFoundError):
                 if self.returncode is None:
                     await sandbox_pty_kill.asyncio(self.session_id, client=self.client)
         finally:
@@ -535,8 +513,7 @@ async def aopen_terminal(
     `TooManyTerminalsError` at 64 sessions.
     """
     body = _create_request(command, args, options)
-    with _mapped_errors():
-        created = await sandbox_pty_create.asyncio(client=client, body=body)
+    created = await sandbox_pty_create.asyncio(client=client, body=body)
     term = AsyncTerminal(client, created.session_id, created.token, on_output=on_output)
     try:
         return await term._connect(connect_timeout)

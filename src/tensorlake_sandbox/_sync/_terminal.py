@@ -70,7 +70,6 @@ from .._terminal_protocol import (
     TerminalClosedError,
     TerminalNotFoundError,
     TerminalOptions,
-    TooManyTerminalsError,
     check_open_args,
     check_options,
     check_size,
@@ -114,38 +113,16 @@ def _check_token(token: object) -> str:
     return token
 
 
-def _mapped(exc: SandboxError) -> SandboxError:
-    """A REST error with the terminal-specific class for 404 and 429."""
-    cls: type[SandboxError] | None = {404: TerminalNotFoundError, 429: TooManyTerminalsError}.get(
-        exc.status_code or 0
-    )
-    if cls is None:
-        return exc
-    return cls(exc.message, status_code=exc.status_code, code=exc.code)
-
-
-@contextlib.contextmanager
-def _mapped_errors(*, gone_ok: bool = False) -> Iterator[None]:
-    """REST errors raised as `_mapped` ones; with ``gone_ok``, a 404 (session already gone) is ignored."""
-    try:
-        yield
-    except SandboxError as exc:
-        if not (gone_ok and exc.status_code == 404):
-            raise _mapped(exc) from None
-
-
-def _upgrade_error(response: httpx.Response) -> SandboxError:
-    err = error_for_status(response.status_code, response.content, path=response.request.url.path)
-    return _mapped(err)
-
-
 @contextlib.contextmanager
 def _connect_errors() -> Iterator[None]:
     """A refused upgrade as the sandbox's error; a transport failure as a `SandboxConnectionError`."""
     try:
         yield
     except WebSocketUpgradeError as exc:
-        raise _upgrade_error(exc.response) from None
+        response = exc.response
+        raise error_for_status(
+            response.status_code, response.content, path=response.request.url.path
+        ) from None
     except httpx.TransportError as exc:  # from httpx-ws itself (the client's own are mapped already)
         raise transport_error(exc) from exc
 
@@ -442,8 +419,7 @@ class Terminal(_State):
     def resize_session(self, rows: int, cols: int) -> None:
         """Resize through the REST API (works while detached)."""
         rows, cols = check_size(rows, cols)
-        with _mapped_errors():
-            sandbox_pty_resize.sync(self.session_id, client=self.client, body=PtyResizeRequest(rows, cols))
+        sandbox_pty_resize.sync(self.session_id, client=self.client, body=PtyResizeRequest(rows, cols))
 
     def wait(self, timeout: float | None = None) -> int:
         """Wait for the program to exit and return its code (-1 when a signal ended it).
@@ -474,7 +450,9 @@ class Terminal(_State):
     def kill(self) -> None:
         """Kill the program (SIGHUP, then SIGKILL) and remove the session. A no-op once it has exited."""
         try:
-            with _mapped_errors(gone_ok=True):
+            # A 404 (the session is gone already) is no error; the client's one error table
+            # gives every /api/v1/pty answer its terminal class.
+            with contextlib.suppress(TerminalNotFoundError):
                 if self.returncode is None:
                     sandbox_pty_kill.sync(self.session_id, client=self.client)
         finally:
@@ -534,8 +512,7 @@ def open_terminal(
     `TooManyTerminalsError` at 64 sessions.
     """
     body = _create_request(command, args, options)
-    with _mapped_errors():
-        created = sandbox_pty_create.sync(client=client, body=body)
+    created = sandbox_pty_create.sync(client=client, body=body)
     term = Terminal(client, created.session_id, created.token, on_output=on_output)
     try:
         return term._connect(connect_timeout)
