@@ -314,23 +314,22 @@ class _ThreadSource:
                 self._waiters.append((loop, fut))
             await fut
 
-    def close(self) -> None:
+    def _stop(self) -> bool:
+        """Tell the reader to stop and drop what it buffered; whether it is inside the source."""
         with self._lock:
             self._buf.stopped = True
             self._buf.parts.clear()
             self._buf.size = 0
             self._has_room.notify_all()
-            busy = self.in_source
-        if not busy:
+            return self.in_source
+
+    def close(self) -> None:
+        if not self._stop():
             # Waiting for room or already done: it exits (closing a generator) right away.
             self._thread.join(timeout=5.0)
 
     async def aclose(self) -> None:
-        with self._lock:
-            self._buf.stopped = True
-            self._buf.parts.clear()
-            self._buf.size = 0
-            self._has_room.notify_all()
+        self._stop()
 
     def rewind(self, delivered: int) -> None:
         if self._seekable_file is None:

@@ -22,6 +22,7 @@ from .._backend import aread_file
 from .._errors import transport_error
 from .._transports._bodies import CHUNK, adapt_file_body, whole_piece
 from .._transports._h11 import (
+    _READ,
     _after_message,
     _AsyncConn,
     _Batch,
@@ -39,6 +40,15 @@ from .._transports._h11 import (
 )
 
 __all__ = ["AsyncClient", "AsyncMapped", "AsyncTransport", "aiter_file", "awhole_bytes_io"]
+
+
+async def _anext_event(conn: _AsyncConn, timeout: float | None) -> Any:
+    """The next h11 event of ``conn``, reading the socket as long as h11 needs data."""
+    while True:
+        event = conn.h11.next_event()
+        if event is not h11.NEED_DATA:
+            return event
+        conn.h11.receive_data(await conn.recv(_READ, timeout))
 
 
 class AsyncTransport(httpx.AsyncBaseTransport):
@@ -68,9 +78,9 @@ class AsyncTransport(httpx.AsyncBaseTransport):
             for piece in batch.add(h11.EndOfMessage()):
                 await conn.write(piece, timeout)
             phase, timeout = "read", _phase_timeout(request, "read")
-            event = await conn.next_event(timeout)
+            event = await _anext_event(conn, timeout)
             while isinstance(event, h11.InformationalResponse) and event.status_code != 101:
-                event = await conn.next_event(timeout)
+                event = await _anext_event(conn, timeout)
             if isinstance(event, h11.InformationalResponse):  # 101: the socket is the caller's now
                 return _upgraded(event, _AsyncStream(conn))
             if not isinstance(event, h11.Response):
@@ -78,7 +88,7 @@ class AsyncTransport(httpx.AsyncBaseTransport):
             if _has_body(request, event):
                 return _response(event, _AsyncBody(self, conn, origin, request))
             # 204, 304, HEAD: the answer ends at its head, so bytes after it are caught now
-            if not isinstance(await conn.next_event(0), h11.EndOfMessage):
+            if not isinstance(await _anext_event(conn, 0), h11.EndOfMessage):
                 raise httpx.RemoteProtocolError("a bodiless answer with a body")
             self.release(conn, origin, request)
             return _response(event, httpx.ByteStream(b""))
@@ -112,7 +122,7 @@ class _AsyncBody(httpx.AsyncByteStream):
         conn, request = self._conn, self._request
         try:
             while True:
-                event = await conn.next_event(_phase_timeout(request, "read"))
+                event = await _anext_event(conn, _phase_timeout(request, "read"))
                 if isinstance(event, h11.Data):
                     yield bytes(event.data)
                 elif isinstance(event, h11.EndOfMessage):

@@ -23,6 +23,7 @@ from .._backend import read_file
 from .._errors import transport_error
 from .._transports._bodies import CHUNK, adapt_file_body, whole_piece
 from .._transports._h11 import (
+    _READ,
     _after_message,
     _Batch,
     _Conn,
@@ -40,6 +41,15 @@ from .._transports._h11 import (
 )
 
 __all__ = ["Client", "Mapped", "Transport", "iter_file", "whole_bytes_io"]
+
+
+def _next_event(conn: _Conn, timeout: float | None) -> Any:
+    """The next h11 event of ``conn``, reading the socket as long as h11 needs data."""
+    while True:
+        event = conn.h11.next_event()
+        if event is not h11.NEED_DATA:
+            return event
+        conn.h11.receive_data(conn.recv(_READ, timeout))
 
 
 class Transport(httpx.BaseTransport):
@@ -69,9 +79,9 @@ class Transport(httpx.BaseTransport):
             for piece in batch.add(h11.EndOfMessage()):
                 conn.write(piece, timeout)
             phase, timeout = "read", _phase_timeout(request, "read")
-            event = conn.next_event(timeout)
+            event = _next_event(conn, timeout)
             while isinstance(event, h11.InformationalResponse) and event.status_code != 101:
-                event = conn.next_event(timeout)
+                event = _next_event(conn, timeout)
             if isinstance(event, h11.InformationalResponse):  # 101: the socket is the caller's now
                 return _upgraded(event, _Stream(conn))
             if not isinstance(event, h11.Response):
@@ -79,7 +89,7 @@ class Transport(httpx.BaseTransport):
             if _has_body(request, event):
                 return _response(event, _Body(self, conn, origin, request))
             # 204, 304, HEAD: the answer ends at its head, so bytes after it are caught now
-            if not isinstance(conn.next_event(0), h11.EndOfMessage):
+            if not isinstance(_next_event(conn, 0), h11.EndOfMessage):
                 raise httpx.RemoteProtocolError("a bodiless answer with a body")
             self.release(conn, origin, request)
             return _response(event, httpx.ByteStream(b""))
@@ -113,7 +123,7 @@ class _Body(httpx.SyncByteStream):
         conn, request = self._conn, self._request
         try:
             while True:
-                event = conn.next_event(_phase_timeout(request, "read"))
+                event = _next_event(conn, _phase_timeout(request, "read"))
                 if isinstance(event, h11.Data):
                     yield bytes(event.data)
                 elif isinstance(event, h11.EndOfMessage):

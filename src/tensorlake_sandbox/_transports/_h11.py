@@ -247,7 +247,26 @@ class _Idle:
 # -- sync -------------------------------------------------------------------------------------
 
 
-class _Conn:
+class _Socket:
+    """What both connections share: the socket, its h11 state, the idle checks, the close.
+    (Reading the next h11 event is written once, in `_async/_transport.py`.)"""
+
+    sock: socket.socket
+    h11: h11.Connection
+    tls: ssl.SSLObject | None = None
+
+    def stale(self) -> bool:
+        """Anything to read while idle (a close, or bytes nobody asked for): not reusable."""
+        try:
+            return bool(select.select([self.sock], [], [], 0)[0]) or bool(self.tls and self.tls.pending())
+        except (OSError, ValueError):
+            return True
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class _Conn(_Socket):
     """A blocking socket; TLS through `ssl.SSLSocket`. The same calls as `_AsyncConn`."""
 
     def __init__(self, sock: socket.socket) -> None:
@@ -268,16 +287,6 @@ class _Conn:
             raise
         return cls(sock)
 
-    def stale(self) -> bool:
-        """Anything to read while idle (a close, or bytes nobody asked for): not reusable."""
-        try:
-            return bool(select.select([self.sock], [], [], 0)[0])
-        except (OSError, ValueError):
-            return True
-
-    def close(self) -> None:
-        self.sock.close()
-
     def write(self, data: bytes, timeout: float | None) -> None:
         with self._sending:
             self.sock.settimeout(timeout)
@@ -287,24 +296,18 @@ class _Conn:
         self.sock.settimeout(timeout)
         return self.sock.recv(max_bytes)
 
-    def next_event(self, timeout: float | None) -> Any:
-        while True:
-            event = self.h11.next_event()
-            if event is not h11.NEED_DATA:
-                return event
-            self.h11.receive_data(self.recv(_READ, timeout))
-
 
 # -- async ------------------------------------------------------------------------------------
 
 
-class _AsyncConn:
+class _AsyncConn(_Socket):
     """A non-blocking socket driven by the running loop's public ``sock_*`` calls; TLS through
     `ssl.SSLObject` on memory buffers. The socket is ours: closing it needs no event loop (a
     connection left from an earlier ``asyncio.run`` is closed like any other)."""
 
     def __init__(self, sock: socket.socket, tls: ssl.SSLObject | None) -> None:
-        self.sock, self.tls = sock, tls
+        self.sock = sock
+        self.tls = tls
         self.h11 = h11.Connection(h11.CLIENT)
         self._in, self._out = ssl.MemoryBIO(), ssl.MemoryBIO()
         self._sending = asyncio.Lock()  # a websocket's pings and its input: one send at a time
@@ -364,15 +367,6 @@ class _AsyncConn:
             else:
                 self._in.write_eof()
 
-    def stale(self) -> bool:
-        try:
-            return bool(select.select([self.sock], [], [], 0)[0]) or bool(self.tls and self.tls.pending())
-        except (OSError, ValueError):
-            return True
-
-    def close(self) -> None:
-        self.sock.close()
-
     async def _send(self, data: bytes) -> None:
         async with self._sending:
             await asyncio.get_running_loop().sock_sendall(self.sock, data)
@@ -393,10 +387,3 @@ class _AsyncConn:
             except ssl.SSLZeroReturnError:
                 return b""
             return data
-
-    async def next_event(self, timeout: float | None) -> Any:
-        while True:
-            event = self.h11.next_event()
-            if event is not h11.NEED_DATA:
-                return event
-            self.h11.receive_data(await self.recv(_READ, timeout))
