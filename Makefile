@@ -44,9 +44,9 @@ generate: $(UV)  ## regenerate generated/ from openapi.yaml (replaces the folder
 	$(UV) sync --locked --all-extras
 	$(BIN)/python scripts/unasync.py
 
-check: setup  ## _sync/ generated from _async/, template overrides pinned, ruff format --check, ruff check, mypy --strict
+check: setup  ## _sync/ generated from _async/, template pins, layout (no import cycles), README typing, ruff, mypy --strict
 	$(BIN)/python scripts/unasync.py --check
-	$(BIN)/pytest -q -p no:cacheprovider tests/test_templates_pinned.py
+	$(BIN)/pytest -q -p no:cacheprovider -n0 tests/test_templates_pinned.py tests/test_layout.py tests/test_readme_typing.py
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 	$(BIN)/mypy $(if $(wildcard bench/__init__.py),,-p tensorlake_sandbox -p tensorlake_api_client)

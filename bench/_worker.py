@@ -47,7 +47,7 @@ def _shim_client(spec: dict[str, Any], transport: str | None = None) -> Any:
     if transport == "httpx-sync" or transport == "httpx-async":
         import httpx
 
-        from tensorlake_sandbox._http import LIMITS
+        from tensorlake_sandbox._transports._factory import LIMITS
 
         cls = httpx.HTTPTransport if transport == "httpx-sync" else httpx.AsyncHTTPTransport
         return sandbox_client(

@@ -1,10 +1,22 @@
-"""Generate the sync modules (streaming writer, process layer) from the async ones (as httpcore does).
+"""Generate the sync half of the package from the async one (as httpcore does).
 
     python scripts/unasync.py          # rewrite src/tensorlake_sandbox/_sync/ from _async/
     python scripts/unasync.py --check  # exit 1 (and say which file) when _sync/ is out of date
 
 Each line of every ``_async/*.py`` goes through the substitutions below (whole words
 only), then ruff sorts the imports and formats the result, so the output is stable.
+
+The rules are generic; none names one of this project's functions. Two kinds:
+
+* Python's and the dependencies' own async names (`THIRD_PARTY`): ``async def``, ``await``,
+  ``AsyncIterator``, ``asyncio.sleep``, httpx's ``handle_async_request``, httpx-ws's
+  ``aconnect_ws``, the generated client's ``.asyncio(`` / ``.astream(`` ...
+* The project's naming convention (`convention_subs`): a class ``AsyncX`` (or ``_AsyncX``)
+  is the async twin of ``X``; a function or method ``ax`` (or ``_ax``) is the async twin of
+  ``x`` when ``ax`` is defined in ``_async/`` or, beside ``x``, in a hand-written module (the
+  backend helpers, the stdin sources, the body readers). So a new async name needs no rule
+  here: name it by the convention (a name in ``_async/`` that begins with an "a" of its own, such
+  as ``attach``, is listed in `WORDS`).
 """
 
 from __future__ import annotations
@@ -17,68 +29,79 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "src" / "tensorlake_sandbox"
 
-SUBS = [
+THIRD_PARTY = [
     ("import asyncio", "import time"),
     ("asyncio.sleep", "time.sleep"),
     (r"(\w+)\.asyncio\(", r"\1.sync("),
+    (r"(\w+)\.astream\(", r"\1.stream("),
     ("async def", "def"),
     ("async with", "with"),
     ("async for", "for"),
     ("await ", ""),
     ("__aenter__", "__enter__"),
     ("__aexit__", "__exit__"),
-    ("asyncio_detailed", "sync_detailed"),
-    ("AsyncExitStack", "ExitStack"),
-    ("enter_async_context", "enter_context"),
-    ("AsyncIterator", "Iterator"),
-    ("StopAsyncIteration", "StopIteration"),
     ("__aiter__", "__iter__"),
     ("__anext__", "__next__"),
     ("anext", "next"),
-    ("astream", "stream"),
+    ("StopAsyncIteration", "StopIteration"),
+    ("asyncio_detailed", "sync_detailed"),
+    ("enter_async_context", "enter_context"),
+    ("is_async=True", "is_async=False"),
     ("aiter_sse", "iter_sse"),
-    # _process.py and its backend helpers (_backend.py holds both halves of each).
-    ("AsyncLineStream", "LineStream"),
-    ("AsyncRemoteProcess", "RemoteProcess"),
-    ("AsyncWorker", "Worker"),
-    ("AsyncEvent", "Event"),
-    ("acleanup", "cleanup"),
-    ("ashielded", "shielded"),
-    ("arun", "run"),
-    ("astart", "start"),
-    ("arun_streaming", "run_streaming"),
-    ("_arun_stream", "_run_stream"),
-    ("_acommunicate", "_communicate"),
-    ("_akill_run", "_kill_run"),
-    ("AsyncSource", "Source"),
-    ("AsyncStdinWriter", "StdinWriter"),
-    ("aopen_source", "open_source"),
-    ("atake", "take"),
-    ("arewind", "rewind"),
-    ("aclose", "close"),
-    ("_asend", "_send"),
-    ("_apump", "_pump"),
-    ("awrite_stdin", "write_stdin"),
-    ("aclose_stdin", "close_stdin"),
-    ("astdin_writer", "stdin_writer"),
-    ("The async half", "The sync half"),
-    # _transport.py (its socket classes are both in the shared tensorlake_sandbox._transport).
-    ("AsyncTransport", "SyncTransport"),
-    ("AsyncBaseTransport", "BaseTransport"),
-    ("AsyncByteStream", "SyncByteStream"),
+    ("aconnect_ws", "connect_ws"),
     ("handle_async_request", "handle_request"),
-    ("_AsyncConn", "_SyncConn"),
-    ("_AsyncBody", "_SyncBody"),
-    ("_AsyncStream", "_SyncStream"),
-    ("the async source of truth", "generated from _async/_stdin.py; do not edit"),
+    ("aread", "read"),
+    # httpx names its sync byte stream with "Sync".
+    ("AsyncByteStream", "SyncByteStream"),
 ]
-COMPILED = [(re.compile(r"(?:^|\b)" + pattern + r"(?:$|\b)"), repl) for pattern, repl in SUBS]
+
+# Method names in _async/ that begin with an "a" of their own, not the async prefix.
+WORDS = frozenset({"attach"})
+
+# Hand-written modules that hold both halves of a pair side by side (``ax`` beside ``x``).
+PAIRED = ("_backend.py", "_sources.py", "_transports/_bodies.py")
+
+_DEF = re.compile(r"^\s*(?:async\s+)?def\s+(_*a[a-z]\w*)\s*\(", re.MULTILINE)
+_ANY_DEF = re.compile(r"^\s*(?:async\s+)?def\s+(\w+)\s*\(", re.MULTILINE)
+
+
+def async_names(package: Path = PACKAGE) -> set[str]:
+    """The ``ax`` names that the convention turns into ``x``."""
+    names = set()
+    for source in (package / "_async").glob("*.py"):
+        names.update(n for n in _DEF.findall(source.read_text()) if n not in WORDS)
+    for rel in PAIRED:
+        if not (package / rel).exists():
+            continue
+        text = (package / rel).read_text()
+        defined = set(_ANY_DEF.findall(text))
+        names.update(n for n in _DEF.findall(text) if _strip_a(n) in defined)
+    return names
+
+
+def _strip_a(name: str) -> str:
+    under = len(name) - len(name.lstrip("_"))
+    return name[:under] + name[under + 1 :]
+
+
+def convention_subs(package: Path = PACKAGE) -> list[tuple[str, str]]:
+    subs = [(r"\b(_*)Async([A-Z]\w*)", r"\1\2")]
+    subs += [(re.escape(n), _strip_a(n)) for n in sorted(async_names(package), key=len, reverse=True)]
+    return subs
+
+
+def compiled(package: Path = PACKAGE) -> list[tuple[re.Pattern[str], str]]:
+    return [
+        (re.compile(r"(?:^|\b)" + pattern + r"(?:$|\b)"), repl)
+        for pattern, repl in [*THIRD_PARTY, *convention_subs(package)]
+    ]
+
 
 HEADER = "# Generated by scripts/unasync.py from src/tensorlake_sandbox/_async/{name}: do not edit.\n"
 
 
-def unasync_line(line: str) -> str:
-    for regex, repl in COMPILED:
+def unasync_line(line: str, rules: list[tuple[re.Pattern[str], str]] | None = None) -> str:
+    for regex, repl in compiled() if rules is None else rules:
         line = regex.sub(repl, line)
     return line
 
@@ -98,13 +121,17 @@ def _ruff(args: list[str], text: str, path: Path) -> str:
 
 
 def _tidy(text: str, path: Path) -> str:
-    """Imports sorted again (names changed), then formatted: what ruff would leave."""
-    sorted_imports = _ruff(["check", "--fix-only", "--select", "I", "--exit-zero"], text, path)
+    """Imports sorted again (names changed), a loop that only yields made ``yield from`` (what
+    ``async for ...: yield`` becomes), then formatted: what ruff would leave."""
+    sorted_imports = _ruff(
+        ["check", "--fix-only", "--unsafe-fixes", "--select", "I,UP028", "--exit-zero"], text, path
+    )
     return _ruff(["format"], sorted_imports, path)
 
 
-def expected(source: Path, target: Path) -> str:
-    body = "".join(unasync_line(line) for line in source.read_text().splitlines(keepends=True))
+def expected(source: Path, target: Path, rules: list[tuple[re.Pattern[str], str]] | None = None) -> str:
+    rules = compiled() if rules is None else rules
+    body = "".join(unasync_line(line, rules) for line in source.read_text().splitlines(keepends=True))
     return _tidy(HEADER.format(name=source.name) + body, target)
 
 
@@ -119,8 +146,9 @@ def pairs(package: Path = PACKAGE) -> list[tuple[Path, Path]]:
 def main(argv: list[str], package: Path = PACKAGE) -> int:
     check = "--check" in argv
     stale = []
+    rules = compiled(package)
     for source, target in pairs(package):
-        text = expected(source, target)
+        text = expected(source, target, rules)
         if target.exists() and target.read_text() == text:
             continue
         if check:

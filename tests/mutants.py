@@ -27,8 +27,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 COPIED = ("src", "generated", "tests", "pyproject.toml", "openapi.yaml", "README.md")
-# Where fragments are looked for: globs, so that code moving between modules does not matter.
-SRC = "src/tensorlake_sandbox/*.py"
+# Where fragments are looked for: globs ("|" between several), so that code moving between
+# modules does not matter. The hand-written package: its top level, _async/ and _transports/.
+SRC = "src/tensorlake_sandbox/*.py|src/tensorlake_sandbox/_async/*.py|src/tensorlake_sandbox/_transports/*.py"
 # Anywhere in the package: for fragments that occur once in it (modules may move into folders).
 PKG = "src/tensorlake_sandbox/**/*.py"
 ASYNC = "src/tensorlake_sandbox/_async/*.py"  # the source of the sync code ...
@@ -403,7 +404,13 @@ MUTANTS = [
         "Terminal.read(timeout) waits forever when nothing arrives",
         (
             (
-                PKG,
+                ASYNC,
+                "                if left is not None and left <= _POLL:\n"
+                "                    raise TimeoutError",
+                "                if False:\n                    raise TimeoutError",
+            ),
+            (
+                SYNC,
                 "                if left is not None and left <= _POLL:\n"
                 "                    raise TimeoutError",
                 "                if False:\n                    raise TimeoutError",
@@ -616,11 +623,16 @@ def copy_project(dest: Path) -> None:
             shutil.copy2(src, dest / name)
 
 
+def paths(tree: Path, pattern: str) -> list[Path]:
+    """The files of ``tree`` that ``pattern`` (globs separated by "|") names."""
+    return sorted({p for glob in pattern.split("|") for p in tree.glob(glob)})
+
+
 def apply(mutant: Mutant, tree: Path) -> None:
     """Apply each edit; ``file`` may be a glob (code moves between modules): the fragment must
     occur exactly once in all the files it matches together."""
     for pattern, fragment, replacement in mutant.edits:
-        hits = [(p, p.read_text().count(fragment)) for p in sorted(tree.glob(pattern))]
+        hits = [(p, p.read_text().count(fragment)) for p in paths(tree, pattern)]
         count = sum(n for _, n in hits)
         if count != 1:
             raise NoLongerApplies(

@@ -12,15 +12,8 @@ from typing import Any
 
 import pytest
 
-from tensorlake_sandbox import (
-    AsyncLineStream,
-    AsyncRemoteProcess,
-    OutputLine,
-    SandboxClient,
-    arun,
-    astart,
-    sandbox_client,
-)
+from tensorlake_sandbox import AsyncRemoteProcess, OutputLine, SandboxClient, arun, astart, sandbox_client
+from tensorlake_sandbox._async._process import AsyncLineStream
 from tensorlake_sandbox.local import LocalSandbox
 
 from .servers.dropping_proxy import DroppingProxy
@@ -81,13 +74,16 @@ def test_a_line_written_to_cat_shows_up_while_stdin_is_open(local_client):
             await p.wait(10)
         return got, p.returncode
 
-    assert in_loop(local_client, scenario) == (["hello"], 0)
+    assert in_loop(local_client, scenario) == (["hello\n"], 0)
 
 
 def test_output_communicate_and_signals(local_client):
     async def scenario() -> None:
         async with await astart(local_client, ["sh", "-c", "echo one; echo two >&2"], stdin=False) as p:
-            assert [x async for x in p.output] == [OutputLine("stdout", "one"), OutputLine("stderr", "two")]
+            assert [x async for x in p.output] == [
+                OutputLine("stdout", "one\n"),
+                OutputLine("stderr", "two\n"),
+            ]
         async with await astart(local_client, ["sh", "-c", "cat; echo e >&2"]) as p:
             assert await p.communicate("in\n", timeout=20) == ("in\n", "e\n")
         async with await astart(local_client, ["sleep", "30"], stdin=False) as p:

@@ -15,9 +15,10 @@ import io
 import os
 from typing import Any
 
-from tensorlake_sandbox._bodies import aiter_file, awhole_bytes_io, iter_file, whole_bytes_io
-from tensorlake_sandbox._http import _adapt_file_body
+from tensorlake_sandbox._async._transport import aiter_file, awhole_bytes_io
 from tensorlake_sandbox._sources import aopen_source, open_source
+from tensorlake_sandbox._sync._transport import iter_file, whole_bytes_io
+from tensorlake_sandbox._transports._bodies import adapt_file_body as _adapt_file_body
 
 CHUNK = 256 * 1024
 
@@ -124,7 +125,7 @@ def test_a_large_body_reaches_the_socket_as_the_bytes_it_was_made_from(make_serv
 
     import httpx
 
-    from tensorlake_sandbox._sync._transport import SyncTransport
+    from tensorlake_sandbox._sync._transport import Transport
 
     given: list[Any] = []
     sendall = socket.socket.sendall
@@ -136,7 +137,7 @@ def test_a_large_body_reaches_the_socket_as_the_bytes_it_was_made_from(make_serv
     monkeypatch.setattr(socket.socket, "sendall", spy)
     server = make_server()
     big = os.urandom(2 << 20)
-    with httpx.Client(transport=SyncTransport(httpx.create_ssl_context(), httpx.Limits())) as client:
+    with httpx.Client(transport=Transport(httpx.create_ssl_context(), httpx.Limits())) as client:
         assert (
             client.post(f"{server.base_url}/api/v1/processes/1/stdin", content=iter([big])).status_code == 204
         )

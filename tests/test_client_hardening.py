@@ -26,13 +26,12 @@ from tensorlake_sandbox import (
     SandboxError,
     SandboxTimeoutError,
     StdinNotWritableError,
-    aclose_stdin,
-    astdin_writer,
     awrite_stdin,
-    close_stdin,
     sandbox_client,
     write_stdin,
 )
+from tensorlake_sandbox._async._stdin import aclose_stdin, astdin_writer
+from tensorlake_sandbox._sync._stdin import close_stdin
 from tests.closing import close_after_test
 from tests.servers.fault import OK, BodyOn204, Slow
 
@@ -104,7 +103,7 @@ def test_loopback_is_never_sent_to_an_environment_proxy(make_server, recorder, m
 CTRL_C = textwrap.dedent(
     """
     import os, signal, sys, threading
-    from tensorlake_sandbox import sandbox_client, stdin_writer
+    from tensorlake_sandbox import StdinWriter, sandbox_client
     from tests.servers.fault import OK, FaultServer, Slow
 
     MIB = 1 << 20
@@ -116,7 +115,7 @@ CTRL_C = textwrap.dedent(
         os.kill(os.getpid(), signal.SIGINT)
 
     threading.Thread(target=interrupt_when_second_request_arrived, daemon=True).start()
-    w = stdin_writer(client, 1, chunk_size=MIB)
+    w = StdinWriter(client, 1, chunk_size=MIB)
     try:
         with w:
             w.write(os.urandom(3 * MIB))

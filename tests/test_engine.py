@@ -28,17 +28,17 @@ from tensorlake_sandbox import (
     RetryPolicy,
     SandboxConnectionError,
     SandboxTimeoutError,
-    aopen_terminal,
     arun,
     awrite_stdin,
-    open_terminal,
     run,
     sandbox_client,
     start,
     write_stdin,
 )
+from tensorlake_sandbox._async._terminal import aopen_terminal
 from tensorlake_sandbox._async._transport import AsyncTransport
-from tensorlake_sandbox._sync._transport import SyncTransport
+from tensorlake_sandbox._sync._terminal import open_terminal
+from tensorlake_sandbox._sync._transport import Transport
 from tests.closing import close_after_test
 from tests.servers.fault import OK, Slow, Smuggled
 
@@ -63,7 +63,7 @@ def test_no_connection_kind_sends_a_loopback_sandbox_to_the_proxy(local_sandbox,
     # SSE: /processes/run, and a follow stream of a started process
     assert run(client, ["echo", "rest and sse"]).stdout == "rest and sse\n"
     proc = start(client, ["sh", "-c", "echo followed"], stdin=False)
-    assert list(proc.stdout) == ["followed"]
+    assert list(proc.stdout) == ["followed\n"]
     assert proc.wait(10) == 0
     # the websocket
     with open_terminal(client, "sh", ["-c", "exit 3"]) as term:
@@ -135,7 +135,7 @@ def _both(url: str, timeout: float = 10.0, body: bytes = b"x") -> list[BaseExcep
     """What one POST of ``body`` to ``url`` raises on the sync and on the async transport."""
     limits = httpx.Limits()
     errors: list[BaseException] = []
-    with httpx.Client(transport=SyncTransport(httpx.create_ssl_context(), limits), timeout=timeout) as c:
+    with httpx.Client(transport=Transport(httpx.create_ssl_context(), limits), timeout=timeout) as c:
         try:
             c.post(url, content=body)
         except Exception as exc:

@@ -23,11 +23,9 @@ from tensorlake_sandbox import (
     SandboxTimeoutError,
     SandboxUnavailableError,
     StdinNotWritableError,
-    error_for_status,
-    raise_for_response,
     sandbox_client,
 )
-from tensorlake_sandbox._errors import transport_error
+from tensorlake_sandbox._errors import error_for_status, raise_for_response, transport_error
 
 JSON_400 = b'{"error":"stdin is not writable","code":"STDIN_NOT_WRITABLE"}'
 

@@ -19,12 +19,12 @@ from tensorlake_sandbox import (
     SandboxClient,
     SandboxConnectionError,
     TerminalClosedError,
-    aopen_terminal,
-    open_terminal,
     run,
     sandbox_client,
     start,
 )
+from tensorlake_sandbox._async._terminal import aopen_terminal
+from tensorlake_sandbox._sync._terminal import open_terminal
 
 from .test_cli import CLI
 from .test_cli_process import check_one_line, in_process, running

@@ -23,12 +23,12 @@ from tensorlake_sandbox import (
     SpawnError,
     TerminalNotFoundError,
     astart,
-    error_for_status,
-    open_terminal,
     run,
     sandbox_client,
     start,
 )
+from tensorlake_sandbox._errors import error_for_status
+from tensorlake_sandbox._sync._terminal import open_terminal
 from tensorlake_sandbox.local import LocalSandbox
 
 

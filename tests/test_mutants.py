@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.mutants import MUTANTS, Mutant, NoLongerApplies, apply, copy_project
+from tests.mutants import MUTANTS, Mutant, NoLongerApplies, apply, copy_project, paths
 
 
 def test_every_mutant_applies_to_the_current_source(tmp_path: Path) -> None:
@@ -20,7 +20,7 @@ def test_every_mutant_applies_to_the_current_source(tmp_path: Path) -> None:
         copy_project(tree)
         apply(mutant, tree)
         for pattern, _, replacement in mutant.edits:
-            assert any(replacement in p.read_text() for p in tree.glob(pattern)), mutant.name
+            assert any(replacement in p.read_text() for p in paths(tree, pattern)), mutant.name
 
 
 def test_a_fragment_that_is_gone_or_ambiguous_fails_loudly(tmp_path: Path) -> None:

@@ -24,7 +24,7 @@ import pytest
 from httpx_sse import connect_sse
 
 from tensorlake_sandbox import OutputLine, OutputLostError, SandboxClient, run, sandbox_client, start
-from tensorlake_sandbox._process import run_streaming
+from tensorlake_sandbox._sync._process import run_streaming
 from tensorlake_sandbox.local import create_app
 from tensorlake_sandbox.local._runner import ServerThread, bind, make_config
 
@@ -104,7 +104,7 @@ def test_iterating_stdout_of_a_flood_misses_nothing(small: tuple[str, SandboxCli
         got = [next(p.stdout)]
         time.sleep(1.0)  # the reader pauses (the scenario, not a synchronisation)
         got += list(p.stdout)
-    assert got == [str(i) for i in range(1, 100001)]
+    assert got == [f"{i}\n" for i in range(1, 100001)]
 
 
 def test_a_run_whose_reader_pauses_misses_nothing(small: tuple[str, SandboxClient]) -> None:
@@ -124,7 +124,7 @@ def test_a_line_longer_than_the_limit_comes_back_whole(small: tuple[str, Sandbox
     result = run(small[1], ["python3", "-c", code])
     assert result.stdout == "a" * 100000 + "\n" + "é" * 30000 + "\n"
     with start(small[1], ["python3", "-c", code], stdin=False) as p:
-        assert list(p.stdout) == ["a" * 100000, "é" * 30000]
+        assert list(p.stdout) == ["a" * 100000 + "\n", "é" * 30000 + "\n"]
 
 
 def test_long_line_pieces_are_marked_continued_for_other_clients(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tensorlake_sandbox import OutputLostError
-from tensorlake_sandbox._process_common import Positions, Reassembly
+from tensorlake_sandbox._process_rules import Positions, Reassembly
 
 
 def test_positions_take_new_lines_skip_replayed_ones_and_raise_on_a_jump() -> None:

@@ -16,15 +16,15 @@ import pytest
 
 from tensorlake_api_client.api.sandbox_processes import sandbox_process_get
 from tensorlake_sandbox import (
-    LineStream,
     OutputLine,
     RemoteProcess,
     SandboxClient,
-    SandboxUnavailableError,
+    SandboxConnectionError,
     run,
     sandbox_client,
     start,
 )
+from tensorlake_sandbox._sync._process import LineStream
 from tensorlake_sandbox.local import LocalSandbox
 
 from .servers.dropping_proxy import DroppingProxy
@@ -131,10 +131,10 @@ def test_a_line_written_to_cat_shows_up_while_stdin_is_open(local_client):
         assert isinstance(p, RemoteProcess) and p.pid > 0
         assert p.stdin is not None
         p.stdin.write("hello\n")
-        assert next(p.stdout) == "hello"
+        assert next(p.stdout) == "hello\n"
         assert p.poll() is None  # still running: stdin is open
         p.stdin.write(b"world\n")
-        assert next(p.stdout) == "world"
+        assert next(p.stdout) == "world\n"
         p.stdin.close()
         assert p.wait(timeout=10) == 0
         assert list(p.stdout) == []  # eof after the two lines
@@ -144,8 +144,8 @@ def test_a_line_written_to_cat_shows_up_while_stdin_is_open(local_client):
 def test_output_tags_each_line_with_its_stream(local_client):
     with start(local_client, ["sh", "-c", "echo one; sleep 0.1; echo two >&2"], stdin=False) as p:
         assert p.stdin is None
-        assert list(p.output) == [OutputLine("stdout", "one"), OutputLine("stderr", "two")]
-        assert list(p.stderr) == ["two"]
+        assert list(p.output) == [OutputLine("stdout", "one\n"), OutputLine("stderr", "two\n")]
+        assert list(p.stderr) == ["two\n"]
         assert p.wait(10) == 0
 
 
@@ -153,7 +153,7 @@ def test_communicate_returns_what_the_iterators_did_not_take(local_client):
     with start(local_client, ["sh", "-c", "cat; echo e1 >&2; echo e2 >&2"]) as p:
         assert p.stdin is not None
         p.stdin.write("l1\n")
-        assert next(p.stdout) == "l1"
+        assert next(p.stdout) == "l1\n"
         out, err = p.communicate("l2\nl3\n", timeout=20)
         assert (out, err) == ("l2\nl3\n", "e1\ne2\n")
         assert p.returncode == 0
@@ -222,9 +222,9 @@ def test_context_manager_lets_a_finishing_process_finish(local_client):
 
 
 def test_run_kills_on_keyboard_interrupt(local_client, monkeypatch):
-    from tensorlake_sandbox import _process
+    from tensorlake_sandbox._backend import Worker
 
-    real = _process._Worker.join_until
+    real = Worker.join_until
     calls = []
 
     def interrupted(self, deadline):
@@ -248,7 +248,7 @@ def test_run_kills_on_keyboard_interrupt(local_client, monkeypatch):
             time.sleep(0.02)
         return False
 
-    monkeypatch.setattr(_process._Worker, "join_until", interrupted)
+    monkeypatch.setattr(Worker, "join_until", interrupted)
     with pytest.raises(KeyboardInterrupt):
         run(local_client, ["sh", "-c", "sleep 30 & echo $!; wait"])
     # The run's pid is not returned on interrupt; the sandbox's list says what is still running.
@@ -311,7 +311,7 @@ def test_a_stream_that_keeps_dropping_gives_up_with_a_clear_error(local_sandbox,
     client = proxied(proxy, local_sandbox)
     with start(local_client, ["seq", "1", "10"], stdin=False) as p:
         stream = LineStream[str](client, p.pid, "stdout")
-        with pytest.raises(SandboxUnavailableError, match="failed 6 times in a row"):
+        with pytest.raises(SandboxConnectionError, match="failed 6 times in a row"):
             list(stream)
         # Every connection replays the same two lines: they were yielded once, then no progress.
         assert stream.count == 2
@@ -339,7 +339,7 @@ def test_a_broken_run_stream_kills_the_run_and_says_so(local_sandbox, local_clie
     client = proxied(proxy, local_sandbox)
     # It prints until it is killed: the cut comes at once, and the run cannot end by itself.
     script = "echo $$; while :; do echo 1; sleep 0.1; done"
-    with pytest.raises(SandboxUnavailableError, match=r"a run does not outlive its stream") as info:
+    with pytest.raises(SandboxConnectionError, match=r"a run does not outlive its stream") as info:
         run(client, ["sh", "-c", script])
     assert re.search(r"process \d+ is killed", str(info.value))
     pid = int(re.search(r"process (\d+)", str(info.value)).group(1))

@@ -41,7 +41,8 @@ from tensorlake_api_client.api.sandbox_processes import (
     sandbox_process_list,
     sandbox_process_stdout,
 )
-from tensorlake_sandbox import SandboxClient, close_stdin
+from tensorlake_sandbox import SandboxClient
+from tensorlake_sandbox._sync._stdin import close_stdin
 from tensorlake_sandbox.local import LocalSandbox
 
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -55,6 +56,8 @@ NOT_RUN: dict[str, str] = {
     "which rewrites .venv under the running tests); the demo itself runs in tests/test_demo.py",
     "pip install": "installs from the package registry into the environment (what `make setup` does "
     "here); where a block also starts `tensorlake-sandbox local`, that command runs from another block",
+    "_transports/          the one client factory": "a picture of the package's layout; "
+    "tests/test_layout.py checks what it shows",
     "make generate": "rewrites generated/ in the working tree; tests/test_generated_is_fresh.py runs "
     "the same generation into a temporary folder",
 }

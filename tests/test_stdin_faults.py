@@ -24,11 +24,10 @@ from tensorlake_sandbox import (
     SandboxUnavailableError,
     StdinNotWritableError,
     awrite_stdin,
-    close_stdin,
     sandbox_client,
-    stdin_writer,
     write_stdin,
 )
+from tensorlake_sandbox._sync._stdin import close_stdin, stdin_writer
 from tests.closing import close_after_test
 from tests.servers.fault import OK, Close, FaultServer, Reply, Slow
 

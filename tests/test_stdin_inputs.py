@@ -19,7 +19,6 @@ import pytest
 
 from tensorlake_api_client.client import AuthenticatedClient
 from tensorlake_sandbox import (
-    DEFAULT_CHUNK_SIZE,
     BadRequestError,
     DeliveryUnknownError,
     PayloadTooLargeError,
@@ -31,10 +30,10 @@ from tensorlake_sandbox import (
     StdinNotWritableError,
     awrite_stdin,
     sandbox_client,
-    stdin_writer,
     write_stdin,
 )
-from tensorlake_sandbox._retry import NOT_FORWARDED_CODES, Outcome, classify_failure
+from tensorlake_sandbox._delivery import DEFAULT_CHUNK_SIZE, NOT_FORWARDED_CODES, Outcome, classify_failure
+from tensorlake_sandbox._sync._stdin import stdin_writer
 from tests.servers.fault import FaultServer
 
 PID = 3

@@ -26,17 +26,15 @@ from hypothesis import strategies as st
 
 from tensorlake_api_client.api.sandbox_processes import sandbox_process_stdout
 from tensorlake_sandbox import (
-    DEFAULT_CHUNK_SIZE,
     DeliveryUnknownError,
     SandboxClient,
     StdinNotWritableError,
-    aclose_stdin,
-    astdin_writer,
     awrite_stdin,
-    close_stdin,
-    stdin_writer,
     write_stdin,
 )
+from tensorlake_sandbox._async._stdin import aclose_stdin, astdin_writer
+from tensorlake_sandbox._delivery import DEFAULT_CHUNK_SIZE
+from tensorlake_sandbox._sync._stdin import close_stdin, stdin_writer
 
 # Reads stdin to EOF in 64 KiB reads; prints "<sha256> <length>".
 HASHER = (

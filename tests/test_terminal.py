@@ -21,11 +21,9 @@ from tensorlake_sandbox import (
     TerminalClosedError,
     TerminalNotFoundError,
     TooManyTerminalsError,
-    aattach_terminal,
-    aopen_terminal,
-    attach_terminal,
-    open_terminal,
 )
+from tensorlake_sandbox._async._terminal import aattach_terminal, aopen_terminal
+from tensorlake_sandbox._sync._terminal import attach_terminal, open_terminal
 from tensorlake_sandbox.local import LocalSandbox
 from tensorlake_sandbox.local import _pty as local_pty
 

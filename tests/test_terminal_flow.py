@@ -17,15 +17,10 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tensorlake_sandbox import (
-    SandboxClient,
-    TerminalClosedError,
-    aopen_terminal,
-    attach_terminal,
-    open_terminal,
-    sandbox_client,
-    terminal,
-)
+from tensorlake_sandbox import SandboxClient, TerminalClosedError, sandbox_client
+from tensorlake_sandbox._async._terminal import aopen_terminal
+from tensorlake_sandbox._sync import _terminal as terminal
+from tensorlake_sandbox._sync._terminal import attach_terminal, open_terminal
 from tensorlake_sandbox.local import _pty, create_app
 from tensorlake_sandbox.local._runner import ServerThread, bind, make_config
 
@@ -113,7 +108,7 @@ def test_a_dropped_connection_raises_and_leaves_the_program_for_reattaching(
                 while term.read(10):
                     pass
             assert caught.value.close_code == 1006
-            assert any("attach_terminal" in note for note in caught.value.__notes__)
+            assert any("Terminal.attach" in note for note in caught.value.__notes__)
         # Leaving the block did not kill it: it can be reattached and finished.
         again = attach_terminal(quick_pings, term.session_id, term.token)
         with again:

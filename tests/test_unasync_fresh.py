@@ -33,6 +33,9 @@ def test_check_fails_when_the_async_source_changed_without_regenerating(tmp_path
     for half in ("_async", "_sync"):
         (tmp_path / half).mkdir()
         shutil.copy(PACKAGE / half / "_stdin.py", tmp_path / half / "_stdin.py")
+    for rel in unasync.PAIRED:  # where the naming convention finds the pairs (``atake`` / ``take``)
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(PACKAGE / rel, tmp_path / rel)
     assert unasync.main(["--check"], package=tmp_path) == 0  # the control: a faithful copy is fresh
 
     source = tmp_path / "_async" / "_stdin.py"
@@ -58,3 +61,26 @@ def test_the_sync_process_layer_is_generated_and_has_no_async_left():
     code = text.split('"""', 2)[2]  # past the module docstring, which names the async source
     for word in ("async ", "await ", "asyncio", "Async", "anext", "astream", "aiter_sse", "arun", "astart"):
         assert word not in code, word
+
+
+def test_no_rule_names_one_of_this_packages_functions_or_classes():
+    """The rules are Python's and the dependencies' names; the package's own async names become
+    sync ones by the naming convention (``AsyncX`` -> ``X``, ``ax`` -> ``x``), not by a rule each."""
+    import re
+
+    unasync = _load_script()
+    defined = set()
+    for path in PACKAGE.rglob("*.py"):
+        if "_sync" not in path.parts:
+            defined.update(
+                re.findall(r"^\s*(?:async\s+)?(?:def|class)\s+(\w+)", path.read_text(), re.MULTILINE)
+            )
+    named = {word for pattern, _ in unasync.THIRD_PARTY for word in re.findall(r"[A-Za-z_]\w+", pattern)}
+    # Python's protocols and httpx's transport interface are implemented here, not named here.
+    interfaces = {name for name in defined if name.startswith("__")} | {"handle_async_request"}
+    assert named & (defined - interfaces) == set()
+    # and the convention covers the package's own pairs
+    subs = dict(unasync.convention_subs())
+    for ours in ("arun", "astart", "awrite_stdin", "aopen_terminal", "aclose", "atake", "ashielded"):
+        assert re.escape(ours) in subs, ours
+    assert "attach" not in unasync.async_names()

@@ -2,8 +2,7 @@
 
 import pytest
 
-from tensorlake_sandbox import is_loopback_host, sandbox_url
-from tensorlake_sandbox._urls import normalize_base_url
+from tensorlake_sandbox._urls import is_loopback_host, normalize_base_url, sandbox_url
 
 
 @pytest.mark.parametrize(

@@ -126,7 +126,7 @@ class StdinNotWritableError(BadRequestError):
 class SpawnError(BadRequestError):
     """The sandbox could not start the command: no such program, not executable, and the like.
 
-    The same error whatever started it (`start`, `run`, `open_terminal`, or a generated
+    The same error whatever started it (`start`, `run`, `Terminal.open`, or a generated
     ``sandbox_process_start`` / ``sandbox_process_run`` / ``sandbox_pty_create`` call): the
     local sandbox answers 400 ``SPAWN_FAILED``, Tensorlake's daemon 500 on a start path.
     """

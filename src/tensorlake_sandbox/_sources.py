@@ -28,7 +28,7 @@ import time
 import types
 from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
-from typing import Any, Protocol
+from typing import Any
 
 __all__ = ["ACCEPTED", "AsyncSource", "Source", "aopen_source", "open_source"]
 
@@ -39,38 +39,6 @@ ACCEPTED = (
 _ACCEPTED_ASYNC = f"{ACCEPTED}, or an async iterable of bytes-like pieces"
 
 _BYTES_LIKE = (bytes, bytearray, memoryview)
-
-
-class Source(Protocol):
-    """A sync source of stdin bytes."""
-
-    def take(self, n: int) -> bytes:
-        """Up to ``n`` bytes available now (waiting while there are none); b"" at the end."""
-        ...
-
-    def close(self) -> None:
-        """Stop reading; idempotent."""
-        ...
-
-    def rewind(self, delivered: int) -> None:
-        """After a failure: stop, and leave a seekable file just after the delivered bytes."""
-        ...
-
-
-class AsyncSource(Protocol):
-    """An async source of stdin bytes."""
-
-    async def atake(self, n: int) -> bytes:
-        """Up to ``n`` bytes available now (waiting while there are none); b"" at the end."""
-        ...
-
-    async def aclose(self) -> None:
-        """Stop reading; idempotent."""
-        ...
-
-    async def arewind(self, delivered: int) -> None:
-        """Async `Source.rewind`."""
-        ...
 
 
 def _view(obj: bytes | bytearray | memoryview) -> memoryview:
@@ -346,23 +314,22 @@ class _ThreadSource:
                 self._waiters.append((loop, fut))
             await fut
 
-    def close(self) -> None:
+    def _stop(self) -> bool:
+        """Tell the reader to stop and drop what it buffered; whether it is inside the source."""
         with self._lock:
             self._buf.stopped = True
             self._buf.parts.clear()
             self._buf.size = 0
             self._has_room.notify_all()
-            busy = self.in_source
-        if not busy:
+            return self.in_source
+
+    def close(self) -> None:
+        if not self._stop():
             # Waiting for room or already done: it exits (closing a generator) right away.
             self._thread.join(timeout=5.0)
 
     async def aclose(self) -> None:
-        with self._lock:
-            self._buf.stopped = True
-            self._buf.parts.clear()
-            self._buf.size = 0
-            self._has_room.notify_all()
+        self._stop()
 
     def rewind(self, delivered: int) -> None:
         if self._seekable_file is None:
@@ -452,6 +419,12 @@ def _check_file(f: Any) -> None:
         raise _text_file_error(f)
     if getattr(f, "closed", False) is True:
         raise ValueError("cannot write from a closed file")
+
+
+# What `open_source` returns: each takes (``take(n)``: up to ``n`` bytes available now, waiting
+# while there are none; b"" at the end), stops (``close``, idempotent) and, after a failure,
+# ``rewind(delivered)``s (a seekable file left just after the delivered bytes).
+Source = _SliceSource | _StrSource | _ThreadSource
 
 
 def open_source(data: object, capacity: int) -> Source:
@@ -560,6 +533,10 @@ class _TaskSource:
 
     async def arewind(self, delivered: int) -> None:
         pass
+
+
+# What `aopen_source` returns: the same, awaited (``atake``, ``aclose``, ``arewind``).
+AsyncSource = _SliceSource | _StrSource | _ThreadSource | _TaskSource
 
 
 def aopen_source(data: object, capacity: int) -> AsyncSource:

@@ -1,1 +1,2 @@
-"""The async half of the streaming writer: the one source that `_sync` is generated from."""
+"""Everything written once, async (stdin writes, processes, terminals, the transport); `_sync` is
+generated from it by scripts/unasync.py."""

@@ -4,7 +4,7 @@ Written once, async, in ``_async/_process.py``: `scripts/unasync.py` generates
 ``_sync/_process.py`` (`run`, `start`, `RemoteProcess`, `LineStream`) from it. Where the two
 really differ (a task or a thread, `asyncio.shield`) they call the small named helpers of
 `_backend.py`; the rules they share (argument checks, request bodies, event parsing, return
-codes) are in `_process_common.py`.
+codes) are in `_process_rules.py`.
 
 Output arrives over the follow endpoints (Server-Sent Events, parsed with httpx-sse from
 the generated ``stream()`` functions); stdin goes through the streaming writer
@@ -24,9 +24,10 @@ import signal
 import subprocess
 from collections.abc import AsyncIterator, Callable, Mapping
 from types import TracebackType
-from typing import Any, Generic, Literal, Self, TypeVar, Unpack, cast, overload
+from typing import Any, Generic, Literal, Self, Unpack, cast, overload
 
 from httpx_sse import EventSource, ServerSentEvent
+from typing_extensions import TypeVar
 
 from tensorlake_api_client.api.sandbox_processes import (
     sandbox_process_get,
@@ -43,23 +44,24 @@ from .._client import SandboxClient
 from .._errors import (
     OutputLostError,
     ProcessNotFoundError,
+    SandboxConnectionError,
     SandboxError,
-    SandboxUnavailableError,
     StdinNotWritableError,
 )
-from .._managed import ManagedOptions
-from .._process_common import (
+from .._process_rules import (
     DROPS,
     EXIT_TIMEOUT,
     FOLLOW,
     FOLLOW_ATTEMPTS,
     KILL_GRACE,
     ContinuedLine,
+    ManagedOptions,
     OutputLine,
     Positions,
     ProcessSpec,
     Reassembly,
     RunOptions,
+    StartOptions,
     StreamName,
     UserArg,
     check_client,
@@ -78,18 +80,23 @@ from .._process_common import (
     timed_out,
     timeout_expired,
 )
-from .._stdin import AsyncStdinWriter, astdin_writer
+from ._stdin import AsyncStdinWriter, astdin_writer
 
 __all__ = ["AsyncLineStream", "AsyncRemoteProcess", "arun", "arun_streaming", "astart"]
 
 T = TypeVar("T", str, OutputLine)
+# What ``p.stdin`` is: a writer when a pipe was asked for (``stdin=True``, the default), None
+# when not; the overloads of `astart` say which, so that type checkers need no None check.
+StdinT = TypeVar("StdinT", bound=AsyncStdinWriter | None, default=AsyncStdinWriter | None, covariant=True)
 OnLine = Callable[[OutputLine], object]
 
 
 class AsyncLineStream(Generic[T]):
     """Lines of one output stream of a process, as they arrive, until the process's output ends.
 
-    An iterator (``async for line in p.stdout``); lines come without their terminator. Over the
+    An iterator (``async for line in p.stdout``). Lines of ``p.stdout`` / ``p.stderr`` /
+    ``p.output`` end with ``"\\n"``, as `subprocess` gives them (the sandbox captures by line:
+    ``"\\r\\n"`` comes back as ``"\\n"``, and a last line without one gets one). Over the
     follow endpoint, which replays every captured line from the start: when the connection
     drops, it is reopened and the lines already yielded are skipped, so none is repeated.
     ``count`` is the number of lines yielded so far.
@@ -103,8 +110,9 @@ class AsyncLineStream(Generic[T]):
     dropped while nobody was following cannot be detected there.
     """
 
-    def __init__(self, client: SandboxClient, pid: int | str, stream: StreamName):
+    def __init__(self, client: SandboxClient, pid: int | str, stream: StreamName, *, keepends: bool = False):
         self._client = client
+        self._end = "\n" if keepends else ""  # the public streams end each line with "\n"
         self._pid = pid
         self._stream: StreamName = stream
         self.count = 0
@@ -169,6 +177,12 @@ class AsyncLineStream(Generic[T]):
                     continue
                 item = OutputLine(stream, whole) if isinstance(item, OutputLine) else whole  # type: ignore[arg-type]
             self.count += 1
+            if self._end:
+                item = (
+                    OutputLine(item.stream, item.line + self._end)
+                    if isinstance(item, OutputLine)
+                    else item + self._end
+                )
             return cast(T, item)
 
     def _replay_short(self, raw: str, received: int) -> None:
@@ -207,7 +221,7 @@ class AsyncLineStream(Generic[T]):
         if self._failures >= FOLLOW_ATTEMPTS:
             self._done = True
             why = f"{type(error).__name__}: {error}" if error is not None else "closed before its eof event"
-            raise SandboxUnavailableError(
+            raise SandboxConnectionError(
                 f"following the {self._stream} of process {self._pid} failed {self._failures} times "
                 f"in a row ({why}); {self.count} lines were received"
             ) from error
@@ -228,7 +242,7 @@ class AsyncLineStream(Generic[T]):
 class _Communication:
     """communicate()'s work, begun once: feed the input then EOF, and collect the output."""
 
-    def __init__(self, proc: AsyncRemoteProcess, data: object, on_line: OnLine | None = None):
+    def __init__(self, proc: AsyncRemoteProcess[Any], data: object, on_line: OnLine | None = None):
         self.on_line = on_line
         self.out: list[str] = []
         self.err: list[str] = []
@@ -264,12 +278,12 @@ async def _feed(writer: AsyncStdinWriter | None, data: object) -> None:
     try:
         if data is not None:
             await writer.write(data)
-        await writer.close()
+        await writer.aclose()
     except (StdinNotWritableError, ProcessNotFoundError):
         pass  # the process exited or closed stdin before reading it all: like BrokenPipeError
 
 
-class AsyncRemoteProcess:
+class AsyncRemoteProcess(Generic[StdinT]):
     """A process started in a sandbox by `astart`; shaped like `subprocess.Popen`.
 
     ``pid``, ``args``, ``stdin`` (the streaming writer `AsyncStdinWriter`, None when started
@@ -295,7 +309,7 @@ class AsyncRemoteProcess:
         pid: int,
         args: list[str],
         *,
-        stdin: AsyncStdinWriter | None,
+        stdin: StdinT,
         name: str | None = None,
     ):
         self._client = client
@@ -314,7 +328,7 @@ class AsyncRemoteProcess:
 
     def _stream(self, name: StreamName) -> AsyncLineStream[Any]:
         if name not in self._streams:
-            self._streams[name] = AsyncLineStream[Any](self._client, self.pid, name)
+            self._streams[name] = AsyncLineStream[Any](self._client, self.pid, name, keepends=True)
         return self._streams[name]
 
     def _taken(self, name: StreamName) -> int:
@@ -446,7 +460,7 @@ class AsyncRemoteProcess:
         self.pid = info.pid
         self.returncode = returncode_of(info)
         if self.stdin is not None:
-            self.stdin = astdin_writer(self._client, info.pid) if info.stdin_writable else None
+            self.stdin = cast(StdinT, astdin_writer(self._client, info.pid) if info.stdin_writable else None)
 
     # -- context manager ----------------------------------------------------------------------
 
@@ -474,7 +488,7 @@ class AsyncRemoteProcess:
     async def _end_gently(self) -> None:
         if self.stdin is not None and not self.stdin.closed:
             with contextlib.suppress(StdinNotWritableError, ProcessNotFoundError):
-                await self.stdin.close()
+                await self.stdin.aclose()
         try:
             await self.wait(self.exit_timeout)
         except subprocess.TimeoutExpired:
@@ -492,6 +506,18 @@ class AsyncRemoteProcess:
 # -- start and run ------------------------------------------------------------------------------
 
 
+@overload
+async def astart(
+    client: SandboxClient, args: list[str], *, stdin: Literal[True] = ..., **options: Unpack[StartOptions]
+) -> AsyncRemoteProcess[AsyncStdinWriter]: ...
+@overload
+async def astart(
+    client: SandboxClient, args: list[str], *, stdin: Literal[False], **options: Unpack[StartOptions]
+) -> AsyncRemoteProcess[None]: ...
+@overload
+async def astart(
+    client: SandboxClient, args: list[str], *, stdin: bool, **options: Unpack[StartOptions]
+) -> AsyncRemoteProcess[AsyncStdinWriter | None]: ...
 async def astart(
     client: SandboxClient,
     args: list[str],
@@ -503,7 +529,7 @@ async def astart(
     name: str | None = None,
     restart: str | Mapping[str, Any] | None = None,
     health_check: Mapping[str, Any] | None = None,
-) -> AsyncRemoteProcess:
+) -> AsyncRemoteProcess[Any]:
     """Start ``args`` (``[program, *arguments]``) in the sandbox; return a process object.
 
     ``stdin=True`` opens a pipe (``p.stdin`` writes to it; close it to send EOF). ``env``
@@ -514,7 +540,7 @@ async def astart(
         async with await astart(client, ["cat"]) as p:
             await p.stdin.write("hello\\n")
             print(await anext(p.stdout))    # "hello", while stdin is still open
-            await p.stdin.close()
+            await p.stdin.aclose()
             print(await p.wait())          # 0
 
     Managed processes: ``name`` (any characters but ``/``, not all digits), ``restart`` (a
@@ -605,7 +631,7 @@ class _Run:
 
     def _dropped(self, why: str) -> SandboxError:
         where = f"process {self.pid}" if self.pid is not None else "the process"
-        return SandboxUnavailableError(
+        return SandboxConnectionError(
             f"the event stream of the run broke ({why}) after {len(self.out) + len(self.err)} output "
             f"lines; {where} is killed, since a run does not outlive its stream. To drive a process "
             "that must survive a dropped connection, use start() (its output streams resume)"
@@ -646,7 +672,7 @@ async def arun(
     started are killed, then `subprocess.TimeoutExpired` is raised with the output so far.
     ``check=True`` raises `subprocess.CalledProcessError` for a non-zero return code. Any
     other exception (Ctrl-C included) kills the remote process before it propagates; so does
-    a broken run event stream (`SandboxUnavailableError`: a run's stream cannot be resumed;
+    a broken run event stream (`SandboxConnectionError`: a run's stream cannot be resumed;
     use `start` for a process that must survive a dropped connection). A sandbox that does
     not serve ``/processes/run`` gets start and follow instead.
     """
@@ -666,7 +692,7 @@ async def arun(
 
 
 async def _acommunicate(
-    p: AsyncRemoteProcess, data: object, timeout: float | None, *, text: bool, check: bool
+    p: AsyncRemoteProcess[Any], data: object, timeout: float | None, *, text: bool, check: bool
 ) -> subprocess.CompletedProcess[Any]:
     try:
         await p.communicate(data, timeout)

@@ -1,7 +1,29 @@
-"""Streaming writes to a process's stdin: the async source of truth.
+"""Streaming writes to a process's stdin that never lose or duplicate a byte.
 
-The sync half (``_sync/_stdin.py``) is generated from this file by ``scripts/unasync.py``
-(``make generate``); ``make check`` fails when it is out of date. Edit only this file.
+`write_stdin` sends any source (bytes, str, a binary file or pipe, an iterable, and on the
+async path an async iterable) in order, one request at a time, each at most ``chunk_size``
+bytes, through the generated ``sandbox_process_stdin`` function. Memory stays bounded by
+the chunk size whatever the input size; small pieces are coalesced while a request is in
+flight, and whatever is available is sent at once, so an interactive producer is never
+held back. ``close=True`` (or `aclose_stdin`) then delivers EOF; `AsyncStdinWriter` is a context
+manager around both.
+
+Retries (the rule lives in `_delivery.classify_failure`): a request is sent again, at most
+``RetryPolicy.attempts`` times in all with exponential backoff and jitter (about 3 s in
+total by default), only when the sandbox certainly did not receive it: the connection
+failed before anything was sent (``httpx.ConnectError``, ``ConnectTimeout``,
+``PoolTimeout``), or the proxy answered 503 with a ``code`` saying it did not forward the
+request (``SANDBOX_NOT_READY``, ``SANDBOX_UNREACHABLE``, ``AUTH_SERVICE_UNAVAILABLE``).
+After a read or write timeout, a dropped connection once bytes may have left, a 502, a
+504 or another 5xx, nothing is resent: `DeliveryUnknownError` is raised. A 413 means
+nothing was written: the request is halved and the rest of the call keeps the smaller
+size. Every error raised for a failed request carries ``bytes_delivered`` (bytes of this
+call confirmed before the failing request) and ``request_bytes`` (the failing request's
+size), so a caller can resume exactly.
+
+Written once, async, in ``_async/_stdin.py`` (`awrite_stdin`, `aclose_stdin`, `astdin_writer`);
+``_sync/_stdin.py`` is generated from it by ``scripts/unasync.py`` (``make generate``), and
+``make check`` fails when it is out of date. Edit only the async file.
 """
 
 from __future__ import annotations
@@ -21,13 +43,13 @@ from .._delivery import (
     DEFAULT_RETRY,
     CloseBudget,
     Delivery,
+    RetryPolicy,
     TimeoutArg,
     WriterBase,
     check_call,
     check_progress,
     request_timeout,
 )
-from .._retry import RetryPolicy
 from .._sources import AsyncSource, aopen_source
 
 __all__ = ["AsyncStdinWriter", "aclose_stdin", "astdin_writer", "awrite_stdin"]
@@ -78,6 +100,7 @@ async def awrite_stdin(
     timeout: TimeoutArg = None,
     retry: RetryPolicy | None = None,
     on_progress: Callable[[int], object] | None = None,
+    close: bool = False,
 ) -> int:
     """Write ``data`` to the stdin of process ``pid``; return the number of bytes delivered.
 
@@ -106,13 +129,32 @@ async def awrite_stdin(
     `DeliveryUnknownError` once it expires, instead of hanging. ``retry`` sets the retry
     policy (only requests the sandbox certainly did not receive are sent again).
     ``on_progress(n)`` is called after each request the sandbox confirmed, with its size
-    in bytes (e.g. a progress bar's ``update``).
+    in bytes (e.g. a progress bar's ``update``). With ``close=True``, EOF is sent once the
+    data was delivered (the process reads end of input; ``b""`` with ``close=True`` only
+    closes); the close retries, within ``timeout``, only what certainly did not arrive.
 
     Raises `DeliveryUnknownError`, `StdinNotWritableError`, `ProcessNotFoundError`,
     `PayloadTooLargeError` (a 1-byte request refused), `SandboxUnavailableError` (retries
     exhausted), each with ``bytes_delivered`` and ``request_bytes``; an exception raised
     by the source propagates unchanged once the bytes read before it were delivered.
     """
+    if not isinstance(close, bool):
+        raise TypeError(f"close must be True or False, not {type(close).__name__}")
+    delivered = await _awrite(client, pid, data, chunk_size, timeout, retry, on_progress)
+    if close:
+        await aclose_stdin(client, pid, timeout=timeout, retry=retry)
+    return delivered
+
+
+async def _awrite(
+    client: SandboxClient,
+    pid: int,
+    data: object,
+    chunk_size: int,
+    timeout: TimeoutArg,
+    retry: RetryPolicy | None,
+    on_progress: Callable[[int], object] | None,
+) -> int:
     check_call(client, pid, chunk_size)
     request_timeout(timeout)
     check_progress(on_progress)
@@ -156,7 +198,11 @@ async def aclose_stdin(
 
 
 class AsyncStdinWriter(WriterBase):
-    """Writes to one process's stdin; built by `astdin_writer`. Each `write` is sent at once.
+    """Writes to one process's stdin: ``AsyncStdinWriter(client, pid)``. Each `write` is sent at once.
+
+    ``async with AsyncStdinWriter(client, pid) as w: await w.write(b"...")``; the block sends
+    EOF when it ends. ``w.bytes_delivered`` counts the bytes confirmed so far. The arguments
+    are `awrite_stdin`'s (``chunk_size``, ``timeout``, ``retry``).
 
     On leaving the ``with`` block normally, EOF is sent (the process's stdin is closed).
     On leaving it with an exception, EOF is still sent so that the process does not wait
@@ -186,11 +232,13 @@ class AsyncStdinWriter(WriterBase):
         self._uncertain = False
         return n
 
-    async def close(self) -> None:
+    async def aclose(self) -> None:
         """Send EOF (idempotent)."""
         if not self.closed:
             await aclose_stdin(self.client, self.pid, timeout=self._timeout, retry=self._retry)
             self.closed = True
+
+    close = aclose  # the async name of earlier versions (README, "Renames"); the same on the sync side
 
     async def __aenter__(self) -> Self:
         return self
@@ -201,10 +249,10 @@ class AsyncStdinWriter(WriterBase):
         if self.closed or self._leave_open(exc):
             return
         if exc is None:
-            await self.close()
+            await self.aclose()
             return
         try:
-            await self.close()
+            await self.aclose()
         except Exception as close_error:
             exc.add_note(f"closing stdin of process {self.pid} also failed: {close_error}")
 

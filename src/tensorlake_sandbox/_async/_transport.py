@@ -1,20 +1,28 @@
 """The one HTTP/1.1 transport for one I/O mode: `_async/_transport.py` is the source,
-`_sync/_transport.py` is generated from it (scripts/unasync.py).
+`_sync/_transport.py` is generated from it (scripts/unasync.py). Also written once here: the
+client class that streams file bodies, its response hooks, and the wrapper that maps another
+transport's failures (httpx's, a user's) to the package's errors; `_transports._factory` picks
+the half for the client's I/O mode.
 
-What it promises, and the pieces both halves share, are in `tensorlake_sandbox._transport`.
+What it promises, and the pieces both halves share, are in `tensorlake_sandbox._transports._h11`.
 """
 
 from __future__ import annotations
 
+import io
 import ssl
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, BinaryIO
 
 import h11
 import httpcore
 import httpx
 
-from .._transport import (
+from .._backend import aread_file
+from .._errors import transport_error
+from .._transports._bodies import CHUNK, adapt_file_body, whole_piece
+from .._transports._h11 import (
+    _READ,
     _after_message,
     _AsyncConn,
     _Batch,
@@ -27,13 +35,24 @@ from .._transport import (
     _reraise,
     _response,
     _upgraded,
+    status_error,
+    tell,
 )
 
-__all__ = ["AsyncTransport"]
+__all__ = ["AsyncClient", "AsyncMapped", "AsyncTransport", "aiter_file", "awhole_bytes_io"]
+
+
+async def _anext_event(conn: _AsyncConn, timeout: float | None) -> Any:
+    """The next h11 event of ``conn``, reading the socket as long as h11 needs data."""
+    while True:
+        event = conn.h11.next_event()
+        if event is not h11.NEED_DATA:
+            return event
+        conn.h11.receive_data(await conn.recv(_READ, timeout))
 
 
 class AsyncTransport(httpx.AsyncBaseTransport):
-    """HTTP/1.1 over h11, behind httpx's transport interface (see `tensorlake_sandbox._transport`)."""
+    """HTTP/1.1 over h11, behind httpx's transport interface (see `tensorlake_sandbox._transports._h11`)."""
 
     def __init__(self, ssl_context: ssl.SSLContext, limits: httpx.Limits) -> None:
         self._ssl = ssl_context
@@ -59,9 +78,9 @@ class AsyncTransport(httpx.AsyncBaseTransport):
             for piece in batch.add(h11.EndOfMessage()):
                 await conn.write(piece, timeout)
             phase, timeout = "read", _phase_timeout(request, "read")
-            event = await conn.next_event(timeout)
+            event = await _anext_event(conn, timeout)
             while isinstance(event, h11.InformationalResponse) and event.status_code != 101:
-                event = await conn.next_event(timeout)
+                event = await _anext_event(conn, timeout)
             if isinstance(event, h11.InformationalResponse):  # 101: the socket is the caller's now
                 return _upgraded(event, _AsyncStream(conn))
             if not isinstance(event, h11.Response):
@@ -69,7 +88,7 @@ class AsyncTransport(httpx.AsyncBaseTransport):
             if _has_body(request, event):
                 return _response(event, _AsyncBody(self, conn, origin, request))
             # 204, 304, HEAD: the answer ends at its head, so bytes after it are caught now
-            if not isinstance(await conn.next_event(0), h11.EndOfMessage):
+            if not isinstance(await _anext_event(conn, 0), h11.EndOfMessage):
                 raise httpx.RemoteProtocolError("a bodiless answer with a body")
             self.release(conn, origin, request)
             return _response(event, httpx.ByteStream(b""))
@@ -103,7 +122,7 @@ class _AsyncBody(httpx.AsyncByteStream):
         conn, request = self._conn, self._request
         try:
             while True:
-                event = await conn.next_event(_phase_timeout(request, "read"))
+                event = await _anext_event(conn, _phase_timeout(request, "read"))
                 if isinstance(event, h11.Data):
                     yield bytes(event.data)
                 elif isinstance(event, h11.EndOfMessage):
@@ -148,3 +167,81 @@ class _AsyncStream:
 
     def get_extra_info(self, info: str) -> Any:
         return None
+
+
+# -- answers: status errors in one response hook ------------------------------------------------
+
+
+async def araise_for_error(response: httpx.Response) -> None:
+    tell(response)
+    if not response.is_success:
+        await response.aread()
+        raise status_error(response)
+
+
+async def aread_refusal(response: httpx.Response) -> None:
+    if response.status_code != 101:
+        await response.aread()  # httpx-ws closes the response before raising: keep the error body
+
+
+# -- failures of another transport (httpx's, a user's) become SandboxErrors here ----------------
+
+
+class AsyncMapped(httpx.AsyncBaseTransport):
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self._inner = inner
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        try:
+            response = await self._inner.handle_async_request(request)
+        except httpx.TransportError as exc:
+            raise transport_error(exc) from exc
+        response.stream = _AsyncMappedStream(response.stream)
+        return response
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+class _AsyncMappedStream(httpx.AsyncByteStream):
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self._stream:
+                yield chunk
+        except httpx.TransportError as exc:
+            raise transport_error(exc) from exc
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()
+
+
+# -- file bodies ---------------------------------------------------------------------------------
+
+
+async def aiter_file(f: BinaryIO, length: int | None) -> AsyncIterator[bytes]:
+    """Yield at most ``length`` bytes (all, when None) from ``f``'s current position (async:
+    blocking reads run in a worker thread)."""
+    left = length
+    while left is None or left > 0:
+        chunk = await aread_file(f, CHUNK if left is None else min(CHUNK, left))
+        if not chunk:
+            break
+        if left is not None:
+            left -= len(chunk)
+        yield chunk
+
+
+async def awhole_bytes_io(f: io.BytesIO, length: int) -> AsyncIterator[bytes]:
+    """The ``length`` bytes at ``f``'s position as one piece (`whole_piece`: no copy)."""
+    yield whole_piece(f, length)
+
+
+class AsyncClient(httpx.AsyncClient):
+    """`httpx.AsyncClient`, with file bodies streamed from their position (its only change)."""
+
+    def build_request(self, method: str, url: httpx.URL | str, **kwargs: Any) -> httpx.Request:
+        adapt_file_body(kwargs, aiter_file, awhole_bytes_io)
+        return super().build_request(method, url, **kwargs)

@@ -1,1 +1,1 @@
-"""The sync half of the streaming writer, generated from `_async` by scripts/unasync.py."""
+"""The sync half of the package, generated from `_async` by scripts/unasync.py: do not edit."""

@@ -5,7 +5,7 @@ Written once, async, in ``_async/_process.py``: `scripts/unasync.py` generates
 ``_sync/_process.py`` (`run`, `start`, `RemoteProcess`, `LineStream`) from it. Where the two
 really differ (a task or a thread, `asyncio.shield`) they call the small named helpers of
 `_backend.py`; the rules they share (argument checks, request bodies, event parsing, return
-codes) are in `_process_common.py`.
+codes) are in `_process_rules.py`.
 
 Output arrives over the follow endpoints (Server-Sent Events, parsed with httpx-sse from
 the generated ``stream()`` functions); stdin goes through the streaming writer
@@ -25,9 +25,10 @@ import subprocess
 import time
 from collections.abc import Callable, Iterator, Mapping
 from types import TracebackType
-from typing import Any, Generic, Literal, Self, TypeVar, Unpack, cast, overload
+from typing import Any, Generic, Literal, Self, Unpack, cast, overload
 
 from httpx_sse import EventSource, ServerSentEvent
+from typing_extensions import TypeVar
 
 from tensorlake_api_client.api.sandbox_processes import (
     sandbox_process_get,
@@ -44,23 +45,24 @@ from .._client import SandboxClient
 from .._errors import (
     OutputLostError,
     ProcessNotFoundError,
+    SandboxConnectionError,
     SandboxError,
-    SandboxUnavailableError,
     StdinNotWritableError,
 )
-from .._managed import ManagedOptions
-from .._process_common import (
+from .._process_rules import (
     DROPS,
     EXIT_TIMEOUT,
     FOLLOW,
     FOLLOW_ATTEMPTS,
     KILL_GRACE,
     ContinuedLine,
+    ManagedOptions,
     OutputLine,
     Positions,
     ProcessSpec,
     Reassembly,
     RunOptions,
+    StartOptions,
     StreamName,
     UserArg,
     check_client,
@@ -79,18 +81,23 @@ from .._process_common import (
     timed_out,
     timeout_expired,
 )
-from .._stdin import StdinWriter, stdin_writer
+from ._stdin import StdinWriter, stdin_writer
 
 __all__ = ["LineStream", "RemoteProcess", "run", "run_streaming", "start"]
 
 T = TypeVar("T", str, OutputLine)
+# What ``p.stdin`` is: a writer when a pipe was asked for (``stdin=True``, the default), None
+# when not; the overloads of `start` say which, so that type checkers need no None check.
+StdinT = TypeVar("StdinT", bound=StdinWriter | None, default=StdinWriter | None, covariant=True)
 OnLine = Callable[[OutputLine], object]
 
 
 class LineStream(Generic[T]):
     """Lines of one output stream of a process, as they arrive, until the process's output ends.
 
-    An iterator (``for line in p.stdout``); lines come without their terminator. Over the
+    An iterator (``for line in p.stdout``). Lines of ``p.stdout`` / ``p.stderr`` /
+    ``p.output`` end with ``"\\n"``, as `subprocess` gives them (the sandbox captures by line:
+    ``"\\r\\n"`` comes back as ``"\\n"``, and a last line without one gets one). Over the
     follow endpoint, which replays every captured line from the start: when the connection
     drops, it is reopened and the lines already yielded are skipped, so none is repeated.
     ``count`` is the number of lines yielded so far.
@@ -104,8 +111,9 @@ class LineStream(Generic[T]):
     dropped while nobody was following cannot be detected there.
     """
 
-    def __init__(self, client: SandboxClient, pid: int | str, stream: StreamName):
+    def __init__(self, client: SandboxClient, pid: int | str, stream: StreamName, *, keepends: bool = False):
         self._client = client
+        self._end = "\n" if keepends else ""  # the public streams end each line with "\n"
         self._pid = pid
         self._stream: StreamName = stream
         self.count = 0
@@ -170,6 +178,12 @@ class LineStream(Generic[T]):
                     continue
                 item = OutputLine(stream, whole) if isinstance(item, OutputLine) else whole  # type: ignore[arg-type]
             self.count += 1
+            if self._end:
+                item = (
+                    OutputLine(item.stream, item.line + self._end)
+                    if isinstance(item, OutputLine)
+                    else item + self._end
+                )
             return cast(T, item)
 
     def _replay_short(self, raw: str, received: int) -> None:
@@ -208,7 +222,7 @@ class LineStream(Generic[T]):
         if self._failures >= FOLLOW_ATTEMPTS:
             self._done = True
             why = f"{type(error).__name__}: {error}" if error is not None else "closed before its eof event"
-            raise SandboxUnavailableError(
+            raise SandboxConnectionError(
                 f"following the {self._stream} of process {self._pid} failed {self._failures} times "
                 f"in a row ({why}); {self.count} lines were received"
             ) from error
@@ -229,7 +243,7 @@ class LineStream(Generic[T]):
 class _Communication:
     """communicate()'s work, begun once: feed the input then EOF, and collect the output."""
 
-    def __init__(self, proc: RemoteProcess, data: object, on_line: OnLine | None = None):
+    def __init__(self, proc: RemoteProcess[Any], data: object, on_line: OnLine | None = None):
         self.on_line = on_line
         self.out: list[str] = []
         self.err: list[str] = []
@@ -270,7 +284,7 @@ def _feed(writer: StdinWriter | None, data: object) -> None:
         pass  # the process exited or closed stdin before reading it all: like BrokenPipeError
 
 
-class RemoteProcess:
+class RemoteProcess(Generic[StdinT]):
     """A process started in a sandbox by `start`; shaped like `subprocess.Popen`.
 
     ``pid``, ``args``, ``stdin`` (the streaming writer `StdinWriter`, None when started
@@ -296,7 +310,7 @@ class RemoteProcess:
         pid: int,
         args: list[str],
         *,
-        stdin: StdinWriter | None,
+        stdin: StdinT,
         name: str | None = None,
     ):
         self._client = client
@@ -315,7 +329,7 @@ class RemoteProcess:
 
     def _stream(self, name: StreamName) -> LineStream[Any]:
         if name not in self._streams:
-            self._streams[name] = LineStream[Any](self._client, self.pid, name)
+            self._streams[name] = LineStream[Any](self._client, self.pid, name, keepends=True)
         return self._streams[name]
 
     def _taken(self, name: StreamName) -> int:
@@ -447,7 +461,7 @@ class RemoteProcess:
         self.pid = info.pid
         self.returncode = returncode_of(info)
         if self.stdin is not None:
-            self.stdin = stdin_writer(self._client, info.pid) if info.stdin_writable else None
+            self.stdin = cast(StdinT, stdin_writer(self._client, info.pid) if info.stdin_writable else None)
 
     # -- context manager ----------------------------------------------------------------------
 
@@ -493,6 +507,18 @@ class RemoteProcess:
 # -- start and run ------------------------------------------------------------------------------
 
 
+@overload
+def start(
+    client: SandboxClient, args: list[str], *, stdin: Literal[True] = ..., **options: Unpack[StartOptions]
+) -> RemoteProcess[StdinWriter]: ...
+@overload
+def start(
+    client: SandboxClient, args: list[str], *, stdin: Literal[False], **options: Unpack[StartOptions]
+) -> RemoteProcess[None]: ...
+@overload
+def start(
+    client: SandboxClient, args: list[str], *, stdin: bool, **options: Unpack[StartOptions]
+) -> RemoteProcess[StdinWriter | None]: ...
 def start(
     client: SandboxClient,
     args: list[str],
@@ -504,7 +530,7 @@ def start(
     name: str | None = None,
     restart: str | Mapping[str, Any] | None = None,
     health_check: Mapping[str, Any] | None = None,
-) -> RemoteProcess:
+) -> RemoteProcess[Any]:
     """Start ``args`` (``[program, *arguments]``) in the sandbox; return a process object.
 
     ``stdin=True`` opens a pipe (``p.stdin`` writes to it; close it to send EOF). ``env``
@@ -606,7 +632,7 @@ class _Run:
 
     def _dropped(self, why: str) -> SandboxError:
         where = f"process {self.pid}" if self.pid is not None else "the process"
-        return SandboxUnavailableError(
+        return SandboxConnectionError(
             f"the event stream of the run broke ({why}) after {len(self.out) + len(self.err)} output "
             f"lines; {where} is killed, since a run does not outlive its stream. To drive a process "
             "that must survive a dropped connection, use start() (its output streams resume)"
@@ -647,7 +673,7 @@ def run(
     started are killed, then `subprocess.TimeoutExpired` is raised with the output so far.
     ``check=True`` raises `subprocess.CalledProcessError` for a non-zero return code. Any
     other exception (Ctrl-C included) kills the remote process before it propagates; so does
-    a broken run event stream (`SandboxUnavailableError`: a run's stream cannot be resumed;
+    a broken run event stream (`SandboxConnectionError`: a run's stream cannot be resumed;
     use `start` for a process that must survive a dropped connection). A sandbox that does
     not serve ``/processes/run`` gets start and follow instead.
     """
@@ -665,7 +691,7 @@ def run(
 
 
 def _communicate(
-    p: RemoteProcess, data: object, timeout: float | None, *, text: bool, check: bool
+    p: RemoteProcess[Any], data: object, timeout: float | None, *, text: bool, check: bool
 ) -> subprocess.CompletedProcess[Any]:
     try:
         p.communicate(data, timeout)

@@ -17,7 +17,7 @@ def _progress_bar(f: BinaryIO, no_progress: bool) -> Any | None:
     """A byte progress bar on stderr, only when stderr is a terminal and the size is known."""
     if no_progress or sys.stderr is None or not sys.stderr.isatty():
         return None
-    from tensorlake_sandbox._bodies import remaining_length
+    from tensorlake_sandbox._transports._bodies import remaining_length
 
     size = remaining_length(f)
     if size is None:
@@ -28,7 +28,8 @@ def _progress_bar(f: BinaryIO, no_progress: bool) -> Any | None:
 
 
 def cmd_stdin(args: argparse.Namespace) -> int:
-    from tensorlake_sandbox import close_stdin, write_stdin
+    from tensorlake_sandbox import write_stdin
+    from tensorlake_sandbox._sync._stdin import close_stdin
 
     if args.chunk_size is not None and args.chunk_size <= 0:
         fail("--chunk-size must be a positive number of bytes", EXIT_USAGE)
@@ -70,7 +71,7 @@ def cmd_stdin(args: argparse.Namespace) -> int:
 
 
 def cmd_close_stdin(args: argparse.Namespace) -> int:
-    from tensorlake_sandbox import close_stdin
+    from tensorlake_sandbox._sync._stdin import close_stdin
 
     client = make_client(args)
     try:

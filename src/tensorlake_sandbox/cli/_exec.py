@@ -16,23 +16,12 @@ import threading
 from types import FrameType
 from typing import TYPE_CHECKING
 
-from ._parser import EXIT_USAGE
-from ._run import fail, make_client, say, unbuffered_stdin
+from ._run import make_client, parse_env, say, unbuffered_stdin, write_out
 
 if TYPE_CHECKING:
     from tensorlake_sandbox import RemoteProcess, StdinWriter
 
-__all__ = ["cmd_exec", "parse_env"]
-
-
-def parse_env(pairs: list[str]) -> dict[str, str]:
-    env: dict[str, str] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            fail(f"--env {pair!r}: expected KEY=VALUE", EXIT_USAGE)
-        env[key] = value
-    return env
+__all__ = ["cmd_exec"]
 
 
 def _forward_stdin(writer: StdinWriter, done: threading.Event) -> None:
@@ -88,7 +77,7 @@ class _Interrupts:
 def cmd_exec(args: argparse.Namespace) -> int:
     from tensorlake_sandbox import RemoteProcess, start
 
-    from ._process import exit_status, print_line
+    from ._process import exit_status
 
     env = parse_env(args.env)
     client = make_client(args)
@@ -103,8 +92,8 @@ def cmd_exec(args: argparse.Namespace) -> int:
             try:
                 threading.Thread(target=_forward_stdin, args=(p.stdin, done), daemon=True).start()
                 try:
-                    for item in p.output:
-                        print_line(item)
+                    for item in p.output:  # each line ends with "\n"
+                        write_out("stderr" if item.stream == "stderr" else "stdout", item.line)
                 finally:
                     done.set()  # the output ended or failed: stdin's fate no longer matters
                 return exit_status(p.wait(10))

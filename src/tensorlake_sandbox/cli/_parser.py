@@ -68,7 +68,7 @@ def _seconds(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
     if not (0 < value < float("inf")):
         raise argparse.ArgumentTypeError(f"{text} is not a positive, finite number of seconds")
-    from tensorlake_sandbox._checks import MAX_TIMEOUT  # the library's rule: one place
+    from tensorlake_sandbox._client import MAX_TIMEOUT  # the library's rule: one place
 
     if value > MAX_TIMEOUT:
         raise argparse.ArgumentTypeError(
@@ -106,7 +106,7 @@ def _pid(p: argparse.ArgumentParser) -> None:
 def _pid_or_name(text: str) -> int | str:
     if text.lstrip("+-").isdigit():  # a number (a name is never all digits): must be a positive one
         return _positive_int(text)
-    from tensorlake_sandbox._managed import check_name
+    from tensorlake_sandbox._process_rules import check_name
 
     try:
         return check_name(text)

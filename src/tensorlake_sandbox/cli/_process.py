@@ -5,9 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
-from ._exec import parse_env
 from ._parser import EXIT_TIMEOUT
-from ._run import make_client, say, write_out
+from ._run import make_client, parse_env, say, write_out
 
 if TYPE_CHECKING:
     from tensorlake_sandbox import OutputLine
@@ -64,7 +63,7 @@ def cmd_logs(args: argparse.Namespace) -> int:
         sandbox_process_stderr,
         sandbox_process_stdout,
     )
-    from tensorlake_sandbox import LineStream
+    from tensorlake_sandbox._sync._process import LineStream
 
     client = make_client(args)
     try:
@@ -88,7 +87,7 @@ def cmd_logs(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     import subprocess
 
-    from tensorlake_sandbox._process import run_streaming
+    from tensorlake_sandbox._sync._process import run_streaming
 
     env = parse_env(args.env)
     client = make_client(args)

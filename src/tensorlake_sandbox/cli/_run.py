@@ -40,6 +40,7 @@ __all__ = [
     "fail",
     "in_shell_words",
     "make_client",
+    "parse_env",
     "require_stdout",
     "run_guarded",
     "say",
@@ -200,7 +201,7 @@ def _looks_like_an_address(target: str) -> bool:
 
 
 def _url_hint(target: str) -> str:
-    from tensorlake_sandbox import is_loopback_host
+    from tensorlake_sandbox._urls import is_loopback_host
 
     host = target.rsplit(":", 1)[0] if target.count(":") == 1 else target
     scheme = "http" if is_loopback_host(host.strip("[]")) else "https"
@@ -211,7 +212,8 @@ def make_client(args: argparse.Namespace) -> SandboxClient:
     """The client for SANDBOX (a name or a URL), with the key from --api-key-file or the environment."""
     import httpx
 
-    from tensorlake_sandbox import API_KEY_ENV, sandbox_client
+    from tensorlake_sandbox import sandbox_client
+    from tensorlake_sandbox._client import API_KEY_ENV
 
     check_seconds(getattr(args, "timeout", None), "--timeout")
     key = _read_key_file(args.api_key_file) if args.api_key_file else os.environ.get(API_KEY_ENV)
@@ -255,7 +257,7 @@ _ORIGIN = re.compile(r" \(https?://[^\s()]+\)$")
 def _unreachable_hint(target: str) -> str:
     from urllib.parse import urlsplit
 
-    from tensorlake_sandbox import is_loopback_host
+    from tensorlake_sandbox._urls import is_loopback_host
 
     if "://" in target:
         parts = urlsplit(target)
@@ -411,3 +413,13 @@ def _discard_stdout() -> None:
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, fd)
     os.close(devnull)
+
+
+def parse_env(pairs: list[str]) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            fail(f"--env {pair!r}: expected KEY=VALUE", EXIT_USAGE)
+        env[key] = value
+    return env

@@ -25,9 +25,8 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from ._exec import parse_env
 from ._parser import EXIT_ERROR, EXIT_USAGE
-from ._run import OutputError, fail, make_client, say, stdio_fd
+from ._run import OutputError, fail, make_client, parse_env, say, stdio_fd
 from ._shell_args import TOKEN_ENV
 
 if TYPE_CHECKING:
@@ -286,14 +285,14 @@ def _reattach_hint(sandbox: str, session_id: str, token_path: Path) -> str:
 
 
 def _open(client: SandboxClient, argv: list[str], env: dict[str, str], cwd: str | None) -> Terminal:
-    from tensorlake_sandbox import open_terminal
+    from tensorlake_sandbox import Terminal
 
     rows, cols = _terminal_size() or (24, 80)
     if "TERM" not in env and os.environ.get("TERM"):
         env["TERM"] = os.environ["TERM"]
     command, *rest = argv
     try:
-        return open_terminal(client, command, rest, rows=rows, cols=cols, env=env, cwd=cwd)
+        return Terminal.open(client, command, rest, rows=rows, cols=cols, env=env, cwd=cwd)
     except (TypeError, ValueError) as exc:
         fail(str(exc), EXIT_USAGE)
 
@@ -307,7 +306,7 @@ def _require_posix() -> None:
 
 
 def cmd_shell(args: argparse.Namespace) -> int:
-    from tensorlake_sandbox import attach_terminal
+    from tensorlake_sandbox import Terminal
 
     _require_posix()
     client = make_client(args)
@@ -315,7 +314,7 @@ def cmd_shell(args: argparse.Namespace) -> int:
         if args.argv:
             fail("--attach reattaches to a running program: give no COMMAND with it", EXIT_USAGE)
         try:
-            term = attach_terminal(client, args.attach, _load_token(args))
+            term = Terminal.attach(client, args.attach, _load_token(args))
         except (TypeError, ValueError) as exc:
             fail(str(exc), EXIT_USAGE)
         if (size := _terminal_size()) is not None:

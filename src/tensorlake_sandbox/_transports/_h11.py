@@ -1,9 +1,9 @@
 """The one HTTP/1.1 transport under every `SandboxClient` request: h11 on a socket, sync and async.
 
 This module holds what both halves share: the HTTP rules, the error table, the idle pool and
-the two socket classes (`_SyncConn`, `_AsyncConn`, the few places where sync and async really
+the two socket classes (`_Conn`, `_AsyncConn`, the few places where sync and async really
 differ). The transports themselves are written once, in `_async/_transport.py`
-(`AsyncTransport`), and `_sync/_transport.py` (`SyncTransport`) is generated from it.
+(`AsyncTransport`), and `_sync/_transport.py` (`Transport`) is generated from it.
 
 Both classes implement httpx's public transport interface (`httpx.BaseTransport`,
 `httpx.AsyncBaseTransport`); `httpx.Client` / `httpx.AsyncClient` stay the clients. They
@@ -29,18 +29,20 @@ TLS uses the `ssl.SSLContext` the client factory builds with httpx's own rules.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import os
 import select
 import socket
 import ssl
 import threading
 import time
+from collections.abc import Callable
 from typing import Any, NoReturn
 
 import h11
 import httpx
 
-from ._errors import transport_error
+from .._errors import error_for_status, transport_error
 
 _READ = 64 * 1024
 _Origin = tuple[bytes, bytes, int]
@@ -146,6 +148,27 @@ class _Batch:
         return [b"".join(held)] if held else []
 
 
+# -- answers: the status of each, told to the current call; error statuses raised -------------
+
+# Told the status of each answer of the current call (a stdin write counts its bytes here, the
+# moment the sandbox confirms them: nothing that follows can lose the count).
+on_response: contextvars.ContextVar[Callable[[int], None] | None] = contextvars.ContextVar(
+    "tensorlake_on_response", default=None
+)
+
+
+def tell(response: httpx.Response) -> None:
+    callback = on_response.get()
+    if callback is not None:
+        callback(response.status_code)
+
+
+def status_error(response: httpx.Response) -> Exception:
+    return error_for_status(
+        response.status_code, response.content, path=response.request.url.path, response=response
+    )
+
+
 # -- error table: which httpx exception a failure is, by the phase it happened in ----------------
 
 _PHASES: dict[str, tuple[type[httpx.TransportError], type[httpx.TransportError]]] = {
@@ -224,7 +247,26 @@ class _Idle:
 # -- sync -------------------------------------------------------------------------------------
 
 
-class _SyncConn:
+class _Socket:
+    """What both connections share: the socket, its h11 state, the idle checks, the close.
+    (Reading the next h11 event is written once, in `_async/_transport.py`.)"""
+
+    sock: socket.socket
+    h11: h11.Connection
+    tls: ssl.SSLObject | None = None
+
+    def stale(self) -> bool:
+        """Anything to read while idle (a close, or bytes nobody asked for): not reusable."""
+        try:
+            return bool(select.select([self.sock], [], [], 0)[0]) or bool(self.tls and self.tls.pending())
+        except (OSError, ValueError):
+            return True
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class _Conn(_Socket):
     """A blocking socket; TLS through `ssl.SSLSocket`. The same calls as `_AsyncConn`."""
 
     def __init__(self, sock: socket.socket) -> None:
@@ -233,7 +275,7 @@ class _SyncConn:
         self._sending = threading.Lock()  # a websocket's pings and its input: one send at a time
 
     @classmethod
-    def open(cls, origin: _Origin, context: ssl.SSLContext, timeout: float | None) -> _SyncConn:
+    def open(cls, origin: _Origin, context: ssl.SSLContext, timeout: float | None) -> _Conn:
         scheme, host, port = origin
         sock = socket.create_connection((host.decode("ascii"), port), timeout)
         try:
@@ -245,16 +287,6 @@ class _SyncConn:
             raise
         return cls(sock)
 
-    def stale(self) -> bool:
-        """Anything to read while idle (a close, or bytes nobody asked for): not reusable."""
-        try:
-            return bool(select.select([self.sock], [], [], 0)[0])
-        except (OSError, ValueError):
-            return True
-
-    def close(self) -> None:
-        self.sock.close()
-
     def write(self, data: bytes, timeout: float | None) -> None:
         with self._sending:
             self.sock.settimeout(timeout)
@@ -264,24 +296,18 @@ class _SyncConn:
         self.sock.settimeout(timeout)
         return self.sock.recv(max_bytes)
 
-    def next_event(self, timeout: float | None) -> Any:
-        while True:
-            event = self.h11.next_event()
-            if event is not h11.NEED_DATA:
-                return event
-            self.h11.receive_data(self.recv(_READ, timeout))
-
 
 # -- async ------------------------------------------------------------------------------------
 
 
-class _AsyncConn:
+class _AsyncConn(_Socket):
     """A non-blocking socket driven by the running loop's public ``sock_*`` calls; TLS through
     `ssl.SSLObject` on memory buffers. The socket is ours: closing it needs no event loop (a
     connection left from an earlier ``asyncio.run`` is closed like any other)."""
 
     def __init__(self, sock: socket.socket, tls: ssl.SSLObject | None) -> None:
-        self.sock, self.tls = sock, tls
+        self.sock = sock
+        self.tls = tls
         self.h11 = h11.Connection(h11.CLIENT)
         self._in, self._out = ssl.MemoryBIO(), ssl.MemoryBIO()
         self._sending = asyncio.Lock()  # a websocket's pings and its input: one send at a time
@@ -341,15 +367,6 @@ class _AsyncConn:
             else:
                 self._in.write_eof()
 
-    def stale(self) -> bool:
-        try:
-            return bool(select.select([self.sock], [], [], 0)[0]) or bool(self.tls and self.tls.pending())
-        except (OSError, ValueError):
-            return True
-
-    def close(self) -> None:
-        self.sock.close()
-
     async def _send(self, data: bytes) -> None:
         async with self._sending:
             await asyncio.get_running_loop().sock_sendall(self.sock, data)
@@ -370,10 +387,3 @@ class _AsyncConn:
             except ssl.SSLZeroReturnError:
                 return b""
             return data
-
-    async def next_event(self, timeout: float | None) -> Any:
-        while True:
-            event = self.h11.next_event()
-            if event is not h11.NEED_DATA:
-                return event
-            self.h11.receive_data(await self.recv(_READ, timeout))

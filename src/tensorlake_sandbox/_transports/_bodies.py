@@ -1,4 +1,6 @@
-"""Request bodies from open files: streamed from the current position, on sync and async paths.
+"""Request bodies from open files: the rules (what is a file body, how long, bytes or a stream).
+
+The readers themselves (`aiter_file`, `awhole_bytes_io`) are written once in `_async/_transport.py`.
 
 httpx sends a file object only on a sync client, and takes its length from the whole
 file, ignoring the read position. The generated functions pass ``File.payload`` (a
@@ -10,20 +12,12 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Callable
 from typing import Any, BinaryIO, TypeGuard
 
-import anyio.to_thread
+import httpx
 
-__all__ = [
-    "CHUNK",
-    "aiter_file",
-    "awhole_bytes_io",
-    "is_file_body",
-    "iter_file",
-    "remaining_length",
-    "whole_bytes_io",
-]
+__all__ = ["CHUNK", "adapt_file_body", "is_file_body", "remaining_length", "whole_piece"]
 
 # Bytes read from a file per chunk while streaming a body: 1 MiB halves the client's CPU
 # for bulk writes against 64 KiB (fewer socket sends; measured by make bench).
@@ -65,20 +59,8 @@ def remaining_length(f: BinaryIO) -> int | None:
     return max(0, end - pos)
 
 
-def iter_file(f: BinaryIO, length: int | None) -> Iterator[bytes]:
-    """Yield at most ``length`` bytes (all, when None) from ``f``'s current position."""
-    left = length
-    while left is None or left > 0:
-        chunk = f.read(CHUNK if left is None else min(CHUNK, left))
-        if not chunk:
-            break
-        if left is not None:
-            left -= len(chunk)
-        yield chunk
-
-
-def whole_bytes_io(f: io.BytesIO, length: int) -> Iterator[bytes]:
-    """Yield the ``length`` bytes at ``f``'s position as one piece, moving past them.
+def whole_piece(f: io.BytesIO, length: int) -> bytes:
+    """The ``length`` bytes at ``f``'s position as one piece, moving past them.
 
     A `io.BytesIO` made from bytes and read from the start gives back that same bytes
     object, so a stdin chunk goes to the socket without a copy (reading it in pieces copies
@@ -89,29 +71,37 @@ def whole_bytes_io(f: io.BytesIO, length: int) -> Iterator[bytes]:
     if pos or len(data) != length:
         data = data[pos : pos + length]
     f.seek(pos + len(data))
-    yield data
+    return data
 
 
-async def awhole_bytes_io(f: io.BytesIO, length: int) -> AsyncIterator[bytes]:
-    """Async twin of `whole_bytes_io` (nothing in it blocks)."""
-    for data in whole_bytes_io(f, length):
-        yield data
+# An in-memory body this small is sent as bytes; a larger one is streamed (a finished stream
+# lets go of its data at once, a bytes body stays in httpx's reference cycles until collected).
+_SMALL_BODY = 64 * 1024
 
 
-def _blocks(f: BinaryIO) -> bool:
-    """Whether reading ``f`` may block (a real file or pipe), so it should leave the event loop."""
-    return not isinstance(f, io.BytesIO)
+def adapt_file_body(
+    kwargs: dict[str, Any],
+    iterate: Callable[[Any, int | None], Any],
+    whole: Callable[[io.BytesIO, int], Any],
+) -> None:
+    """Turn a file-like ``content`` into bytes (small BytesIO) or a stream from its position.
 
-
-async def aiter_file(f: BinaryIO, length: int | None) -> AsyncIterator[bytes]:
-    """Async twin of `iter_file`; blocking reads run in a worker thread."""
-    blocking = _blocks(f)
-    left = length
-    while left is None or left > 0:
-        n = CHUNK if left is None else min(CHUNK, left)
-        chunk = await anyio.to_thread.run_sync(f.read, n) if blocking else f.read(n)
-        if not chunk:
-            break
-        if left is not None:
-            left -= len(chunk)
-        yield chunk
+    A larger `io.BytesIO` is streamed as one piece (``whole``: no copy), a file in pieces
+    (``iterate``).
+    """
+    content = kwargs.get("content")
+    if not is_file_body(content):
+        return
+    length = remaining_length(content)
+    if isinstance(content, io.BytesIO) and length is not None:
+        if length <= _SMALL_BODY:
+            kwargs["content"] = content.read(length)
+            return
+        stream = whole(content, length)
+    else:
+        stream = iterate(content, length)
+    headers = httpx.Headers(kwargs.get("headers"))
+    if length is not None:
+        headers["Content-Length"] = str(length)
+    kwargs["content"] = stream
+    kwargs["headers"] = headers
