@@ -27,7 +27,8 @@ from tensorlake_sandbox import (
     open_terminal,
 )
 from tensorlake_sandbox.local import LocalSandbox
-from tensorlake_sandbox.local import _pty as local_pty
+from tensorlake_sandbox.local._pty_session import PRE_READY_LIMIT, QUEUE_CHUNKS
+from tensorlake_sandbox.local._pty_table import MAX_SESSIONS
 
 SH_ANSWER = "echo $((6*7)); exit 5\n"
 
@@ -288,7 +289,7 @@ def test_over_1_mib_of_output_before_ready_closes_with_1008(local_sandbox, local
         session = local_sandbox._app.state.pty_table.get(session_id)
         start = session.produced
         deadline = time.monotonic() + 20
-        while session.produced - start <= local_pty.PRE_READY_LIMIT + 65536:
+        while session.produced - start <= PRE_READY_LIMIT + 65536:
             assert time.monotonic() < deadline, "the program produced too little"
             time.sleep(0.05)
         ws.send_bytes(b"\x02")
@@ -362,7 +363,7 @@ def test_64_sessions_then_429():
     with LocalSandbox() as sandbox:
         client = sandbox.client()
         http = client.get_httpx_client()
-        for _ in range(local_pty.MAX_SESSIONS):
+        for _ in range(MAX_SESSIONS):
             assert http.post("/api/v1/pty", json={"command": "sleep", "args": ["30"]}).status_code == 201
         with pytest.raises(TooManyTerminalsError) as info:
             open_terminal(client, "sh")
@@ -444,7 +445,7 @@ def test_10_mib_of_binary_output_arrives_whole_in_order_with_bounded_memory(loca
             session = local_sandbox._app.state.pty_table.get(term.session_id)
             produced = _wait_until_held_back(session)
             queued = max((c.queue.qsize() for c in list(session.clients)), default=0)
-            assert queued <= local_pty.QUEUE_CHUNKS + 1, f"{queued} chunks queued in the sandbox"
+            assert queued <= QUEUE_CHUNKS + 1, f"{queued} chunks queued in the sandbox"
             digest = hashlib.sha256()
             rest = head[head.index(b"READY") + 5 :]
             digest.update(rest)

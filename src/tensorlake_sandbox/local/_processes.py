@@ -48,7 +48,7 @@ from typing import Any, Literal
 from ._output import Batch, OutputLog, StreamName
 from ._supervisor import STOP_GRACE, Supervisor
 from ._tree import MARKER, kill_tree, kill_trees, marker_value, preexec
-from ._validation import RunSpec, StartError, StartSpec, check_user, spawn_error
+from ._validation import StartSpec, spawn_error
 
 __all__ = [
     "ATTACH_GRACE",
@@ -61,12 +61,8 @@ __all__ = [
     "NameTaken",
     "NotManaged",
     "ProcessTable",
-    "RunSpec",
-    "StartError",
-    "StartSpec",
     "StdinNotWritable",
     "StreamName",
-    "check_user",
 ]
 
 # Bytes of output kept per process (line bytes plus bookkeeping, see _output.py).
@@ -82,8 +78,6 @@ ATTACH_GRACE = 5.0
 DRAIN_GRACE = 0.5
 # The longest line kept whole (a longer one is stored as marked pieces, see above).
 MAX_LINE = 1024 * 1024
-# Signals accepted by the signal endpoint.
-_VALID_SIGNALS = frozenset(int(s) for s in _signal.valid_signals() if 0 < int(s) < _signal.NSIG)
 # Environment variables of the server that a process never inherits: the server's own token
 # and any Tensorlake credential or setting (a request may still set them explicitly).
 _SCRUBBED_PREFIX = "TENSORLAKE_"
@@ -460,7 +454,7 @@ class ManagedProcess:
 
     # -- signals ------------------------------------------------------------------------------
 
-    def _group_is_ours(self) -> bool:
+    def group_is_ours(self) -> bool:
         """True while the leader is unreaped, so its pid still names the group this server made."""
         if self._reaped:
             return False
@@ -475,10 +469,9 @@ class ManagedProcess:
         return True
 
     def send_signal(self, sig: int) -> None:
-        """Signal the process group. Raises ValueError for an invalid signal or a finished process."""
-        if sig not in _VALID_SIGNALS:
-            raise ValueError(f"invalid signal {sig}")
-        if self.leader_exit is not None or not self._group_is_ours():
+        """Signal the process group with ``sig`` (checked by `parse_signal`). Raises ValueError for a
+        finished process."""
+        if self.leader_exit is not None or not self.group_is_ours():
             raise ValueError(f"process {self.pid} is not running")
         try:
             os.killpg(self.pid, sig)
@@ -492,11 +485,11 @@ class ManagedProcess:
 
     def kill(self) -> None:
         """SIGKILL its process group and everything it started, detached children included."""
-        kill_tree(self.pid, self.owner, _signal.SIGKILL, group=self._group_is_ours())
+        kill_tree(self.pid, self.owner, _signal.SIGKILL, group=self.group_is_ours())
 
     def terminate_tree(self) -> None:
         """SIGTERM its process group and everything it started (a managed process's stop)."""
-        kill_tree(self.pid, self.owner, _signal.SIGTERM, group=self._group_is_ours())
+        kill_tree(self.pid, self.owner, _signal.SIGTERM, group=self.group_is_ours())
 
     async def wait_finished(self) -> None:
         await self._finished.wait()
@@ -615,7 +608,7 @@ class ProcessTable:
             self._finished_order[proc.pid] = proc
         self._enforce()
 
-    def _retire(self, proc: ManagedProcess) -> None:
+    def retire(self, proc: ManagedProcess) -> None:
         """A managed process's previous run, replaced by a new one: no longer listed."""
         if proc.finished:
             self._evict(proc)
@@ -656,7 +649,7 @@ class ProcessTable:
         """Start a process (a supervised one when ``spec.managed``); raises StartError when it
         cannot run, NameTaken when a managed process that is not stopped has its name."""
         if not spec.managed:
-            return await self._spawn(spec, None)
+            return await self.spawn(spec, None)
         if spec.name is not None:
             holder = self._names.get(spec.name)
             if holder is not None and holder.active:
@@ -685,7 +678,7 @@ class ProcessTable:
             raise NameTaken(f"another managed process is now named {supervisor.name!r}")
         return await supervisor.restart()
 
-    async def _spawn(self, spec: StartSpec, supervisor: Supervisor | None) -> ManagedProcess:
+    async def spawn(self, spec: StartSpec, supervisor: Supervisor | None) -> ManagedProcess:
         """Start one run of ``spec``; raises StartError when it cannot run."""
         pipe, devnull = subprocess.PIPE, subprocess.DEVNULL
         handle = self._next_handle
@@ -720,12 +713,12 @@ class ProcessTable:
         restarted) and wait (bounded) for them to end."""
         for supervisor in list(self._supervisors):
             supervisor.stopped = True
-            supervisor._cancel()
+            supervisor.cancel()
         for task in list(self._stopping):
             task.cancel()
         procs = list(self._by_pid.values())
         # One pass over /proc for every tree (see _tree.py), not one per process.
-        kill_trees([(p.pid, p.owner, p._group_is_ours()) for p in procs])
+        kill_trees([(p.pid, p.owner, p.group_is_ours()) for p in procs])
         waits = [p.wait_finished() for p in procs if not p.finished]
         if waits:
             with contextlib.suppress(TimeoutError):

@@ -121,7 +121,7 @@ class Supervisor:
 
     async def start(self) -> ManagedProcess:
         """The first run; raises StartError (nothing is kept then)."""
-        run = await self.table._spawn(self.spec, self)
+        run = await self.table.spawn(self.spec, self)
         self._began(run)
         self._task = asyncio.ensure_future(self._watch(run))
         return run
@@ -129,7 +129,7 @@ class Supervisor:
     def _began(self, run: ManagedProcess) -> None:
         previous, self.current = self.current, run
         if previous is not None:
-            self.table._retire(previous)
+            self.table.retire(previous)
         self.status = "running"
         self.next_restart_at = None
         self.last_error = None
@@ -193,7 +193,7 @@ class Supervisor:
                 await asyncio.sleep(delay / 1000)
                 self.status = "starting"
                 try:
-                    run = await self.table._spawn(self.spec, self)
+                    run = await self.table.spawn(self.spec, self)
                 except StartError as exc:
                     self.restart_count += 1
                     self.last_error = str(exc)  # a failed start is a failed run
@@ -213,7 +213,8 @@ class Supervisor:
                 await asyncio.wait_for(run.wait_finished(), grace)
         run.kill()  # anything left of its tree
 
-    def _cancel(self) -> None:
+    def cancel(self) -> None:
+        """Stop watching runs and checking health (the current run is left alone)."""
         for task in (self._task, self._health):
             if task is not None and not task.done():
                 task.cancel()
@@ -222,7 +223,7 @@ class Supervisor:
     def stop(self) -> asyncio.Task[None]:
         """Stop for good (no restart); the run gets SIGTERM, then SIGKILL after the grace."""
         self.stopped = True
-        self._cancel()
+        self.cancel()
         self.status = "stopped"
         self.next_restart_at = None
         run = self.current
@@ -236,7 +237,7 @@ class Supervisor:
 
     async def restart(self) -> ManagedProcess:
         """Stop the current run (SIGTERM, SIGKILL after the grace) and start a new one at once."""
-        self._cancel()
+        self.cancel()
         run = self.current
         await self._stop_run(run, self.stop_grace)
         if run is not None:
@@ -246,7 +247,7 @@ class Supervisor:
         self._backoff_ms = self.restart_config.initial_backoff_ms
         self.status = "starting"
         try:
-            new = await self.table._spawn(self.spec, self)
+            new = await self.table.spawn(self.spec, self)
         except StartError as exc:
             self.last_error = str(exc)
             self.status = "stopped"
