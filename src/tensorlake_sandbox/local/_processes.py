@@ -191,7 +191,7 @@ class ManagedProcess:
         handle: int,
         spec: StartSpec,
         table: ProcessTable,
-        supervisor: Supervisor | None = None,
+        supervisor: Supervisor[ManagedProcess] | None = None,
     ) -> None:
         self._popen = popen
         # The supervisor of a managed process (one per name, across its runs), else None.
@@ -546,8 +546,8 @@ class ProcessTable:
         self._paused: set[ManagedProcess] = set()
         self._by_pid: dict[int, ManagedProcess] = {}
         # Managed processes by name (only named ones; every one is reachable by its current pid).
-        self._names: dict[str, Supervisor] = {}
-        self._supervisors: set[Supervisor] = set()
+        self._names: dict[str, Supervisor[ManagedProcess]] = {}
+        self._supervisors: set[Supervisor[ManagedProcess]] = set()
         self._stopping: set[asyncio.Task[None]] = set()
         self.stop_grace = stop_grace
         self._finished_order: dict[int, ManagedProcess] = {}  # oldest finished first
@@ -678,7 +678,7 @@ class ProcessTable:
             raise NameTaken(f"another managed process is now named {supervisor.name!r}")
         return await supervisor.restart()
 
-    async def spawn(self, spec: StartSpec, supervisor: Supervisor | None) -> ManagedProcess:
+    async def spawn(self, spec: StartSpec, supervisor: Supervisor[ManagedProcess] | None) -> ManagedProcess:
         """Start one run of ``spec``; raises StartError when it cannot run."""
         pipe, devnull = subprocess.PIPE, subprocess.DEVNULL
         handle = self._next_handle
