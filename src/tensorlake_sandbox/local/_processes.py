@@ -62,7 +62,6 @@ __all__ = [
     "NotManaged",
     "ProcessTable",
     "StdinNotWritable",
-    "StreamName",
 ]
 
 # Bytes of output kept per process (line bytes plus bookkeeping, see _output.py).
