@@ -42,12 +42,12 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from typing import Any, Literal
 
 from ._output import Batch, OutputLog, StreamName
 from ._supervisor import STOP_GRACE, Supervisor
-from ._tree import MARKER, kill_tree, kill_trees, marker_value, preexec
+from ._tree import MARKER, child_environment, kill_tree, kill_trees, marker_value, preexec
 from ._validation import StartSpec, spawn_error
 
 __all__ = [
@@ -77,22 +77,12 @@ ATTACH_GRACE = 5.0
 DRAIN_GRACE = 0.5
 # The longest line kept whole (a longer one is stored as marked pieces, see above).
 MAX_LINE = 1024 * 1024
-# Environment variables of the server that a process never inherits: the server's own token
-# and any Tensorlake credential or setting (a request may still set them explicitly).
-_SCRUBBED_PREFIX = "TENSORLAKE_"
 
 _PIDFD = sys.platform == "linux" and hasattr(os, "pidfd_open") and hasattr(os, "P_PIDFD")
 
 
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
-
-
-def child_environment(extra: Mapping[str, str]) -> dict[str, str]:
-    """The server's environment without Tensorlake keys, plus what the request asked for."""
-    env = {k: v for k, v in os.environ.items() if not k.upper().startswith(_SCRUBBED_PREFIX)}
-    env.update(extra)
-    return env
 
 
 _PREEXEC = preexec()

@@ -92,6 +92,7 @@ def _set_done(future: asyncio.Future[None]) -> None:
 
 
 def set_size(fd: int, rows: int, cols: int) -> None:
+    """Set the size of the terminal ``fd`` (the kernel sends SIGWINCH to its foreground group)."""
     fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
 
 

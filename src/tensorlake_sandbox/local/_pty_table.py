@@ -26,7 +26,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from ._pty_session import KILL_GRACE, PtySession, set_size
-from ._tree import MARKER, marker_value
+from ._tree import MARKER, child_environment, marker_value
 from ._tree import preexec as _tree_preexec
 
 __all__ = ["EXITED_TTL", "IDLE_TIMEOUT", "MAX_SESSIONS", "PtyTable"]
@@ -39,10 +39,8 @@ _ID_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_-
 
 def _child_env(extra: Mapping[str, str]) -> dict[str, str]:
     """The server's environment without Tensorlake keys, TERM for this terminal, then the request's."""
-    env = {k: v for k, v in os.environ.items() if not k.upper().startswith("TENSORLAKE_")}
-    env["TERM"] = "xterm-256color"  # the terminal's type, not the server's
-    env.update(extra)
-    return env
+    # TERM: the terminal's type, not the server's.
+    return child_environment({"TERM": "xterm-256color", **extra})
 
 
 def _take_terminal() -> None:
