@@ -29,6 +29,7 @@ __all__ = [
     "OP_READY",
     "OP_RESIZE",
     "READY_FRAME",
+    "TOKEN_HEADER",
     "TerminalClosedError",
     "TerminalNotFoundError",
     "TerminalOptions",
@@ -54,6 +55,8 @@ CLOSE_NORMAL, CLOSE_GOING_AWAY, CLOSE_POLICY = 1000, 1001, 1008
 # Never sent: what a client reports when the connection dropped without a close frame.
 CLOSE_ABNORMAL = 1006
 MAX_ROWS, MAX_COLS = 500, 1000
+# The header that carries a session's token to the websocket (the server also takes ``?token=``).
+TOKEN_HEADER = "X-PTY-Token"
 # One input frame carries at most this much; longer input is split (the server accepts 64 KiB frames).
 MAX_INPUT_FRAME = 32 * 1024
 

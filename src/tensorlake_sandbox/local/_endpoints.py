@@ -31,13 +31,14 @@ from .._terminal_protocol import (
     CLOSE_POLICY,
     OP_DATA,
     OP_READY,
+    TOKEN_HEADER,
     exit_frame,
     exit_reason,
     resize_from_frame,
 )
 from ._output import Batch, StreamName
 from ._processes import ManagedProcess, NameTaken, NotManaged, ProcessTable, StdinNotWritable
-from ._pty_session import EXIT, KILLED, PtyClient, PtySession
+from ._pty_session import EXIT, KILLED, PRE_READY_LIMIT, PtyClient, PtySession
 from ._pty_table import MAX_SESSIONS, PtyTable
 from ._security import expects_continue
 from ._validation import (
@@ -87,6 +88,8 @@ RUN_PING_SECONDS = 1
 # Bytes of JSON (or SSE) gathered before handing a piece of a long answer to the server.
 _CHUNK_BYTES = 64 * 1024
 _DATA = bytes([OP_DATA])
+# The close reason for a client that let too much output pile up before its READY.
+_OVERFLOW = f"output before READY exceeded {PRE_READY_LIMIT // (1024 * 1024)} MiB"
 
 
 def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -596,7 +599,7 @@ async def _send_output(websocket: WebSocket, session: PtySession, client: PtyCli
             return
         if item is KILLED:
             if client.overflow:
-                await websocket.close(CLOSE_POLICY, "output before READY exceeded 1 MiB")
+                await websocket.close(CLOSE_POLICY, _OVERFLOW)
             elif client.close_code == CLOSE_POLICY:
                 await websocket.close(CLOSE_POLICY, "client too slow")
             else:
@@ -609,7 +612,7 @@ async def _send_output(websocket: WebSocket, session: PtySession, client: PtyCli
 async def pty_websocket(websocket: WebSocket) -> None:
     session_id: str = websocket.path_params["session_id"]
     session = _pty_table(websocket).get(session_id)
-    given = websocket.headers.get("x-pty-token") or websocket.query_params.get("token") or ""
+    given = websocket.headers.get(TOKEN_HEADER) or websocket.query_params.get("token") or ""
     expected = session.token if session is not None else secrets.token_hex(32)
     token_ok = hmac.compare_digest(given.encode("utf-8", "replace"), expected.encode())
     if session is None:
@@ -619,7 +622,9 @@ async def pty_websocket(websocket: WebSocket) -> None:
         return
     if not token_ok:
         await websocket.send_denial_response(
-            _refusal(403, "INVALID_TOKEN", "missing or wrong PTY token: send it as the X-PTY-Token header")
+            _refusal(
+                403, "INVALID_TOKEN", f"missing or wrong PTY token: send it as the {TOKEN_HEADER} header"
+            )
         )
         return
     await websocket.accept()
@@ -640,13 +645,13 @@ async def pty_websocket(websocket: WebSocket) -> None:
                 session.resize(*size)
             elif opcode == OP_READY and sender is None:
                 if not session.ready(client):
-                    await websocket.close(CLOSE_POLICY, "output before READY exceeded 1 MiB")
+                    await websocket.close(CLOSE_POLICY, _OVERFLOW)
                     break
                 sender = asyncio.ensure_future(_send_output(websocket, session, client))
             elif opcode == OP_READY and client.overflow:
                 break
             if client.overflow and sender is None:
-                await websocket.close(CLOSE_POLICY, "output before READY exceeded 1 MiB")
+                await websocket.close(CLOSE_POLICY, _OVERFLOW)
                 break
     finally:
         session.detach(client)
