@@ -610,6 +610,9 @@ async def _send_output(websocket: WebSocket, session: PtySession, client: PtyCli
 
 
 async def pty_websocket(websocket: WebSocket) -> None:
+    """The terminal's binary websocket. It takes the session's token alone (``X-PTY-Token`` or
+    ``?token=``), as the docs' examples connect; a bearer key that is sent must still be right
+    (_security.py, which lets this route alone through without one: _routes.py)."""
     session_id: str = websocket.path_params["session_id"]
     session = _pty_table(websocket).get(session_id)
     given = websocket.headers.get(TOKEN_HEADER) or websocket.query_params.get("token") or ""

@@ -5,8 +5,8 @@ A session is a real pseudo-terminal: ``os.openpty()``, the command in a new sess
 (started by `PtyTable.create`, _pty_table.py). This module holds what one session does, with
 the semantics of ``openapi.yaml`` (tag ``sandbox-pty``) and the Tensorlake daemon:
 
-- a token of 64 hex characters per session (checked by the websocket endpoint), reusable to
-  reattach;
+- a token of 64 hex characters per session (compared in constant time by the websocket
+  endpoint, _endpoints.py), reusable to reattach;
 - nothing is sent to a client before its READY frame; then the history (the last
   `HISTORY_BYTES` of output) is replayed, then live output, in chunks of at most
   `CHUNK_BYTES`; output produced between connecting and READY over `PRE_READY_LIMIT`
