@@ -310,3 +310,36 @@ def test_exited_status_comes_with_all_output(
     wait_finished(info.pid)
     lines = stdout_lines(local_client, info.pid)
     assert len(lines) == 20000 and lines[-1] == "20000"
+
+
+# -- the route table ----------------------------------------------------------------------------
+
+
+def test_the_route_table_serves_exactly_the_operations_of_openapi_yaml() -> None:
+    # Routes are declared once (local/_routes.py): every documented operation is there, nothing
+    # else is but the terminal's websocket (which OpenAPI cannot describe).
+    import re
+    from pathlib import Path
+
+    import yaml
+    from starlette.routing import Route, WebSocketRoute
+
+    from tensorlake_sandbox.local._routes import ROUTES
+
+    spec = yaml.safe_load((Path(__file__).resolve().parent.parent / "openapi.yaml").read_text())
+    documented = {
+        (path, method.upper())
+        for path, item in spec["paths"].items()
+        for method in item
+        if method in ("get", "post", "put", "patch", "delete")
+    }
+    served = set()
+    for route in ROUTES:
+        path = re.sub(r"\{(\w+):\w+\}", r"{\1}", route.path)  # {pid:pid} -> {pid}
+        if isinstance(route, WebSocketRoute):
+            served.add((path, "WEBSOCKET"))
+        else:
+            assert isinstance(route, Route) and route.methods is not None
+            served |= {(path, method) for method in route.methods - {"HEAD"}}
+    assert served - documented == {("/api/v1/pty/{session_id}/ws", "WEBSOCKET")}
+    assert documented - served == set()

@@ -57,6 +57,27 @@ def test_no_or_wrong_token_is_401(local_sandbox: LocalSandbox, anon: httpx.Clien
     assert anon.get("/api/v1/processes", headers=bearer(token)).status_code == 200
 
 
+def test_only_the_terminal_websocket_may_leave_out_the_bearer_key(
+    local_sandbox: LocalSandbox, anon: httpx.Client
+) -> None:
+    # The route table (_routes.py) names the one route that takes a session token instead:
+    # a websocket upgrade to any other path without the key is 401, like any request.
+    upgrade = {
+        "Upgrade": "websocket",
+        "Connection": "Upgrade",
+        "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+        "Sec-WebSocket-Version": "13",
+    }
+    for path in ("/api/v1/processes", "/api/v1/pty", "/api/v1/pty/x/resize", "/api/v1/nowhere/ws"):
+        response = anon.get(path, headers=upgrade)
+        assert response.status_code == 401, path
+        assert response.json()["code"] == "UNAUTHORIZED"
+    # The terminal's own route gets past the key check to its token check (no such session: 404).
+    assert (
+        anon.get("/api/v1/pty/no-such-session/ws", headers={**upgrade, "X-PTY-Token": "x"}).status_code == 404
+    )
+
+
 def test_wrong_key_through_the_shim_raises_authentication_error(local_sandbox: LocalSandbox) -> None:
     client = sandbox_client(base_url=local_sandbox.base_url, api_key="not-the-token")
     try:

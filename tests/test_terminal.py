@@ -25,7 +25,8 @@ from tensorlake_sandbox import (
 from tensorlake_sandbox._async._terminal import aattach_terminal, aopen_terminal
 from tensorlake_sandbox._sync._terminal import attach_terminal, open_terminal
 from tensorlake_sandbox.local import LocalSandbox
-from tensorlake_sandbox.local import _pty as local_pty
+from tensorlake_sandbox.local._pty_session import PRE_READY_LIMIT, QUEUE_CHUNKS, _History
+from tensorlake_sandbox.local._pty_table import MAX_SESSIONS
 
 SH_ANSWER = "echo $((6*7)); exit 5\n"
 
@@ -192,7 +193,7 @@ def test_killing_a_terminal_sigkills_a_program_that_ignores_sighup():
 
 
 def test_a_full_history_drops_its_oldest_output_and_keeps_the_newest():
-    history = local_pty._History(limit=10)
+    history = _History(limit=10)
     for chunk in (b"abcd", b"efgh", b"ijkl", b"mn"):
         history.append(chunk)
     assert b"".join(history) == b"efghijklmn"
@@ -333,7 +334,7 @@ def test_over_1_mib_of_output_before_ready_closes_with_1008(local_sandbox, local
         session = local_sandbox._app.state.pty_table.get(session_id)
         start = session.produced
         deadline = time.monotonic() + 20
-        while session.produced - start <= local_pty.PRE_READY_LIMIT + 65536:
+        while session.produced - start <= PRE_READY_LIMIT + 65536:
             assert time.monotonic() < deadline, "the program produced too little"
             time.sleep(0.05)
         ws.send_bytes(b"\x02")
@@ -407,7 +408,7 @@ def test_64_sessions_then_429():
     with LocalSandbox() as sandbox:
         client = sandbox.client()
         http = client.get_httpx_client()
-        for _ in range(local_pty.MAX_SESSIONS):
+        for _ in range(MAX_SESSIONS):
             assert http.post("/api/v1/pty", json={"command": "sleep", "args": ["30"]}).status_code == 201
         with pytest.raises(TooManyTerminalsError) as info:
             open_terminal(client, "sh")
@@ -489,7 +490,7 @@ def test_10_mib_of_binary_output_arrives_whole_in_order_with_bounded_memory(loca
             session = local_sandbox._app.state.pty_table.get(term.session_id)
             produced = _wait_until_held_back(session)
             queued = max((c.queue.qsize() for c in list(session.clients)), default=0)
-            assert queued <= local_pty.QUEUE_CHUNKS + 1, f"{queued} chunks queued in the sandbox"
+            assert queued <= QUEUE_CHUNKS + 1, f"{queued} chunks queued in the sandbox"
             digest = hashlib.sha256()
             rest = head[head.index(b"READY") + 5 :]
             digest.update(rest)

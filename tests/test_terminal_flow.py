@@ -21,7 +21,7 @@ from tensorlake_sandbox import SandboxClient, TerminalClosedError, sandbox_clien
 from tensorlake_sandbox._async._terminal import aopen_terminal
 from tensorlake_sandbox._sync import _terminal as terminal
 from tensorlake_sandbox._sync._terminal import attach_terminal, open_terminal
-from tensorlake_sandbox.local import _pty, create_app
+from tensorlake_sandbox.local import _pty_session, create_app
 from tensorlake_sandbox.local._runner import ServerThread, bind, make_config
 
 
@@ -45,7 +45,7 @@ def test_a_paused_reader_keeps_its_connection_and_loses_nothing(
     # A small client queue, so that the pause reaches the sandbox (kernel buffers hold the rest),
     # and a short stall timeout, which must not close a client that holds back nobody else.
     monkeypatch.setattr(terminal, "QUEUE_FRAMES", 8)
-    monkeypatch.setattr(_pty, "STALL_TIMEOUT", 0.5)
+    monkeypatch.setattr(_pty_session, "STALL_TIMEOUT", 0.5)
     script = "yes 0123456789 | head -c 12000000; echo; echo DONE; exit 7"
     with open_terminal(quick_pings, "sh", ["-c", script]) as term:
         time.sleep(2.0)  # the pause under test (not a synchronisation): many ping rounds
@@ -123,7 +123,7 @@ def test_a_dropped_connection_raises_and_leaves_the_program_for_reattaching(
 def test_a_client_that_holds_back_a_reading_one_is_closed_with_1008(
     quick_pings: SandboxClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(_pty, "STALL_TIMEOUT", 0.5)
+    monkeypatch.setattr(_pty_session, "STALL_TIMEOUT", 0.5)
     monkeypatch.setattr(terminal, "QUEUE_FRAMES", 8)
     script = "read x; yes 0123456789 | head -c 30000000; echo; echo DONE; exit 4"
     with open_terminal(quick_pings, "sh", ["-c", script]) as stalled:

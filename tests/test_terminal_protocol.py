@@ -9,10 +9,13 @@ from tensorlake_sandbox._terminal_protocol import (
     check_open_args,
     check_size,
     exit_code_from_reason,
+    exit_frame,
+    exit_reason,
     input_frames,
     iter_text,
     parse_frame,
     resize_frame,
+    resize_from_frame,
 )
 from tensorlake_sandbox.cli._shell import _Escape
 
@@ -23,6 +26,18 @@ def test_frames_match_the_official_sdks_test_vectors():
     assert parse_frame(bytes.fromhex("0300000007")) == ("exit", 7)
     assert parse_frame(bytes.fromhex("03ffffffff")) == ("exit", -1)
     assert parse_frame(b"\x00hi") == ("output", b"hi")
+
+
+def test_the_servers_side_reads_and_writes_what_the_clients_side_does():
+    # The local sandbox decodes resize frames and encodes exits with these (one wire, both ends).
+    assert resize_from_frame(resize_frame(rows=40, cols=120)) == (40, 120)
+    assert resize_from_frame(bytes.fromhex("0100780028")) == (40, 120)
+    assert resize_from_frame(b"\x01\x00\x78\x00") is None  # short
+    assert resize_from_frame(b"\x00\x00\x78\x00\x28") is None  # not a resize
+    for code in (0, 7, 255, -1):
+        assert parse_frame(exit_frame(code)) == ("exit", code)
+        assert exit_code_from_reason(exit_reason(code)) == code
+    assert exit_frame(7) == bytes.fromhex("0300000007")
 
 
 def test_unknown_empty_and_short_frames_are_ignored():

@@ -17,9 +17,19 @@ from typing import Any, TypedDict
 from ._errors import TerminalClosedError, TerminalNotFoundError, TooManyTerminalsError
 
 __all__ = [
+    "CLOSE_ABNORMAL",
+    "CLOSE_GOING_AWAY",
+    "CLOSE_NORMAL",
+    "CLOSE_POLICY",
     "MAX_COLS",
+    "MAX_INPUT_FRAME",
     "MAX_ROWS",
+    "OP_DATA",
+    "OP_EXIT",
+    "OP_READY",
+    "OP_RESIZE",
     "READY_FRAME",
+    "TOKEN_HEADER",
     "TerminalClosedError",
     "TerminalNotFoundError",
     "TerminalOptions",
@@ -28,15 +38,25 @@ __all__ = [
     "check_options",
     "check_size",
     "exit_code_from_reason",
+    "exit_frame",
+    "exit_reason",
     "input_frame",
     "iter_text",
     "parse_frame",
     "resize_frame",
+    "resize_from_frame",
 ]
 
+# The wire, for both ends (the client here and in terminal.py, the server in local/): opcodes,
+# close codes, the terminal size range (the server clamps to it, the client refuses outside it).
 OP_DATA, OP_RESIZE, OP_READY, OP_EXIT = 0x00, 0x01, 0x02, 0x03
 READY_FRAME = bytes([OP_READY])
+CLOSE_NORMAL, CLOSE_GOING_AWAY, CLOSE_POLICY = 1000, 1001, 1008
+# Never sent: what a client reports when the connection dropped without a close frame.
+CLOSE_ABNORMAL = 1006
 MAX_ROWS, MAX_COLS = 500, 1000
+# The header that carries a session's token to the websocket (the server also takes ``?token=``).
+TOKEN_HEADER = "X-PTY-Token"
 # One input frame carries at most this much; longer input is split (the server accepts 64 KiB frames).
 MAX_INPUT_FRAME = 32 * 1024
 
@@ -139,6 +159,14 @@ def resize_frame(rows: int, cols: int) -> bytes:
     return struct.pack(">BHH", OP_RESIZE, cols, rows)
 
 
+def resize_from_frame(frame: bytes) -> tuple[int, int] | None:
+    """(rows, cols) of a resize frame (the server's side of `resize_frame`); None for any other frame."""
+    if len(frame) != 5 or frame[0] != OP_RESIZE:
+        return None
+    cols, rows = struct.unpack(">HH", frame[1:])
+    return rows, cols
+
+
 def parse_frame(frame: bytes) -> tuple[str, Any] | None:
     """("output", bytes), ("exit", int), or None for a frame to ignore (empty, unknown opcode)."""
     if not frame:
@@ -148,6 +176,16 @@ def parse_frame(frame: bytes) -> tuple[str, Any] | None:
     if frame[0] == OP_EXIT and len(frame) >= 5:
         return "exit", struct.unpack(">i", frame[1:5])[0]
     return None
+
+
+def exit_frame(code: int) -> bytes:
+    """The server's exit frame: opcode, then the exit code as i32 (-1 when a signal ended it)."""
+    return struct.pack(">Bi", OP_EXIT, code)
+
+
+def exit_reason(code: int) -> str:
+    """The close reason sent after the exit frame (read back by `exit_code_from_reason`)."""
+    return f"exit:{code}"
 
 
 def exit_code_from_reason(reason: str | None) -> int | None:
@@ -174,10 +212,10 @@ def iter_text(chunks: Iterable[bytes], errors: str = "replace") -> Iterator[str]
 
 def close_error(code: int | None, reason: str) -> TerminalClosedError:
     what = {
-        1001: "the session was terminated (killed, idle too long, or the sandbox stopped)",
-        1008: "the server closed it for a policy violation",
-        1006: "the connection dropped; the session may still be running: reattach with its token",
-    }.get(code or 1006, "it closed without an exit code")
+        CLOSE_GOING_AWAY: "the session was terminated (killed, idle too long, or the sandbox stopped)",
+        CLOSE_POLICY: "the server closed it for a policy violation",
+        CLOSE_ABNORMAL: "the connection dropped; the session may still be running: reattach with its token",
+    }.get(code or CLOSE_ABNORMAL, "it closed without an exit code")
     detail = f" ({reason})" if reason else ""
     return TerminalClosedError(
         f"terminal closed: {what}; close code {code}{detail}", close_code=code, reason=reason

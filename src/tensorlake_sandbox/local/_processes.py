@@ -42,13 +42,13 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from typing import Any, Literal
 
 from ._output import Batch, OutputLog, StreamName
 from ._supervisor import STOP_GRACE, Supervisor
-from ._tree import MARKER, kill_tree, kill_trees, marker_value, preexec
-from ._validation import RunSpec, StartError, StartSpec, check_user, spawn_error
+from ._tree import MARKER, child_environment, kill_tree, kill_trees, marker_value, preexec
+from ._validation import StartSpec, spawn_error
 
 __all__ = [
     "ATTACH_GRACE",
@@ -61,12 +61,7 @@ __all__ = [
     "NameTaken",
     "NotManaged",
     "ProcessTable",
-    "RunSpec",
-    "StartError",
-    "StartSpec",
     "StdinNotWritable",
-    "StreamName",
-    "check_user",
 ]
 
 # Bytes of output kept per process (line bytes plus bookkeeping, see _output.py).
@@ -82,24 +77,12 @@ ATTACH_GRACE = 5.0
 DRAIN_GRACE = 0.5
 # The longest line kept whole (a longer one is stored as marked pieces, see above).
 MAX_LINE = 1024 * 1024
-# Signals accepted by the signal endpoint.
-_VALID_SIGNALS = frozenset(int(s) for s in _signal.valid_signals() if 0 < int(s) < _signal.NSIG)
-# Environment variables of the server that a process never inherits: the server's own token
-# and any Tensorlake credential or setting (a request may still set them explicitly).
-_SCRUBBED_PREFIX = "TENSORLAKE_"
 
 _PIDFD = sys.platform == "linux" and hasattr(os, "pidfd_open") and hasattr(os, "P_PIDFD")
 
 
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
-
-
-def child_environment(extra: Mapping[str, str]) -> dict[str, str]:
-    """The server's environment without Tensorlake keys, plus what the request asked for."""
-    env = {k: v for k, v in os.environ.items() if not k.upper().startswith(_SCRUBBED_PREFIX)}
-    env.update(extra)
-    return env
 
 
 _PREEXEC = preexec()
@@ -134,13 +117,13 @@ class _Reader(asyncio.Protocol):
             cut = buf.rfind(b"\n") + 1
             block = bytes(buf[:cut])
             del buf[:cut]
-            self._owner._add(self._stream, block, now)
+            self._owner.add_output(self._stream, block, now)
         limit = self._owner.max_line
         while len(buf) > limit:  # (the byte after the cut is there to check)
             cut = limit
             while cut > limit - 4 and (buf[cut] & 0xC0) == 0x80:
                 cut -= 1  # not inside a UTF-8 character
-            self._owner._add(self._stream, bytes(buf[:cut]) + b"\n", now, continued=True)
+            self._owner.add_output(self._stream, bytes(buf[:cut]) + b"\n", now, continued=True)
             del buf[:cut]
 
     def eof_received(self) -> bool | None:
@@ -148,7 +131,7 @@ class _Reader(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._buf:
-            self._owner._add(self._stream, bytes(self._buf) + b"\n", _now_ms())
+            self._owner.add_output(self._stream, bytes(self._buf) + b"\n", _now_ms())
             self._buf = bytearray()
         if not self.done.done():
             self.done.set_result(None)
@@ -197,7 +180,7 @@ class ManagedProcess:
         handle: int,
         spec: StartSpec,
         table: ProcessTable,
-        supervisor: Supervisor | None = None,
+        supervisor: Supervisor[ManagedProcess] | None = None,
     ) -> None:
         self._popen = popen
         # The supervisor of a managed process (one per name, across its runs), else None.
@@ -220,7 +203,7 @@ class ManagedProcess:
         self._stdin: asyncio.WriteTransport | None = None
         self._stdin_protocol: _Writer | None = None
         self._stdin_closed = not spec.stdin_pipe
-        self.log = OutputLog(table.process_output_budget, table._account)
+        self.log = OutputLog(table.process_output_budget, table.account)
         self.log.floor = self._floor
         self.max_line = table.max_line
         self._table = table
@@ -239,7 +222,8 @@ class ManagedProcess:
         )
         self._task: asyncio.Task[None] | None = None
 
-    async def _attach(self) -> None:
+    async def connect_pipes(self) -> None:
+        """Watch for its exit and connect its pipes to the loop (once, right after the spawn)."""
         loop = asyncio.get_running_loop()
         popen = self._popen
         if _PIDFD:
@@ -303,7 +287,7 @@ class ManagedProcess:
         self.ended_at = _now_ms()
         self._finished.set()
         self._notify()
-        self._table._finished(self)
+        self._table.process_finished(self)
 
     async def _drain(self) -> None:
         """Wait for the output pipes' end of file, for at most DRAIN_GRACE seconds of reading.
@@ -333,6 +317,17 @@ class ManagedProcess:
         return self._finished.is_set()
 
     @property
+    def followed(self) -> bool:
+        """True while a follower (a follow or run stream) is attached."""
+        return bool(self._cursors)
+
+    @property
+    def protected(self) -> bool:
+        """True while none of its output may be dropped: followed, or within ATTACH_GRACE of its
+        start with no follower yet."""
+        return bool(self._cursors) or self._holding
+
+    @property
     def stdin_writable(self) -> bool:
         return (
             not self._stdin_closed
@@ -360,14 +355,15 @@ class ManagedProcess:
 
     # -- output -------------------------------------------------------------------------------
 
-    def _add(
+    def add_output(
         self, stream: Literal["stdout", "stderr"], block: bytes, timestamp: int, continued: bool = False
     ) -> None:
+        """Store lines read from ``stream`` (by its `_Reader`); pause reading when over a budget."""
         self.log.add(stream, block.replace(b"\r\n", b"\n"), timestamp, continued)
         if (self._cursors or self._holding) and (self.log.over_budget or self._table.over_budget):
-            self._table._enforce()
+            self._table.enforce_limits()
             if self.log.over_budget or self._table.over_budget:
-                self._pause()
+                self.pause_reading()
         self._notify()
 
     def _notify(self) -> None:
@@ -381,31 +377,33 @@ class ManagedProcess:
 
     def _end_grace(self) -> None:
         self._holding = False
-        if self._table._paused:
+        if self._table.paused_processes:
             self._advanced()
 
-    def _pause(self) -> None:
+    def pause_reading(self) -> None:
+        """Stop reading its output pipes (backpressure: the process blocks on a full pipe)."""
         if not self.paused:
             self.paused = True
-            self._table._paused.add(self)
+            self._table.paused_processes.add(self)
             for transport in self._reader_transports:
                 if not transport.is_closing():
                     transport.pause_reading()
 
-    def _resume(self) -> None:
+    def resume_reading(self) -> None:
+        """Read its output pipes again."""
         if self.paused:
             self.paused = False
-            self._table._paused.discard(self)
+            self._table.paused_processes.discard(self)
             for transport in self._reader_transports:
                 if not transport.is_closing():
                     transport.resume_reading()
 
     def _advanced(self) -> None:
         """A follower moved on (or went away): drop what nobody needs; read the pipes again if paused."""
-        if self._table._paused:
+        if self._table.paused_processes:
             self.log.trim(self.log.budget * 3 // 4)
-            self._table._enforce()
-            self._table._resume_paused()
+            self._table.enforce_limits()
+            self._table.resume_paused()
 
     def attach(self, stream: StreamName, position: int = 0) -> _Cursor:
         """Register a follower from ``position`` of ``stream``: nothing from there on is dropped."""
@@ -460,7 +458,7 @@ class ManagedProcess:
 
     # -- signals ------------------------------------------------------------------------------
 
-    def _group_is_ours(self) -> bool:
+    def group_is_ours(self) -> bool:
         """True while the leader is unreaped, so its pid still names the group this server made."""
         if self._reaped:
             return False
@@ -475,10 +473,9 @@ class ManagedProcess:
         return True
 
     def send_signal(self, sig: int) -> None:
-        """Signal the process group. Raises ValueError for an invalid signal or a finished process."""
-        if sig not in _VALID_SIGNALS:
-            raise ValueError(f"invalid signal {sig}")
-        if self.leader_exit is not None or not self._group_is_ours():
+        """Signal the process group with ``sig`` (checked by `parse_signal`). Raises ValueError for a
+        finished process."""
+        if self.leader_exit is not None or not self.group_is_ours():
             raise ValueError(f"process {self.pid} is not running")
         try:
             os.killpg(self.pid, sig)
@@ -492,11 +489,11 @@ class ManagedProcess:
 
     def kill(self) -> None:
         """SIGKILL its process group and everything it started, detached children included."""
-        kill_tree(self.pid, self.owner, _signal.SIGKILL, group=self._group_is_ours())
+        kill_tree(self.pid, self.owner, _signal.SIGKILL, group=self.group_is_ours())
 
     def terminate_tree(self) -> None:
         """SIGTERM its process group and everything it started (a managed process's stop)."""
-        kill_tree(self.pid, self.owner, _signal.SIGTERM, group=self._group_is_ours())
+        kill_tree(self.pid, self.owner, _signal.SIGTERM, group=self.group_is_ours())
 
     async def wait_finished(self) -> None:
         await self._finished.wait()
@@ -528,7 +525,7 @@ class ManagedProcess:
         self._cursors.clear()
         self._holding = False
         self._grace.cancel()
-        self._table._paused.discard(self)
+        self._table.paused_processes.discard(self)
         self.log.clear()
 
 
@@ -550,11 +547,11 @@ class ProcessTable:
             raise ValueError("max_line must be at least 4 bytes")
         self.process_output_budget = process_output_budget
         self.max_line = max_line
-        self._paused: set[ManagedProcess] = set()
+        self.paused_processes: set[ManagedProcess] = set()
         self._by_pid: dict[int, ManagedProcess] = {}
         # Managed processes by name (only named ones; every one is reachable by its current pid).
-        self._names: dict[str, Supervisor] = {}
-        self._supervisors: set[Supervisor] = set()
+        self._names: dict[str, Supervisor[ManagedProcess]] = {}
+        self._supervisors: set[Supervisor[ManagedProcess]] = set()
         self._stopping: set[asyncio.Task[None]] = set()
         self.stop_grace = stop_grace
         self._finished_order: dict[int, ManagedProcess] = {}  # oldest finished first
@@ -593,29 +590,31 @@ class ProcessTable:
     def running(self) -> int:
         return sum(1 for p in self._by_pid.values() if not p.finished)
 
-    def _account(self, delta: int) -> None:
+    def account(self, delta: int) -> None:
+        """A process's log grew (or shrank) by ``delta`` bytes; enforce the limits soon if over."""
         self.output_bytes += delta
         if self.output_bytes > self.total_output_budget and not self._enforce_scheduled:
             self._enforce_scheduled = True
-            asyncio.get_running_loop().call_soon(self._enforce)
+            asyncio.get_running_loop().call_soon(self.enforce_limits)
 
     @property
     def over_budget(self) -> bool:
         return self.output_bytes > self.total_output_budget
 
-    def _resume_paused(self) -> None:
+    def resume_paused(self) -> None:
         """Read the pipes of paused processes again once they are back within the budgets."""
-        for proc in list(self._paused):
-            unprotected = not proc._cursors and not proc._holding
+        for proc in list(self.paused_processes):
+            unprotected = not proc.protected
             if unprotected or (not proc.log.over_budget and not self.over_budget):
-                proc._resume()
+                proc.resume_reading()
 
-    def _finished(self, proc: ManagedProcess) -> None:
+    def process_finished(self, proc: ManagedProcess) -> None:
+        """``proc``'s status turned final: it counts among the retained finished processes."""
         if proc.pid in self._by_pid:
             self._finished_order[proc.pid] = proc
-        self._enforce()
+        self.enforce_limits()
 
-    def _retire(self, proc: ManagedProcess) -> None:
+    def retire(self, proc: ManagedProcess) -> None:
         """A managed process's previous run, replaced by a new one: no longer listed."""
         if proc.finished:
             self._evict(proc)
@@ -635,12 +634,12 @@ class ProcessTable:
         proc.release()
         self.evicted += 1
 
-    def _enforce(self) -> None:
+    def enforce_limits(self) -> None:
         """Evict the oldest finished processes beyond the limits; then trim the largest log."""
         self._enforce_scheduled = False
         # A finished process that a follower is still reading is not evicted.
         while (len(self._finished_order) > self.retained_finished or self.over_budget) and (
-            oldest := next((p for p in self._finished_order.values() if not p._cursors), None)
+            oldest := next((p for p in self._finished_order.values() if not p.followed), None)
         ) is not None:
             self._evict(oldest)
         while self.output_bytes > self.total_output_budget:
@@ -656,7 +655,7 @@ class ProcessTable:
         """Start a process (a supervised one when ``spec.managed``); raises StartError when it
         cannot run, NameTaken when a managed process that is not stopped has its name."""
         if not spec.managed:
-            return await self._spawn(spec, None)
+            return await self.spawn(spec, None)
         if spec.name is not None:
             holder = self._names.get(spec.name)
             if holder is not None and holder.active:
@@ -685,7 +684,7 @@ class ProcessTable:
             raise NameTaken(f"another managed process is now named {supervisor.name!r}")
         return await supervisor.restart()
 
-    async def _spawn(self, spec: StartSpec, supervisor: Supervisor | None) -> ManagedProcess:
+    async def spawn(self, spec: StartSpec, supervisor: Supervisor[ManagedProcess] | None) -> ManagedProcess:
         """Start one run of ``spec``; raises StartError when it cannot run."""
         pipe, devnull = subprocess.PIPE, subprocess.DEVNULL
         handle = self._next_handle
@@ -709,7 +708,7 @@ class ProcessTable:
         self._next_handle += 1
         self._by_pid[managed.pid] = managed
         try:
-            await managed._attach()
+            await managed.connect_pipes()
         except BaseException:
             managed.kill()
             raise
@@ -720,12 +719,12 @@ class ProcessTable:
         restarted) and wait (bounded) for them to end."""
         for supervisor in list(self._supervisors):
             supervisor.stopped = True
-            supervisor._cancel()
+            supervisor.cancel()
         for task in list(self._stopping):
             task.cancel()
         procs = list(self._by_pid.values())
         # One pass over /proc for every tree (see _tree.py), not one per process.
-        kill_trees([(p.pid, p.owner, p._group_is_ours()) for p in procs])
+        kill_trees([(p.pid, p.owner, p.group_is_ours()) for p in procs])
         waits = [p.wait_finished() for p in procs if not p.finished]
         if waits:
             with contextlib.suppress(TimeoutError):

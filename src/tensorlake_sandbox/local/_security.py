@@ -13,6 +13,7 @@ import json
 import logging
 import re
 import secrets
+from collections.abc import Callable
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -162,21 +163,40 @@ async def _reject(
     await send({"type": "http.response.body", "body": body})
 
 
-def _token_only_websocket(scope: Scope) -> bool:
-    """A websocket (the PTY attach, which checks its session token) sent with no bearer key.
+def _token_only_websocket(scope: Scope, session_token: Callable[[Scope], bool]) -> bool:
+    """A websocket to a route that checks its session token (the PTY attach: ``session_token``,
+    from _routes.py) sent with no bearer key.
 
     Tensorlake's docs connect to a terminal with its session token alone; a bearer key that
     is sent must still be right (so this is only for one without any Authorization header).
     """
-    return scope["type"] == "websocket" and not any(k == b"authorization" for k, _ in scope["headers"])
+    return (
+        scope["type"] == "websocket"
+        and not any(k == b"authorization" for k, _ in scope["headers"])
+        and session_token(scope)
+    )
+
+
+def _no_route(scope: Scope) -> bool:
+    return False
 
 
 class SecurityMiddleware:
     """Rejects requests with a foreign Host (421) or without the right bearer token (401)."""
 
-    def __init__(self, app: ASGIApp, *, token: str, allowed_hosts: frozenset[str] | None = None) -> None:
-        """``allowed_hosts``: extra host names accepted besides loopback ones; None accepts any host."""
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        token: str,
+        allowed_hosts: frozenset[str] | None = None,
+        session_token: Callable[[Scope], bool] = _no_route,
+    ) -> None:
+        """``allowed_hosts``: extra host names accepted besides loopback ones; None accepts any host.
+        ``session_token`` tells the requests that may come with a session's token instead of the
+        bearer key (`takes_session_token` of _routes.py)."""
         self.app = app
+        self._session_token = session_token
         self._expected = f"Bearer {token}".encode()
         self._allowed_hosts = allowed_hosts
 
@@ -228,7 +248,7 @@ class SecurityMiddleware:
                 [],
             )
             return
-        if not self._token_ok(scope) and not _token_only_websocket(scope):
+        if not self._token_ok(scope) and not _token_only_websocket(scope, self._session_token):
             await _reject(
                 scope,
                 receive,

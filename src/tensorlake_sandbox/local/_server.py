@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, NoReturn, Self
 from uvicorn.config import LOGGING_CONFIG
 
 from ._app import DEFAULT_MAX_BODY_BYTES, create_app, end_streams
-from ._pty import EXITED_TTL, KILL_GRACE
+from ._pty_session import KILL_GRACE
+from ._pty_table import EXITED_TTL
 from ._runner import Server, ServerThread, bind, make_config
 from ._security import generate_token, host_is_loopback, log_config
 from ._supervisor import STOP_GRACE

@@ -23,12 +23,9 @@ import asyncio
 import contextlib
 import secrets
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any, Generic, Protocol, TypeVar
 
 from ._validation import StartError, StartSpec
-
-if TYPE_CHECKING:
-    from ._processes import ManagedProcess, ProcessTable
 
 __all__ = ["STOP_GRACE", "Supervisor"]
 
@@ -36,6 +33,34 @@ STOP_GRACE = 10.0
 # The shortest wait before a restart, whatever the policy asks: a command that exits at once with
 # a zero backoff would otherwise be restarted in a tight loop.
 MIN_BACKOFF_MS = 10
+
+
+class _Run(Protocol):
+    """What a supervisor needs of one run (`ManagedProcess`, _processes.py)."""
+
+    @property
+    def finished(self) -> bool: ...
+    @property
+    def exit_code(self) -> int | None: ...
+    @property
+    def signal(self) -> int | None: ...
+    @property
+    def ended_at(self) -> int | None: ...
+    def kill(self) -> None: ...
+    def terminate_tree(self) -> None: ...
+    async def wait_finished(self) -> None: ...
+
+
+# The type of a run: `ManagedProcess` (a type variable, so that this module imports nothing of
+# _processes.py, which imports it).
+RunT = TypeVar("RunT", bound=_Run)
+
+
+class _Table(Protocol[RunT]):
+    """What a supervisor needs of the table that starts its runs (`ProcessTable`, _processes.py)."""
+
+    async def spawn(self, spec: StartSpec, supervisor: Supervisor[RunT]) -> RunT: ...
+    def retire(self, proc: RunT) -> None: ...
 
 
 def _now_ms() -> int:
@@ -68,10 +93,10 @@ async def _probe(check: Any) -> bool:
                 await writer.wait_closed()
 
 
-class Supervisor:
+class Supervisor(Generic[RunT]):
     """One managed process: its runs, restart policy and health."""
 
-    def __init__(self, table: ProcessTable, spec: StartSpec, stop_grace: float) -> None:
+    def __init__(self, table: _Table[RunT], spec: StartSpec, stop_grace: float) -> None:
         assert spec.restart is not None
         self.table = table
         self.spec = spec
@@ -87,7 +112,7 @@ class Supervisor:
         self.last_exit: dict[str, Any] | None = None
         self.last_error: str | None = None
         self.next_restart_at: int | None = None
-        self.current: ManagedProcess | None = None
+        self.current: RunT | None = None
         self.stopped = False
         self._unhealthy = False
         self._backoff_ms = spec.restart.initial_backoff_ms
@@ -119,17 +144,17 @@ class Supervisor:
 
     # -- runs -------------------------------------------------------------------------------------
 
-    async def start(self) -> ManagedProcess:
+    async def start(self) -> RunT:
         """The first run; raises StartError (nothing is kept then)."""
-        run = await self.table._spawn(self.spec, self)
+        run = await self.table.spawn(self.spec, self)
         self._began(run)
         self._task = asyncio.ensure_future(self._watch(run))
         return run
 
-    def _began(self, run: ManagedProcess) -> None:
+    def _began(self, run: RunT) -> None:
         previous, self.current = self.current, run
         if previous is not None:
-            self.table._retire(previous)
+            self.table.retire(previous)
         self.status = "running"
         self.next_restart_at = None
         self.last_error = None
@@ -139,7 +164,7 @@ class Supervisor:
             self.health_status = "starting"
             self._health = asyncio.ensure_future(self._check_health(run))
 
-    async def _check_health(self, run: ManagedProcess) -> None:
+    async def _check_health(self, run: RunT) -> None:
         check = self.health_check
         assert check is not None
         await asyncio.sleep(check.initial_delay_ms / 1000)
@@ -156,7 +181,7 @@ class Supervisor:
                     return
             await asyncio.sleep(check.interval_ms / 1000)
 
-    def _ended(self, run: ManagedProcess) -> None:
+    def _ended(self, run: RunT) -> None:
         self.last_exit = {
             "exit_code": run.exit_code,
             "signal": run.signal,
@@ -175,7 +200,7 @@ class Supervisor:
             return False
         return config.policy == "always" or failed
 
-    async def _watch(self, run: ManagedProcess) -> None:
+    async def _watch(self, run: RunT) -> None:
         """Wait for each run to end, then start the next per the policy (with backoff)."""
         while True:
             await run.wait_finished()
@@ -193,7 +218,7 @@ class Supervisor:
                 await asyncio.sleep(delay / 1000)
                 self.status = "starting"
                 try:
-                    run = await self.table._spawn(self.spec, self)
+                    run = await self.table.spawn(self.spec, self)
                 except StartError as exc:
                     self.restart_count += 1
                     self.last_error = str(exc)  # a failed start is a failed run
@@ -203,7 +228,7 @@ class Supervisor:
                 break
             self._began(run)
 
-    async def _stop_run(self, run: ManagedProcess | None, grace: float) -> None:
+    async def _stop_run(self, run: RunT | None, grace: float) -> None:
         """SIGTERM the run's group and tree, SIGKILL after ``grace`` if it is still there."""
         if run is None:
             return
@@ -213,7 +238,8 @@ class Supervisor:
                 await asyncio.wait_for(run.wait_finished(), grace)
         run.kill()  # anything left of its tree
 
-    def _cancel(self) -> None:
+    def cancel(self) -> None:
+        """Stop watching runs and checking health (the current run is left alone)."""
         for task in (self._task, self._health):
             if task is not None and not task.done():
                 task.cancel()
@@ -222,7 +248,7 @@ class Supervisor:
     def stop(self) -> asyncio.Task[None]:
         """Stop for good (no restart); the run gets SIGTERM, then SIGKILL after the grace."""
         self.stopped = True
-        self._cancel()
+        self.cancel()
         self.status = "stopped"
         self.next_restart_at = None
         run = self.current
@@ -234,9 +260,9 @@ class Supervisor:
 
         return asyncio.ensure_future(finish())
 
-    async def restart(self) -> ManagedProcess:
+    async def restart(self) -> RunT:
         """Stop the current run (SIGTERM, SIGKILL after the grace) and start a new one at once."""
-        self._cancel()
+        self.cancel()
         run = self.current
         await self._stop_run(run, self.stop_grace)
         if run is not None:
@@ -246,7 +272,7 @@ class Supervisor:
         self._backoff_ms = self.restart_config.initial_backoff_ms
         self.status = "starting"
         try:
-            new = await self.table._spawn(self.spec, self)
+            new = await self.table.spawn(self.spec, self)
         except StartError as exc:
             self.last_error = str(exc)
             self.status = "stopped"

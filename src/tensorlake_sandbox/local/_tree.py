@@ -1,4 +1,5 @@
-"""Everything a process started: finding and killing its whole tree, detached children included.
+"""Everything a process started: finding and killing its whole tree, detached children included;
+and the environment every process the local sandbox starts gets (`child_environment`).
 
 Killing a process group is not enough: a child that ran ``setsid`` (or ``nohup ... &`` in a
 shell that puts jobs in their own groups, or ``disown``) left the group. Two means, both Linux
@@ -26,9 +27,18 @@ import os
 import secrets
 import signal
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 
-__all__ = ["MARKER", "kill_tree", "kill_trees", "marker_value", "preexec", "tree", "trees"]
+__all__ = [
+    "MARKER",
+    "child_environment",
+    "kill_tree",
+    "kill_trees",
+    "marker_value",
+    "preexec",
+    "tree",
+    "trees",
+]
 
 MARKER = "TL_LOCAL_SANDBOX_OWNER"
 # Tells this server's processes from those of another local sandbox on the same machine.
@@ -36,6 +46,18 @@ _INSTANCE = secrets.token_hex(8)
 _PR_SET_PDEATHSIG = 1
 _PR_SET_CHILD_SUBREAPER = 36
 _LINUX = sys.platform == "linux" and os.path.isdir("/proc")
+
+
+# Environment variables of the server that a process never inherits: the server's own token
+# and any Tensorlake credential or setting (a request may still set them explicitly).
+_SCRUBBED_PREFIX = "TENSORLAKE_"
+
+
+def child_environment(extra: Mapping[str, str]) -> dict[str, str]:
+    """The server's environment without Tensorlake keys, plus what the request asked for."""
+    env = {k: v for k, v in os.environ.items() if not k.upper().startswith(_SCRUBBED_PREFIX)}
+    env.update(extra)
+    return env
 
 
 def marker_value(owner: str) -> str:

@@ -1,5 +1,6 @@
 """The one request validation of the local sandbox: every endpoint that takes a JSON body or runs a
-command (process start, run, PTY create, signal, resize) reads and checks it here.
+command (process start, run, PTY create, signal, resize), and the headers that say where a body
+ends (stdin's Content-Length) or where a follow resumes (Last-Event-ID), reads and checks it here.
 
 The rules, the same everywhere:
 
@@ -21,16 +22,20 @@ from __future__ import annotations
 import json
 import os
 import pwd
+import signal as _signal
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.requests import ClientDisconnect, Request
 from starlette.types import Receive
 
+from .._terminal_protocol import MAX_COLS, MAX_ROWS
 from ._security import DRAIN_LIMIT, expects_continue
 
 __all__ = [
     "MAX_JSON_BYTES",
+    "RUN_SEGMENT",
     "SPAWN_FAILED",
     "Body",
     "CommandSpec",
@@ -41,16 +46,26 @@ __all__ = [
     "StartError",
     "StartSpec",
     "TooLarge",
+    "check_name",
     "check_user",
+    "clamp_size",
+    "declared_length",
+    "parse_last_event_id",
+    "parse_resize",
+    "parse_signal",
     "read_json",
+    "spawn_error",
 ]
 
 # JSON bodies (start, run, PTY create, signal, resize) are small; anything larger is 413.
 MAX_JSON_BYTES = 1024 * 1024
 SPAWN_FAILED = "SPAWN_FAILED"
+# The path segment of POST /processes/run (_routes.py): never a process's name, nor a pid.
+RUN_SEGMENT = "run"
 _MAX_NAME = 255
 _MAX_MS = 86_400_000  # one day, the largest delay accepted in a restart or health-check setting
-MAX_ROWS, MAX_COLS = 500, 1000
+# Signals accepted by the signal endpoint.
+_VALID_SIGNALS = frozenset(int(s) for s in _signal.valid_signals() if 0 < int(s) < _signal.NSIG)
 
 
 class StartError(Exception):
@@ -367,7 +382,7 @@ def check_name(name: Any) -> str:
         name.encode("utf-8")
     except UnicodeEncodeError:
         raise ValueError("name is not valid Unicode (it holds a lone surrogate)") from None
-    if "/" in name or name.isdigit() or name == "run" or len(name) > _MAX_NAME:
+    if "/" in name or name.isdigit() or name == RUN_SEGMENT or len(name) > _MAX_NAME:
         raise ValueError(
             f"invalid name {json.dumps(name, ensure_ascii=True)}: a name has no '/', is not all digits "
             f"(digits mean a pid), is not 'run', and has at most {_MAX_NAME} characters"
@@ -453,6 +468,11 @@ def _clamp(value: int, high: int) -> int:
     return max(1, min(high, value))
 
 
+def clamp_size(rows: int, cols: int) -> tuple[int, int]:
+    """(rows, cols) brought into the terminal's range (1..MAX_ROWS, 1..MAX_COLS), as the daemon does."""
+    return _clamp(rows, MAX_ROWS), _clamp(cols, MAX_COLS)
+
+
 @dataclass(frozen=True, slots=True)
 class PtySpec:
     """A validated CreatePtyRequest (rows and cols clamped to the allowed range)."""
@@ -468,8 +488,9 @@ class PtySpec:
     def parse(cls, body: Any) -> PtySpec:
         body = _object(body)
         cmd = CommandSpec.parse(body)
-        rows = _clamp(_int(body, "rows", 24, -(2**31), 2**31 - 1), MAX_ROWS)
-        cols = _clamp(_int(body, "cols", 80, -(2**31), 2**31 - 1), MAX_COLS)
+        rows, cols = clamp_size(
+            _int(body, "rows", 24, -(2**31), 2**31 - 1), _int(body, "cols", 80, -(2**31), 2**31 - 1)
+        )
         return cls(cmd.command, cmd.args, cmd.env, cmd.working_dir, rows, cols)
 
 
@@ -480,15 +501,40 @@ def parse_resize(body: Any) -> tuple[int, int]:
         raise ValueError("rows and cols are required")
     rows = _int(body, "rows", None, -(2**31), 2**31 - 1)
     cols = _int(body, "cols", None, -(2**31), 2**31 - 1)
-    return _clamp(rows, MAX_ROWS), _clamp(cols, MAX_COLS)
+    return clamp_size(rows, cols)
 
 
 def parse_signal(body: Any) -> int:
-    """The signal number of a SendSignalRequest (its validity is checked against the process)."""
+    """The signal number of a SendSignalRequest, one this system has (whether the process is still
+    there to receive it is the process's to say)."""
     sig = body.get("signal") if isinstance(body, dict) else None
     if not isinstance(sig, int) or isinstance(sig, bool):
         raise ValueError("signal is required and must be an integer, e.g. 15")
+    if sig not in _VALID_SIGNALS:
+        raise ValueError(f"invalid signal {sig}")
     return sig
+
+
+def declared_length(headers: Mapping[str, str]) -> int | None:
+    """The Content-Length of a request whose body is streamed (stdin); None when not declared."""
+    header = headers.get("content-length")
+    declared = int(header) if header is not None and header.isdigit() and len(header) < 19 else None
+    if header is not None and declared is None:
+        raise ValueError("invalid Content-Length")
+    return declared
+
+
+def parse_last_event_id(last: str | None, length: int, what: str) -> int:
+    """Where a follow starts: after the ``Last-Event-ID`` the client saw (``length`` lines are
+    there; ``what`` names the stream in the message), else at the first line."""
+    if last is None or last == "":
+        return 0
+    if not last.isdigit() or len(last) > 18:
+        raise ValueError("Last-Event-ID must be the id of an output event (a line position)")
+    position = int(last) + 1
+    if position > length:
+        raise ValueError(f"Last-Event-ID {last} is past the last line of {what}")
+    return position
 
 
 def spawn_error(command: str, exc: BaseException) -> StartError:
