@@ -65,7 +65,9 @@ from .._backend import (
 )
 from .._errors import SandboxConnectionError, SandboxError, error_for_status, transport_error
 from .._terminal_protocol import (
+    CLOSE_GOING_AWAY,
     READY_FRAME,
+    TOKEN_HEADER,
     TerminalClosedError,
     TerminalNotFoundError,
     TerminalOptions,
@@ -201,7 +203,7 @@ class _State:
     def _ws_options(self, timeout: float) -> dict[str, Any]:
         """httpx-ws's options for this session's websocket (the token in a header, never the URL)."""
         return {
-            "headers": {"X-PTY-Token": self.token},
+            "headers": {TOKEN_HEADER: self.token},
             "timeout": timeout,
             "queue_size": QUEUE_FRAMES,
             "max_message_size_bytes": _READ_SIZE,
@@ -253,7 +255,7 @@ class _State:
     @property
     def _dropped(self) -> bool:
         """The connection ended without an exit code: the program may still be running."""
-        return self.eof and self.returncode is None and self.close_code != 1001
+        return self.eof and self.returncode is None and self.close_code != CLOSE_GOING_AWAY
 
 
 class AsyncTerminal(_State):
