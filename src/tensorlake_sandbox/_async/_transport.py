@@ -1,10 +1,6 @@
-"""The one HTTP/1.1 transport for one I/O mode: `_async/_transport.py` is the source,
-`_sync/_transport.py` is generated from it (scripts/unasync.py). Also written once here: the
-client class that streams file bodies, its response hooks, and the wrapper that maps another
-transport's failures (httpx's, a user's) to the package's errors; `_transports._factory` picks
-the half for the client's I/O mode.
-
-What it promises, and the pieces both halves share, are in `tensorlake_sandbox._transports._h11`.
+"""The one HTTP/1.1 transport for one I/O mode, written once (`_sync/_transport.py` is generated
+from it); also the client class that streams file bodies, its response hooks and the wrapper
+that maps another transport's failures. The shared pieces: `tensorlake_sandbox._transports._h11`.
 """
 
 from __future__ import annotations

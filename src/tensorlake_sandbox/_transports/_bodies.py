@@ -1,11 +1,7 @@
-"""Request bodies from open files: the rules (what is a file body, how long, bytes or a stream).
+"""Request bodies from open files: which are file bodies, their length, bytes or a stream.
 
-The readers themselves (`aiter_file`, `awhole_bytes_io`) are written once in `_async/_transport.py`.
-
-httpx sends a file object only on a sync client, and takes its length from the whole
-file, ignoring the read position. The generated functions pass ``File.payload`` (a
-``BytesIO`` or an open binary file) straight to httpx, so the shim's httpx clients turn
-such a body into a stream of chunks with the right ``Content-Length``.
+httpx sends a file only on a sync client, with the whole file's length; the generated code
+passes ``File.payload`` straight to it (README, "The client"). The readers are in `_async/_transport.py`.
 """
 
 from __future__ import annotations

@@ -1,22 +1,9 @@
 """The one client factory: every connection the package opens is made by `make_client`.
 
-REST calls of the generated functions, SSE follows, streamed stdin, terminal websockets and
-the CLI all get their `httpx.Client` / `httpx.AsyncClient` here, from one settings object (a
-`SandboxClient`: URL, key, timeouts, ``httpx_args``). The rules live here once:
-
-* **Transport**: `_transport`'s (websocket upgrades included), whose failures say exactly
-  whether the request may have left. httpx's own transport is used only for what it alone
-  does: a proxy, HTTP/2. ``httpx_args["transport"]`` replaces either.
-* **Proxies**: a loopback base URL never goes through a proxy (the key would go to it); any
-  other follows ``httpx_args["proxy"]`` or, with ``trust_env``, the environment
-  (``HTTP_PROXY``, ``HTTPS_PROXY``, ``ALL_PROXY``, ``NO_PROXY``).
-* **Trust**: one `ssl.SSLContext` from httpx's rules (``verify=``, ``cert=``, else
-  ``SSL_CERT_FILE`` / ``SSL_CERT_DIR``, else certifi) for every request.
-* **Errors**: every transport failure, also while a body is read, becomes the
-  `SandboxConnectionError` / `SandboxTimeoutError` of `_errors.transport_error`; every non-2xx
-  answer the typed `SandboxStatusError`, in one response hook, before a parser sees it.
-* **File bodies** are streamed from their read position, with the right length, on both
-  clients (httpx sends a file only on the sync one, with the whole file's length).
+From one settings object (a `SandboxClient`) it builds the `httpx.Client` / `httpx.AsyncClient`
+with the engine's transport (httpx's own only for a proxy or HTTP/2), no proxy for a loopback
+sandbox, one `ssl.SSLContext` from httpx's rules, every failure and non-2xx answer mapped to
+the package's errors, and file bodies streamed from their position (README, "The client").
 """
 
 from __future__ import annotations

@@ -1,29 +1,9 @@
 """The one HTTP/1.1 transport under every `SandboxClient` request: h11 on a socket, sync and async.
 
-This module holds what both halves share: the HTTP rules, the error table, the idle pool and
-the two socket classes (`_Conn`, `_AsyncConn`, the few places where sync and async really
-differ). The transports themselves are written once, in `_async/_transport.py`
-(`AsyncTransport`), and `_sync/_transport.py` (`Transport`) is generated from it.
-
-Both classes implement httpx's public transport interface (`httpx.BaseTransport`,
-`httpx.AsyncBaseTransport`); `httpx.Client` / `httpx.AsyncClient` stay the clients. They
-exist for what no candidate gives through a public API (README, "One engine"):
-
-* **An exact error table.** Each failure is named by the httpx exception of the phase it
-  happened in: `httpx.ConnectError` / `ConnectTimeout` only before any byte of the request
-  was handed to the socket, `WriteError` / `WriteTimeout` while sending, `ReadError` /
-  `ReadTimeout` / `RemoteProtocolError` after; it is raised as the package's
-  `SandboxConnectionError` / `SandboxTimeoutError` (`_errors.transport_error`: its
-  ``may_have_been_sent``) with that httpx exception as ``__cause__``.
-* **A connection out of step is closed.** Bytes left on the connection after a complete
-  response (a second, smuggled response after a 204; a body on a 204) close it, and the
-  call fails with `httpx.RemoteProtocolError` ("may have been sent") instead of handing
-  those bytes to the next request. An idle connection with anything to read is never reused.
-* **Safe under threads, several event loops and fork.** No helper threads or native code;
-  idle connections are kept per process (a forked child opens its own) and, on the async
-  side, per event loop.
-
-TLS uses the `ssl.SSLContext` the client factory builds with httpx's own rules.
+What both halves share: the HTTP rules, the error table by phase, the idle pool and the socket
+class; the transports are written once in `_async/_transport.py`. What they promise (an exact
+``may_have_been_sent``, a connection out of step closed, safe under threads, event loops and
+fork) and why: README, "One engine: how the transport was chosen".
 """
 
 from __future__ import annotations
