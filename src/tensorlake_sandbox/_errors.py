@@ -48,6 +48,7 @@ __all__ = [
     "TerminalClosedError",
     "TerminalNotFoundError",
     "TooManyTerminalsError",
+    "error_for_response",
     "error_for_status",
     "raise_for_response",
     "transport_error",
@@ -239,22 +240,24 @@ class OutputLostError(SandboxError):
 
 
 _STDIN_NOT_WRITABLE = "STDIN_NOT_WRITABLE"
-
-
-def _is_stdin_path(path: str) -> bool:
-    return path.rstrip("/").endswith(("/stdin", "/stdin/close"))
-
-
 _SPAWN_FAILED = "SPAWN_FAILED"
 # The paths whose POST starts a program: a 500 there is a failed start (Tensorlake's daemon).
 _START_PATHS = ("/api/v1/processes", "/api/v1/processes/run", "/api/v1/pty")
 
-
-def _resource(path: str | None) -> str:
-    """Which kind of resource a request path names: "terminal" or "process"."""
-    if path is not None and (path.rstrip("/") + "/").startswith("/api/v1/pty/"):
-        return "terminal"
-    return "process"
+_BY_STATUS: dict[int, type[SandboxStatusError]] = {
+    401: AuthenticationError,
+    403: AuthenticationError,
+    404: ProcessNotFoundError,
+    413: PayloadTooLargeError,
+    502: SandboxUnavailableError,
+    503: SandboxUnavailableError,
+    504: SandboxUnavailableError,
+}
+# On a terminal's path (``/api/v1/pty/...``), whatever the code.
+_TERMINAL_BY_STATUS: dict[int, type[SandboxStatusError]] = {
+    404: TerminalNotFoundError,
+    429: TooManyTerminalsError,
+}
 
 
 def _class_for(status: int, code: str | None, path: str | None) -> type[SandboxStatusError]:
@@ -262,28 +265,17 @@ def _class_for(status: int, code: str | None, path: str | None) -> type[SandboxS
         status == 500 and code is None and path is not None and path.rstrip("/") in _START_PATHS
     ):
         return SpawnError
-    terminal = _resource(path) == "terminal"
-    if status == 404 and terminal:
-        return TerminalNotFoundError
-    if status == 429 and terminal:
-        return TooManyTerminalsError
+    terminal = path is not None and (path.rstrip("/") + "/").startswith("/api/v1/pty/")
+    if terminal and status in _TERMINAL_BY_STATUS:
+        return _TERMINAL_BY_STATUS[status]
     if status == 400:
-        if code == _STDIN_NOT_WRITABLE:
-            return StdinNotWritableError
-        if path is not None:
-            return StdinNotWritableError if _is_stdin_path(path) and code is None else BadRequestError
-        return StdinNotWritableError if code is None else BadRequestError
-    if status in (401, 403):
-        return AuthenticationError
-    if status == 404:
-        return ProcessNotFoundError
-    if status == 413:
-        return PayloadTooLargeError
+        # A 400 without a code is a closed stdin when it answers a stdin write (or the path is unknown).
+        on_stdin = path is None or path.rstrip("/").endswith(("/stdin", "/stdin/close"))
+        stdin = code == _STDIN_NOT_WRITABLE or (code is None and on_stdin)
+        return StdinNotWritableError if stdin else BadRequestError
     if status == 429 and code == "TOO_MANY_SESSIONS":
         return TooManyTerminalsError
-    if status in (502, 503, 504):
-        return SandboxUnavailableError
-    return SandboxStatusError
+    return _BY_STATUS.get(status, SandboxStatusError)
 
 
 def _parse_body(content: bytes) -> tuple[str | None, str | None]:
@@ -330,9 +322,14 @@ def raise_for_response(response: Response[Any] | httpx.Response) -> None:
         return
     if isinstance(response, httpx.Response):
         response.read()
-        try:
-            path: str | None = response.request.url.path
-        except RuntimeError:  # a response built without its request
-            path = None
-        raise error_for_status(status, response.content, path=path, response=response)
+        raise error_for_response(response)
     raise error_for_status(status, response.content)
+
+
+def error_for_response(response: httpx.Response) -> SandboxStatusError:
+    """The typed error for an error `httpx.Response` whose body has been read."""
+    try:
+        path: str | None = response.request.url.path
+    except RuntimeError:  # a response built without its request
+        path = None
+    return error_for_status(response.status_code, response.content, path=path, response=response)

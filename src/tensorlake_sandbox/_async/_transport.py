@@ -15,7 +15,7 @@ import httpcore
 import httpx
 
 from .._backend import aread_file
-from .._errors import transport_error
+from .._errors import error_for_response, transport_error
 from .._transports._bodies import CHUNK, adapt_file_body, whole_piece
 from .._transports._h11 import (
     _READ,
@@ -31,7 +31,6 @@ from .._transports._h11 import (
     _reraise,
     _response,
     _upgraded,
-    status_error,
     tell,
 )
 
@@ -172,7 +171,7 @@ async def araise_for_error(response: httpx.Response) -> None:
     tell(response)
     if not response.is_success:
         await response.aread()
-        raise status_error(response)
+        raise error_for_response(response)
 
 
 async def aread_refusal(response: httpx.Response) -> None:

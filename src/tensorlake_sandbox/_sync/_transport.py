@@ -16,7 +16,7 @@ import httpcore
 import httpx
 
 from .._backend import read_file
-from .._errors import transport_error
+from .._errors import error_for_response, transport_error
 from .._transports._bodies import CHUNK, adapt_file_body, whole_piece
 from .._transports._h11 import (
     _READ,
@@ -32,7 +32,6 @@ from .._transports._h11 import (
     _reraise,
     _response,
     _upgraded,
-    status_error,
     tell,
 )
 
@@ -173,7 +172,7 @@ def raise_for_error(response: httpx.Response) -> None:
     tell(response)
     if not response.is_success:
         response.read()
-        raise status_error(response)
+        raise error_for_response(response)
 
 
 def read_refusal(response: httpx.Response) -> None:

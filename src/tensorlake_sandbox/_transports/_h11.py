@@ -22,7 +22,7 @@ from typing import Any, NoReturn
 import h11
 import httpx
 
-from .._errors import error_for_status, transport_error
+from .._errors import transport_error
 
 _READ = 64 * 1024
 _Origin = tuple[bytes, bytes, int]
@@ -141,12 +141,6 @@ def tell(response: httpx.Response) -> None:
     callback = on_response.get()
     if callback is not None:
         callback(response.status_code)
-
-
-def status_error(response: httpx.Response) -> Exception:
-    return error_for_status(
-        response.status_code, response.content, path=response.request.url.path, response=response
-    )
 
 
 # -- error table: which httpx exception a failure is, by the phase it happened in ----------------
