@@ -82,6 +82,20 @@ def test_path_decides_400_when_no_code():
     assert type(error_for_status(400, b"{}", path="/api/v1/processes/7/signal")) is BadRequestError
 
 
+@pytest.mark.parametrize("path", ["/api/v1/processes", "/api/v1/processes/run", "/api/v1/pty"])
+def test_a_500_is_a_spawn_error_only_when_it_answers_a_start(path):
+    from tensorlake_sandbox import SpawnError
+
+    for method in ("POST", None):  # None: the request is not known (a generated response)
+        assert type(error_for_status(500, b"", path=path, method=method)) is SpawnError
+    for method in ("GET", "DELETE"):  # listing processes or terminals is not starting one
+        assert type(error_for_status(500, b"", path=path, method=method)) is SandboxStatusError
+    answer = httpx.Response(500, request=httpx.Request("GET", f"http://127.0.0.1{path}"))
+    with pytest.raises(SandboxStatusError) as info:
+        raise_for_response(answer)
+    assert type(info.value) is SandboxStatusError
+
+
 def test_all_errors_are_sandbox_errors():
     for cls in (
         StdinNotWritableError,

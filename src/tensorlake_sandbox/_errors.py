@@ -241,7 +241,8 @@ class OutputLostError(SandboxError):
 
 _STDIN_NOT_WRITABLE = "STDIN_NOT_WRITABLE"
 _SPAWN_FAILED = "SPAWN_FAILED"
-# The paths whose POST starts a program: a 500 there is a failed start (Tensorlake's daemon).
+# The paths whose POST starts a program: a 500 answering that POST is a failed start (Tensorlake's
+# daemon); a 500 on another method there (listing processes, say) is not.
 _START_PATHS = ("/api/v1/processes", "/api/v1/processes/run", "/api/v1/pty")
 
 _BY_STATUS: dict[int, type[SandboxStatusError]] = {
@@ -260,10 +261,11 @@ _TERMINAL_BY_STATUS: dict[int, type[SandboxStatusError]] = {
 }
 
 
-def _class_for(status: int, code: str | None, path: str | None) -> type[SandboxStatusError]:
-    if code == _SPAWN_FAILED or (
-        status == 500 and code is None and path is not None and path.rstrip("/") in _START_PATHS
-    ):
+def _class_for(
+    status: int, code: str | None, path: str | None, method: str | None
+) -> type[SandboxStatusError]:
+    starts = path is not None and path.rstrip("/") in _START_PATHS and method in (None, "POST")
+    if code == _SPAWN_FAILED or (status == 500 and code is None and starts):
         return SpawnError
     terminal = path is not None and (path.rstrip("/") + "/").startswith("/api/v1/pty/")
     if terminal and status in _TERMINAL_BY_STATUS:
@@ -303,11 +305,17 @@ def _reason(status: int) -> str:
 
 
 def error_for_status(
-    status: int, content: bytes = b"", *, path: str | None = None, response: httpx.Response | None = None
+    status: int,
+    content: bytes = b"",
+    *,
+    path: str | None = None,
+    method: str | None = None,
+    response: httpx.Response | None = None,
 ) -> SandboxStatusError:
-    """The typed error for one error response (the body may be anything, even empty)."""
+    """The typed error for one error response (the body may be anything, even empty); ``path``
+    and ``method`` (when known) say which resource and operation it answers."""
     message, code = _parse_body(content)
-    err = _class_for(status, code, path)(message or _reason(status), status_code=status, code=code)
+    err = _class_for(status, code, path, method)(message or _reason(status), status_code=status, code=code)
     err.response = response
     return err
 
@@ -329,7 +337,13 @@ def raise_for_response(response: Response[Any] | httpx.Response) -> None:
 def error_for_response(response: httpx.Response) -> SandboxStatusError:
     """The typed error for an error `httpx.Response` whose body has been read."""
     try:
-        path: str | None = response.request.url.path
+        request: httpx.Request | None = response.request
     except RuntimeError:  # a response built without its request
-        path = None
-    return error_for_status(response.status_code, response.content, path=path, response=response)
+        request = None
+    return error_for_status(
+        response.status_code,
+        response.content,
+        path=request.url.path if request is not None else None,
+        method=request.method if request is not None else None,
+        response=response,
+    )

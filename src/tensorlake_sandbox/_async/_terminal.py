@@ -63,7 +63,7 @@ from .._backend import (
     deadline_after,
     remaining,
 )
-from .._errors import SandboxConnectionError, SandboxError, error_for_status, transport_error
+from .._errors import SandboxConnectionError, SandboxError, error_for_response, transport_error
 from .._terminal_protocol import (
     CLOSE_GOING_AWAY,
     READY_FRAME,
@@ -120,10 +120,7 @@ def _connect_errors() -> Iterator[None]:
     try:
         yield
     except WebSocketUpgradeError as exc:
-        response = exc.response
-        raise error_for_status(
-            response.status_code, response.content, path=response.request.url.path
-        ) from None
+        raise error_for_response(exc.response) from None
     except httpx.TransportError as exc:  # from httpx-ws itself (the client's own are mapped already)
         raise transport_error(exc) from exc
 
