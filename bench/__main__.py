@@ -3,6 +3,7 @@
     .venv-bench/bin/python -m bench            # the full run (make bench), ~5-10 minutes
     .venv-bench/bin/python -m bench --quick    # small counts: checks the harness, figures meaningless
     .venv-bench/bin/python -m bench --only small,startup --output /tmp/b.md
+    .venv/bin/python -m bench --only size --output /tmp/size.md   # code size alone, < 1 s
 
 A benchmark whose pieces are missing reports "not available: <why>" instead of failing; a
 benchmark that breaks is reported the same way, with its error, and the run goes on.
@@ -19,20 +20,20 @@ import traceback
 from collections.abc import Callable
 from contextlib import ExitStack
 
-from . import bulk, fanout, line_rate, line_stream, small_writes, startup, wan
+from . import bulk, code_size, fanout, line_rate, line_stream, small_writes, startup, wan
 from ._common import ROOT, Section
 from ._config import Config
 from ._machine import CpuMeter, machine_lines, versions_lines
 from ._target import Target, local_sandbox, loopback
 
-NAMES = ["small", "bulk", "lines", "startup", "fanout", "wan", "linerate"]
+NAMES = ["small", "bulk", "lines", "startup", "fanout", "wan", "linerate", "size"]
 
 
 def _render(sections: list[Section], header: list[str], footer: list[str]) -> str:
     out = [*header]
     for sec in sections:
         out += ["", f"## {sec.title}", "", sec.what, ""]
-        out.append("| client | " + " | ".join(sec.columns) + " | note |")
+        out.append(f"| {sec.label} | " + " | ".join(sec.columns) + " | note |")
         out.append("|---|" + "---|" * len(sec.columns) + "---|")
         for row in sec.rows:
             out.append(
@@ -97,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         runners: dict[str, tuple[str, Callable[[], Section | list[Section]]]] = {
             "small": ("1. Small writes", lambda: small_writes.run(cfg)),
             "startup": ("4. Start-up", lambda: startup.run(cfg)),
+            "size": ("9. Code size", code_size.run),
         }
         if target is not None:
             t = target

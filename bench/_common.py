@@ -46,6 +46,7 @@ class Section:
     rows: list[Row] = field(default_factory=list)
     verdicts: list[str] = field(default_factory=list)
     limits: list[str] = field(default_factory=list)
+    label: str = "client"  # the first column's heading
 
     def unavailable(self, label: str, why: str) -> None:
         self.rows.append(Row(label, ["not available"] + ["-"] * (len(self.columns) - 1), why))
