@@ -161,7 +161,8 @@ def run(cfg: Config, target: Target) -> Section:
         a, b = tput["write_stdin"], tput["sdk"]
         overlap = min(a) <= max(b) and min(b) <= max(a)
         sec.verdicts.append(
-            f"write_stdin throughput {ours:.0f} MiB/s vs official SDK {sdk:.0f} MiB/s — goal ≥ SDK: "
+            f"write_stdin throughput {ours:.0f} MiB/s vs official SDK {sdk:.0f} MiB/s — goal ≥ SDK "
+            "on the local sandbox (an earlier goal; issue 20 judges bulk at 40 and 100 ms RTT, section 6): "
             f"**{'met' if ours >= sdk else 'NOT met'}**"
             + (
                 " (their rounds' ranges overlap: the server, not the client, sets the pace here, "
@@ -175,7 +176,8 @@ def run(cfg: Config, target: Target) -> Section:
             f"{median(cpu['sdk']):.2f} s (what each client costs, independent of the server's speed)."
         )
         sec.verdicts.append(
-            f"write_stdin peak RSS (highest round) {peak:.0f} MiB — goal ≤ 64 MiB: "
+            f"write_stdin peak RSS (highest round) {peak:.0f} MiB — goal ≤ 64 MiB (an earlier goal that "
+            "issue 20 says still holds): "
             f"**{'met' if peak <= 64 else 'NOT met'}**."
         )
     sec.limits += [

@@ -10,7 +10,11 @@ from ._common import Row, Section, fmt_range, median, run_worker
 from ._config import Config
 from ._target import Target
 
-__all__ = ["run"]
+__all__ = ["LOOPBACK_GOAL", "run"]
+
+# Issue 20: async fan-out with `sandbox_client()` defaults in at most this many times the
+# official SDK's time on loopback (section 7 judges the 40 ms goal).
+LOOPBACK_GOAL = 2.0
 
 MODES = [
     ("sync-generated", "sequential sync `sync_detailed`"),
@@ -82,18 +86,27 @@ def run(cfg: Config, target: Target) -> Section:
             if secs[key]:
                 x = median(secs[key]) / sdk
                 sec.verdicts.append(
-                    f"{dict(MODES)[key].split(',')[0]} with `sandbox_client(...)` defaults: {x:.2f}x the "
-                    "official SDK's time on loopback — goal (issue 20) ≤ 2x: "
-                    f"**{'met' if x <= 2 else 'NOT met'}**"
-                    f" (issue 12's ≤ 1.5x: {'met' if x <= 1.5 else 'not met'})."
+                    f"{dict(MODES)[key].split(',')[0]} with `sandbox_client(...)` defaults, "
+                    f"{procs} processes x {writes} writes: {x:.2f}x the official SDK's time on loopback — "
+                    f"goal (issue 20) ≤ {LOOPBACK_GOAL:g}x the SDK's time on loopback: "
+                    f"**{'met' if x <= LOOPBACK_GOAL else 'NOT met'}**."
                 )
-    if secs["async-generated"] and secs["async-generated+httpx"]:
-        gain = median(secs["async-generated+httpx"]) / median(secs["async-generated"])
-        sec.verdicts.append(
-            f"The defaults are {gain:.1f}x "
-            "faster than httpx's own async transport with the same pool limits (httpcore re-checks every "
-            "connection for every queued request: encode/httpx#3215)."
-        )
+    if secs["async-generated+httpx"]:
+        own = median(secs["async-generated+httpx"])
+        parts = []
+        if sdk:
+            parts.append(
+                f"{own / sdk:.1f}x the official SDK's time on loopback (issue 20 measured about 10x for "
+                "httpx's own pool alone)"
+            )
+        if secs["async-generated"]:
+            parts.append(f"{own / median(secs['async-generated']):.1f}x the defaults' time")
+        if parts:
+            sec.verdicts.append(
+                "httpx's own async transport with the same pool limits (the candidate not chosen): "
+                + "; ".join(parts)
+                + " (httpcore re-checks every connection for every queued request: encode/httpx#3215)."
+            )
     sec.limits += [
         "One untimed write to every process first: client creation and connection set-up are not timed.",
         f"Server and client share 2 cores: concurrency can only overlap waiting, not add CPU; the "

@@ -70,7 +70,8 @@ def run(cfg: Config, target: Target) -> Section:
                 ratio = (n / median(secs[name])) / sdk_rate
                 sec.verdicts.append(
                     f"Lines read through `{name}`: {ratio:.2f}x the official SDK's `follow_stdout` rate "
-                    f"— goal ≥ 2.5x: **{'met' if ratio >= 2.5 else 'NOT met'}**."
+                    "— goal ≥ 2.5x (an earlier goal, not restated by issue 20): "
+                    f"**{'met' if ratio >= 2.5 else 'NOT met'}**."
                 )
     sec.limits += [
         "Client, sandbox and `seq` share the same 2 cores; the sandbox (Python, in the orchestrating "

@@ -124,32 +124,39 @@ def run(cfg: Config) -> Section:
     if pairs:
         ab = [p["generated"] / p["httpx"] for p in pairs]
         plain = [p["generated-plain"] / p["httpx"] for p in pairs]
-        ok = "met" if median(ab) <= 1.10 else "NOT met"
         sec.verdicts.append(
             f"Interleaved in one process ({cfg.pair_blocks} alternating blocks of {cfg.pair_block} writes "
             f"per client, {len(pairs)} processes): (a)/(b) client CPU = {fmt_range(ab, '{:.2f}')}; the "
-            f"generated client without the shim / (b) = {fmt_range(plain, '{:.2f}')}. "
-            f"Goal (a)/(b) ≤ 1.10, judged on this measure: **{ok}**."
+            f"generated client without the shim / (b) = {fmt_range(plain, '{:.2f}')} (the earlier "
+            f"≤ 1.10 for (a)/(b) gave way to issue 20's stricter 'not above bare httpx', judged below)."
         )
-    if pairs and all("sdk" in p for p in pairs):
-        xa = [p["generated"] / p["sdk"] for p in pairs]
-        xd = [p["write_stdin"] / p["sdk"] for p in pairs]
-        worst = max(median(xa), median(xd))
-        us = {k: median([p[k] for p in pairs]) for k in ("sdk", "generated", "write_stdin")}
+        # Issue 20: CPU per 16-byte write reported beside the SDK's and bare httpx's; not above
+        # bare httpx. Judged on both of this library's ways to write, (a) and (d).
+        us = {k: median([p[k] for p in pairs]) for k in ("httpx", "generated", "write_stdin")}
+        vs_httpx = {k: median([p[k] / p["httpx"] for p in pairs]) for k in ("generated", "write_stdin")}
+        worst = max(vs_httpx.values())
+        sdk_part = ""
+        if all("sdk" in p for p in pairs):
+            sdk_us = median([p["sdk"] for p in pairs])
+            xa = [p["generated"] / p["sdk"] for p in pairs]
+            xd = [p["write_stdin"] / p["sdk"] for p in pairs]
+            sdk_part = (
+                f"; against the official SDK's {sdk_us:.0f} µs: (a) {fmt_range(xa, '{:.2f}')}x, "
+                f"(d) {fmt_range(xd, '{:.2f}')}x"
+            )
         sec.verdicts.append(
-            "Client CPU per 16-byte write vs the official SDK, interleaved in one process (same blocks): "
-            f"(a) {fmt_range(xa, '{:.2f}')}x, (d) `write_stdin` {fmt_range(xd, '{:.2f}')}x "
-            f"(SDK {us['sdk']:.0f} µs, (a) {us['generated']:.0f} µs, (d) {us['write_stdin']:.0f} µs) "
-            "— reported beside the SDK; the earlier goal of ≤ 2.5x (issue 12) was met only with the "
-            "pyreqwest fast path that issue 20 removed (a second HTTP stack that crashed the "
-            f"interpreter): **{'met' if worst <= 2.5 else 'NOT met'}**."
+            "Client CPU per 16-byte write, interleaved in one process (same blocks): "
+            f"(a) {us['generated']:.0f} µs, (d) `write_stdin` {us['write_stdin']:.0f} µs; against bare "
+            f"httpx's {us['httpx']:.0f} µs: (a) {vs_httpx['generated']:.2f}x, (d) "
+            f"{vs_httpx['write_stdin']:.2f}x{sdk_part} — goal (issue 20) reported beside the SDK's and "
+            f"bare httpx's, and not above bare httpx's (≤ 1.00x, (a) and (d)): "
+            f"**{'met' if worst <= 1.0 else 'NOT met'}**."
         )
-        if pairs:
-            ab_worst = median([p["generated"] / p["httpx"] for p in pairs])
+        if sdk_part:
             sec.verdicts.append(
-                "Client CPU per 16-byte write, the engine (a) against bare `httpx.Client.post` (b), "
-                f"interleaved: {ab_worst:.2f}x — goal (issue 20) not above bare httpx: "
-                f"**{'met' if ab_worst <= 1.0 else 'NOT met'}**."
+                "Issue 12's ≤ 2.5x the SDK's CPU per write was reached only with the pyreqwest fast path, "
+                "a second HTTP stack that crashed the interpreter; issue 20 removed it and sets no ratio "
+                "to the SDK here."
             )
     if walls["generated+httpx"] and walls["generated"]:
         sec.verdicts.append(

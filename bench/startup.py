@@ -64,7 +64,8 @@ def run(cfg: Config) -> Section:
     if times[cli_label] and sdk:
         r = median(times[cli_label]) / sdk
         sec.verdicts.append(
-            f"`tensorlake-sandbox --help` / `import tensorlake.sandbox` = {r:.2f} — goal ≤ 0.5: "
+            f"`tensorlake-sandbox --help` / `import tensorlake.sandbox` = {r:.2f} — goal ≤ 0.5 "
+            "(an earlier goal that issue 20 says still holds): "
             f"**{'met' if r <= 0.5 else 'NOT met'}**."
         )
     sec.limits += [
