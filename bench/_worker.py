@@ -39,21 +39,87 @@ def peak_rss_kib() -> int:
 # --- clients: each builder returns a one-argument write function (bytes -> None) -----------------
 
 
-def _shim_client(spec: dict[str, Any], transport: str | None = None) -> Any:
-    """``sandbox_client`` defaults (the engine's own transport), or with ``transport="httpx"``
-    httpx's own transport (httpcore) with the same pool limits: the candidate it was chosen over."""
+def _shim_client(spec: dict[str, Any]) -> Any:
+    """``sandbox_client`` defaults: the engine's own transport."""
     from tensorlake_sandbox import sandbox_client
 
-    if transport == "httpx-sync" or transport == "httpx-async":
-        import httpx
-
-        from tensorlake_sandbox._transports._factory import LIMITS
-
-        cls = httpx.HTTPTransport if transport == "httpx-sync" else httpx.AsyncHTTPTransport
-        return sandbox_client(
-            base_url=spec["url"], api_key=spec["token"], httpx_args={"transport": cls(limits=LIMITS)}
-        )
     return sandbox_client(base_url=spec["url"], api_key=spec["token"])
+
+
+def _pool_limits() -> Any:
+    """The engine's pool limits, for httpx's own transport: the two candidates differ only in transport.
+
+    The engine's value when it is where it was (``tensorlake_sandbox._transports._factory.LIMITS``),
+    else the bench's copy of it as it was when this was written.
+    """
+    import httpx
+
+    try:
+        from tensorlake_sandbox._transports._factory import LIMITS
+    except ImportError:
+        return httpx.Limits(max_connections=None, max_keepalive_connections=100, keepalive_expiry=5.0)
+    return LIMITS
+
+
+def _httpx_transport_client(spec: dict[str, Any], *, is_async: bool) -> Any:
+    """The engine's client on httpx's own transport (httpcore) with the engine's pool limits: the
+    candidate the engine's transport was chosen over.
+
+    `sandbox_client` refuses ``httpx_args["transport"]`` (one transport for every request), so
+    the bench builds this one with the generated `AuthenticatedClient`: same base URL, key and
+    redirect rule as `sandbox_client`'s defaults, and the engine's own timeout and response hooks
+    (read from its httpx client's public ``timeout`` and ``event_hooks``: the hooks raise on a
+    non-2xx answer and tell a stdin write that its bytes arrived), so that only the transport
+    differs.
+    """
+    import httpx
+
+    from tensorlake_api_client.client import AuthenticatedClient
+
+    engine = _shim_client(spec)
+    ours = engine.get_async_httpx_client() if is_async else engine.get_httpx_client()
+
+    def small_body(kwargs: dict[str, Any]) -> dict[str, Any]:
+        # The generated functions pass a file body (`io.BytesIO`); the engine's client class sends
+        # a small one as bytes, and httpx.AsyncClient cannot send a sync file at all.
+        if isinstance(kwargs.get("content"), io.BytesIO):
+            kwargs["content"] = kwargs["content"].read()
+        return kwargs
+
+    class Client(httpx.Client):
+        def build_request(self, method: str, url: Any, **kwargs: Any) -> httpx.Request:
+            return super().build_request(method, url, **small_body(kwargs))
+
+    class AsyncClient(httpx.AsyncClient):
+        def build_request(self, method: str, url: Any, **kwargs: Any) -> httpx.Request:
+            return super().build_request(method, url, **small_body(kwargs))
+
+    cls = httpx.AsyncHTTPTransport if is_async else httpx.HTTPTransport
+    client = AuthenticatedClient(
+        base_url=spec["url"],
+        token=spec["token"],
+        timeout=ours.timeout,
+        follow_redirects=False,
+        httpx_args={"transport": cls(limits=_pool_limits()), "event_hooks": ours.event_hooks},
+    )
+    if is_async:
+        client.set_async_httpx_client(AsyncClient(**client.httpx_client_kwargs()))
+    else:
+        client.set_httpx_client(Client(**client.httpx_client_kwargs()))
+    return client
+
+
+def _shim_client_on_httpx_async(spec: dict[str, Any]) -> Any:
+    """A `SandboxClient` (which `awrite_stdin` requires) whose async calls go through httpx's own
+    transport: the client from `_httpx_transport_client`, handed over with the generated client's
+    public ``set_async_httpx_client``."""
+    client = _shim_client(spec)
+    httpx_client = _httpx_transport_client(spec, is_async=True).get_async_httpx_client()
+    try:
+        client.set_async_httpx_client(httpx_client)
+    except (AttributeError, TypeError, ValueError) as e:
+        raise Unavailable(f"a SandboxClient no longer takes an httpx client of its own: {e}") from e
+    return client
 
 
 def _generated_writer(client: Any, pid: int) -> Callable[[bytes], None]:
@@ -77,7 +143,7 @@ def w_generated(spec: dict[str, Any]) -> Callable[[bytes], None]:
 
 def w_generated_httpx(spec: dict[str, Any]) -> Callable[[bytes], None]:
     """(a) on httpx's own transport instead of the engine's."""
-    return _generated_writer(_shim_client(spec, "httpx-sync"), spec["pid"])
+    return _generated_writer(_httpx_transport_client(spec, is_async=False), spec["pid"])
 
 
 def w_generated_plain(spec: dict[str, Any]) -> Callable[[bytes], None]:
@@ -317,7 +383,7 @@ def fanout(spec: dict[str, Any]) -> dict[str, Any]:
         from tensorlake_api_client.api.sandbox_processes import sandbox_process_stdin
         from tensorlake_api_client.types import File
 
-        client = _shim_client(spec, "httpx-async" if "+httpx" in mode else None)
+        client = _httpx_transport_client(spec, is_async=True) if "+httpx" in mode else _shim_client(spec)
 
         async def gen(pid: int) -> None:
             r = await sandbox_process_stdin.asyncio_detailed(
@@ -333,7 +399,7 @@ def fanout(spec: dict[str, Any]) -> dict[str, Any]:
         afn = getattr(tensorlake_sandbox, "awrite_stdin", None)
         if afn is None:
             raise Unavailable("tensorlake_sandbox.awrite_stdin does not exist yet (issue 4)")
-        client = _shim_client(spec, "httpx-async" if "+httpx" in mode else None)
+        client = _shim_client_on_httpx_async(spec) if "+httpx" in mode else _shim_client(spec)
 
         async def ours(pid: int) -> None:
             await afn(client, pid, payload)
