@@ -19,6 +19,7 @@ __all__ = [
     "Row",
     "Section",
     "fmt_range",
+    "fmt_vs_goal",
     "median",
     "run_child",
     "run_worker",
@@ -163,3 +164,11 @@ def fmt_range(values: Sequence[float], fmt: str = "{:.0f}") -> str:
     if len(values) == 1:
         return fmt.format(values[0])
     return f"{fmt.format(median(values))} ({fmt.format(min(values))}-{fmt.format(max(values))})"
+
+
+def fmt_vs_goal(value: float, goal: float, *, at_least: bool) -> str:
+    """``value`` to 2 decimals, or 3 when 2 would hide which side of ``goal`` it is on
+    (0.998 shown as "1.00" beside "goal ≥ 1.0: NOT met")."""
+    shown = float(f"{value:.2f}")
+    same = (value >= goal) == (shown >= goal) if at_least else (value <= goal) == (shown <= goal)
+    return f"{value:.2f}" if same else f"{value:.3f}"

@@ -6,7 +6,7 @@ process (writes to one process stay in order), the sync one loops over the proce
 
 from __future__ import annotations
 
-from ._common import Row, Section, fmt_range, median, run_worker
+from ._common import Row, Section, fmt_range, fmt_vs_goal, median, run_worker
 from ._config import Config
 from ._target import Target
 
@@ -85,9 +85,10 @@ def run(cfg: Config, target: Target) -> Section:
         for key in ("async-generated", "awrite_stdin"):
             if secs[key]:
                 x = median(secs[key]) / sdk
+                shown = fmt_vs_goal(x, LOOPBACK_GOAL, at_least=False)
                 sec.verdicts.append(
                     f"{dict(MODES)[key].split(',')[0]} with `sandbox_client(...)` defaults, "
-                    f"{procs} processes x {writes} writes: {x:.2f}x the official SDK's time on loopback — "
+                    f"{procs} processes x {writes} writes: {shown}x the official SDK's time on loopback — "
                     f"goal (issue 20) ≤ {LOOPBACK_GOAL:g}x the SDK's time on loopback: "
                     f"**{'met' if x <= LOOPBACK_GOAL else 'NOT met'}**."
                 )
