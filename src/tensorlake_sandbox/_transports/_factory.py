@@ -50,12 +50,10 @@ def make_client(
     context = httpx.create_ssl_context(
         verify=opts.get("verify", True), cert=opts.get("cert"), trust_env=trust_env
     )
-    proxy = (
-        None if is_loopback_host(base.host) else opts.get("proxy", _env_proxy(base) if trust_env else None)
-    )
-    proxy = None if proxy is None else proxy_url(proxy)
+    proxy = None if is_loopback_host(base.host) else opts.get("proxy", _env_proxy(base, trust_env))
+    limits = opts.get("limits", LIMITS)
     transport: Any = (_async.AsyncTransport if is_async else _sync.Transport)(
-        context, opts.get("limits", LIMITS), proxy
+        context, limits, None if proxy is None else proxy_url(proxy)
     )
     user_hooks = kwargs.pop("event_hooks", None) or {}
     if websocket:
@@ -71,7 +69,9 @@ def make_client(
     return cls(**kwargs, transport=transport, mounts={}, trust_env=False, event_hooks=hooks)
 
 
-def _env_proxy(base: httpx.URL) -> str | None:
+def _env_proxy(base: httpx.URL, trust_env: bool) -> str | None:
+    if not trust_env:
+        return None
     proxies = getproxies()
     url = proxies.get(base.scheme) or proxies.get("all")
     return url if url and not proxy_bypass(base.host) else None
