@@ -142,17 +142,10 @@ class _AsyncConn:
         ask = self.h11.send(h11.Request(method="CONNECT", target=target, headers=headers))
         await self.write((ask or b"") + (self.h11.send(h11.EndOfMessage()) or b""), timeout)
         answer = await _anext_event(self, timeout)
-        if (
-            not isinstance(answer, h11.Response)
-            or answer.status_code // 100 != 2
-            or self.h11.trailing_data[0]
-        ):
-            status = (
-                f"{answer.status_code} {answer.reason.decode('latin-1')}"
-                if isinstance(answer, h11.Response)
-                else ""
-            )
-            raise httpx.ConnectError(f"the proxy refused a tunnel to {target}: {status or 'no answer'}")
+        status, reason = getattr(answer, "status_code", 0), getattr(answer, "reason", b"no answer")
+        if status // 100 != 2 or self.h11.trailing_data[0]:
+            said = f"{status or ''} {reason.decode('latin-1')}".strip()
+            raise httpx.ConnectError(f"the proxy refused a tunnel to {target}: {said}")
         self.h11 = h11.Connection(h11.CLIENT)
 
     async def _atls(self, step: Any) -> Any:
