@@ -59,7 +59,7 @@ THIRD_PARTY = [
 WORDS = frozenset({"attach"})
 
 # Hand-written modules that hold both halves of a pair side by side (``ax`` beside ``x``).
-PAIRED = ("_backend.py", "_sources.py", "_transports/_bodies.py")
+PAIRED = ("_backend.py", "_sources.py", "_transports/_io.py")
 
 _DEF = re.compile(r"^\s*(?:async\s+)?def\s+(_*a[a-z]\w*)\s*\(", re.MULTILINE)
 _ANY_DEF = re.compile(r"^\s*(?:async\s+)?def\s+(\w+)\s*\(", re.MULTILINE)

@@ -202,7 +202,10 @@ MUTANTS = [
     Mutant(
         "engine-smuggled-response-trusted",
         "bytes after a complete response are left for the next request's answer",
-        ((SRC, "    if conn.trailing_data[0]:\n", "    if False:\n"),),
+        (
+            (ASYNC, "        if conn.h11.trailing_data[0]:\n", "        if False:\n"),
+            (SYNC, "        if conn.h11.trailing_data[0]:\n", "        if False:\n"),
+        ),
         ENGINE_TESTS,
     ),
     Mutant(
@@ -216,9 +219,14 @@ MUTANTS = [
         "a refused connection is reported as 'may have been sent' (no retry)",
         (
             (
-                SRC,
-                '    "connect": (httpx.ConnectTimeout, httpx.ConnectError),',
-                '    "connect": (httpx.WriteTimeout, httpx.WriteError),',
+                ASYNC,
+                '    "connect": (httpx.ConnectTimeout, httpx.ConnectError, httpx.ConnectError),',
+                '    "connect": (httpx.WriteTimeout, httpx.WriteError, httpx.ConnectError),',
+            ),
+            (
+                SYNC,
+                '    "connect": (httpx.ConnectTimeout, httpx.ConnectError, httpx.ConnectError),',
+                '    "connect": (httpx.WriteTimeout, httpx.WriteError, httpx.ConnectError),',
             ),
         ),
         ENGINE_TESTS,
@@ -228,9 +236,14 @@ MUTANTS = [
         "a failure while the body is sent is taken for 'not sent' (resent: duplicated bytes)",
         (
             (
-                SRC,
-                '    "write": (httpx.WriteTimeout, httpx.WriteError),',
-                '    "write": (httpx.ConnectTimeout, httpx.ConnectError),',
+                ASYNC,
+                '    "write": (httpx.WriteTimeout, httpx.WriteError, httpx.RemoteProtocolError),',
+                '    "write": (httpx.ConnectTimeout, httpx.ConnectError, httpx.RemoteProtocolError),',
+            ),
+            (
+                SYNC,
+                '    "write": (httpx.WriteTimeout, httpx.WriteError, httpx.RemoteProtocolError),',
+                '    "write": (httpx.ConnectTimeout, httpx.ConnectError, httpx.RemoteProtocolError),',
             ),
         ),
         ("tests/test_stdin_faults.py", "tests/test_engine.py"),
@@ -238,7 +251,13 @@ MUTANTS = [
     Mutant(
         "engine-loopback-through-proxy",
         "a loopback sandbox is sent to the environment's proxy (with the key)",
-        ((SRC, "    proxy = None if loopback else _proxy(base, opts)", "    proxy = _proxy(base, opts)"),),
+        (
+            (
+                SRC,
+                '    proxy = None if is_loopback_host(base.host) else opts.get("proxy"',
+                '    proxy = opts.get("proxy"',
+            ),
+        ),
         ENGINE_TESTS,
     ),
     # -- the local sandbox's Host check and loopback bind -------------------------------------
@@ -483,35 +502,18 @@ MUTANTS = [
         ("tests/test_errors.py",),
     ),
     Mutant(
-        "streamed-body-errors-unmapped",
-        "a failure while a streamed answer is read escapes as a raw httpx error",
-        (
-            (
-                PKG,
-                "            yield from self._stream\n        except httpx.TransportError as exc:",
-                "            yield from self._stream\n        except ZeroDivisionError as exc:",
-            ),
-            (
-                PKG,
-                "                yield chunk\n        except httpx.TransportError as exc:",
-                "                yield chunk\n        except ZeroDivisionError as exc:",
-            ),
-        ),
-        ("tests/test_errors.py", "-k", "cut_short"),
-    ),
-    Mutant(
         "engine-body-read-errors-unmapped",
         "a failure while the engine reads an answer's body escapes as a raw socket/h11 error",
         (
             (
                 ASYNC,
-                '            conn.close()\n            _reraise(exc, "read", request)',
-                "            conn.close()\n            raise",
+                '            self._conn.close()\n            fail(exc, "read", self._request)',
+                "            self._conn.close()\n            raise",
             ),
             (
                 SYNC,
-                '            conn.close()\n            _reraise(exc, "read", request)',
-                "            conn.close()\n            raise",
+                '            self._conn.close()\n            fail(exc, "read", self._request)',
+                "            self._conn.close()\n            raise",
             ),
         ),
         ("tests/test_errors.py", "-k", "cut_short_through_the_own"),
@@ -519,7 +521,18 @@ MUTANTS = [
     Mutant(
         "malformed-answer-unmapped",
         "a malformed or cut HTTP answer escapes as an h11 error, not a connection error",
-        ((PKG, "    if isinstance(exc, h11.ProtocolError):  # a malformed", "    if False:  # a malformed"),),
+        (
+            (
+                ASYNC,
+                "    elif isinstance(exc, h11.ProtocolError):  # a malformed",
+                "    elif False:  # a malformed",
+            ),
+            (
+                SYNC,
+                "    elif isinstance(exc, h11.ProtocolError):  # a malformed",
+                "    elif False:  # a malformed",
+            ),
+        ),
         ("tests/test_errors.py", "-k", "malformed_answer"),
     ),
     # -- the CLI ------------------------------------------------------------------------------------

@@ -15,10 +15,9 @@ import io
 import os
 from typing import Any
 
-from tensorlake_sandbox._async._transport import aiter_file, awhole_bytes_io
+from tensorlake_sandbox._async._transport import file_body as afile_body
 from tensorlake_sandbox._sources import aopen_source, open_source
-from tensorlake_sandbox._sync._transport import iter_file, whole_bytes_io
-from tensorlake_sandbox._transports._bodies import adapt_file_body as _adapt_file_body
+from tensorlake_sandbox._sync._transport import file_body
 
 CHUNK = 256 * 1024
 
@@ -77,10 +76,7 @@ def test_the_async_path_takes_a_file_chunk_as_the_same_bytes_object_too():
 
 def _adapted(content: Any, *, is_async: bool = False) -> dict[str, Any]:
     kwargs: dict[str, Any] = {"content": content, "headers": {"Content-Type": "application/octet-stream"}}
-    if is_async:
-        _adapt_file_body(kwargs, aiter_file, awhole_bytes_io)
-    else:
-        _adapt_file_body(kwargs, iter_file, whole_bytes_io)
+    (afile_body if is_async else file_body)(kwargs)
     return kwargs
 
 

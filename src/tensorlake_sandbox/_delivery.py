@@ -20,7 +20,7 @@ from tensorlake_api_client.types import UNSET, Unset
 
 from ._client import SandboxClient
 from ._errors import DeliveryUnknownError, SandboxConnectionError, SandboxError, SandboxTimeoutError
-from ._transports._h11 import on_response
+from ._transports._io import on_response
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",

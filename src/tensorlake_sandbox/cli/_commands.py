@@ -17,7 +17,7 @@ def _progress_bar(f: BinaryIO, no_progress: bool) -> Any | None:
     """A byte progress bar on stderr, only when stderr is a terminal and the size is known."""
     if no_progress or sys.stderr is None or not sys.stderr.isatty():
         return None
-    from tensorlake_sandbox._transports._bodies import remaining_length
+    from tensorlake_sandbox._sync._transport import remaining_length
 
     size = remaining_length(f)
     if size is None:

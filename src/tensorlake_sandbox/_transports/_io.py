@@ -1,0 +1,69 @@
+"""What the transport's two halves cannot share: the socket calls, in pairs that `scripts/unasync.py`
+matches by name (``aopen_tcp`` / ``open_tcp``: async on the running loop's public ``sock_*``
+calls, sync on a blocking socket), and the one context variable both tell each answer to.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import socket
+from collections.abc import Callable
+
+# Told the status of each answer of the current call (a stdin write counts its bytes here, the
+# moment the sandbox confirms them: nothing that follows can lose the count).
+on_response: contextvars.ContextVar[Callable[[int], None] | None] = contextvars.ContextVar(
+    "tensorlake_on_response", default=None
+)
+
+
+async def aopen_tcp(host: str, port: int, timeout: float | None) -> socket.socket:
+    loop = asyncio.get_running_loop()  # ``timeout``: the caller's `atimed` bounds the whole open
+    error: OSError = OSError(f"no address for {host}")
+    for family, kind, proto, _, address in await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM):
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.setblocking(False)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            await loop.sock_connect(sock, address)
+            return sock
+        except OSError as exc:
+            sock.close()
+            error = exc
+        except BaseException:
+            sock.close()
+            raise
+    raise error
+
+
+def open_tcp(host: str, port: int, timeout: float | None) -> socket.socket:
+    sock = socket.create_connection((host, port), timeout)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
+
+
+async def arecv(sock: socket.socket, max_bytes: int) -> bytes:
+    return await asyncio.get_running_loop().sock_recv(sock, max_bytes)
+
+
+def recv(sock: socket.socket, max_bytes: int) -> bytes:
+    return sock.recv(max_bytes)
+
+
+async def asendall(sock: socket.socket, data: bytes | bytearray) -> None:
+    await asyncio.get_running_loop().sock_sendall(sock, data)
+
+
+def sendall(sock: socket.socket, data: bytes | bytearray) -> None:
+    sock.sendall(data)
+
+
+def atimed(sock: socket.socket | None, timeout: float | None) -> asyncio.Timeout:
+    return asyncio.timeout(timeout)
+
+
+def timed(sock: socket.socket | None, timeout: float | None) -> contextlib.nullcontext[None]:
+    if sock is not None:  # None: the open, whose calls keep create_connection's timeout
+        sock.settimeout(timeout)
+    return contextlib.nullcontext()
