@@ -566,7 +566,7 @@ MUTANTS = [
     Mutant(
         "timeout-upper-bound-gone",
         "a timeout longer than the sandbox takes is sent instead of refused",
-        ((PKG, "    if timeout > MAX_TIMEOUT:\n", "    if False:\n"),),
+        ((PKG, "if not 0 < timeout <= MAX_TIMEOUT:", "if not 0 < timeout:"),),
         ("tests/test_first_hour.py", "-k", "cannot_take"),
     ),
     # -- the local process server ---------------------------------------------------------------
