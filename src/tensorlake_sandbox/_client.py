@@ -103,8 +103,8 @@ def check_timeout(timeout: object, name: str = "timeout") -> float | None:
         raise TypeError(f"{name} must be a number of seconds or None, not {type(timeout).__name__}")
     if not 0 < timeout <= MAX_TIMEOUT:  # NaN included
         raise ValueError(
-            f"{name} must be a positive, finite number of seconds, at most {MAX_TIMEOUT} seconds (about "
-            f"68 years, the longest the sandbox takes), or None for no limit; not {timeout!r}"
+            f"{name} must be more than 0 and at most {MAX_TIMEOUT} seconds (about 68 years, the longest "
+            f"the sandbox takes), or None for no limit; not {timeout!r}"
         )
     return float(timeout)
 
@@ -119,7 +119,7 @@ def check_key(api_key: str | None) -> str:
     if not key:
         raise ValueError("api_key is empty: pass your Tensorlake API key")
     if BLANK_OR_CONTROL.search(key):
-        raise ValueError(f"the API key ({API_KEY_ENV} or api_key=) contains whitespace or control characters")
+        raise ValueError("the API key has whitespace or control characters (a stray newline?): strip it")
     if not key.isascii():
         raise ValueError("the API key contains non-ASCII characters; check that it was copied whole")
     return key
@@ -157,13 +157,11 @@ _REFUSED: dict[str, tuple[Callable[[Any], bool], str]] = {
     "http1": (lambda v: not v, "the engine speaks HTTP/1.1 only; drop it"),
     "limits": (
         lambda v: v is not None and not (isinstance(v, httpx.Limits) and v.max_connections is None),
-        "the engine does not cap open connections (it keeps idle ones by max_keepalive_connections and "
-        "keepalive_expiry); pass httpx.Limits(max_connections=None, ...)",
+        "the engine cannot cap open connections: pass httpx.Limits(max_connections=None, ...)",
     ),
     "proxy": (
         lambda v: v is not None and _bad_proxy(v),
-        "pass an http:// proxy URL with no path or query, e.g. 'http://proxy.example:3128' (https:// "
-        "and socks5:// proxies are not supported)",
+        "pass an http:// proxy URL with no path or query (https:// and socks5:// proxies are not supported)",
     ),
     "event_hooks": (
         lambda v: v is not None and not (isinstance(v, dict) and set(v) <= {"request", "response"}),
