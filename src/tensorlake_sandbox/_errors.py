@@ -1,6 +1,5 @@
 """One error tree, shaped like openai's (README, "Errors"), and its two tables: `error_for_status`
-for statuses, `transport_error` for httpx's transport failures. No class is made at run time.
-"""
+for statuses, `transport_error` for httpx's transport failures. No class is made at run time."""
 
 from __future__ import annotations
 
@@ -218,13 +217,9 @@ def raise_for_response(response: Response[Any] | httpx.Response) -> None:
 def error_for_response(response: httpx.Response) -> SandboxStatusError:
     """The typed error for an error `httpx.Response` whose body has been read."""
     try:
-        request: httpx.Request | None = response.request
+        path, method = response.request.url.path, response.request.method
     except RuntimeError:  # a response built without its request
-        request = None
+        return error_for_status(response.status_code, response.content, response=response)
     return error_for_status(
-        response.status_code,
-        response.content,
-        path=request.url.path if request is not None else None,
-        method=request.method if request is not None else None,
-        response=response,
+        response.status_code, response.content, path=path, method=method, response=response
     )
