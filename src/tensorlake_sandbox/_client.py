@@ -36,9 +36,7 @@ class SandboxClient(AuthenticatedClient):
     def __setattr__(self, name: str, value: Any) -> None:
         # The generated client caches these in its httpx clients: a change would silently be ignored.
         if name in ("token", "prefix", "auth_header_name", "_base_url") and hasattr(self, name):
-            raise AttributeError(
-                f"{name.lstrip('_')} cannot be changed: make a new client with sandbox_client()"
-            )
+            raise AttributeError(f"{name.lstrip('_')} cannot be changed: make a new sandbox_client()")
         super().__setattr__(name, value)
 
     def get_httpx_client(self) -> httpx.Client:
