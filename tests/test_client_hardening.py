@@ -360,3 +360,67 @@ def test_user_event_hooks_run_after_the_error_mapping(recorder):
     with pytest.raises(SandboxError):
         sandbox_process_get.sync(PID, client=client)
     assert seen == []  # the typed error was raised first; the user's hook never saw the 404
+
+
+# -- 8: httpx_args that the engine's one HTTP/1.1 transport cannot honour are refused -----------
+
+
+@pytest.mark.parametrize(
+    ("key", "make_value", "words"),
+    [
+        ("transport", httpx.HTTPTransport, "python -m tensorlake_sandbox.local"),
+        ("mounts", lambda: {"all://": httpx.HTTPTransport()}, "engine's transport"),
+        ("http2", lambda: True, "HTTP/1.1 only"),
+        ("http1", lambda: False, "HTTP/1.1 only"),
+        ("limits", lambda: httpx.Limits(max_connections=10), "max_connections=None"),
+        ("proxy", lambda: "https://user:proxy-secret@proxy.example:3128", "https:// and socks5://"),
+        ("proxy", lambda: httpx.URL("https://proxy.example:3128"), "https:// and socks5://"),
+        ("proxy", lambda: "socks5://user:proxy-secret@proxy.example:1080", "https:// and socks5://"),
+        ("proxy", lambda: "http://proxy.example:3128/some/path", "no path or query"),
+        ("proxy", lambda: "http://proxy.example:3128/?user=x", "no path or query"),
+        ("proxy", lambda: "proxy.example:3128", "http:// proxy URL"),
+    ],
+)
+def test_httpx_args_the_engine_cannot_honour_are_refused_before_anything_is_sent(
+    recorder, key, make_value, words
+):
+    with pytest.raises(ValueError, match=rf"httpx_args\[{key!r}\]") as info:
+        sandbox_client(base_url=recorder.url, api_key="secret-key", httpx_args={key: make_value()})
+    message = str(info.value)
+    assert words in message, message
+    assert "secret-key" not in message and "proxy-secret" not in message  # nor a proxy's password
+    assert recorder.requests == []
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        {"http2": False},
+        {"http1": True},
+        {"limits": httpx.Limits(max_connections=None, max_keepalive_connections=5, keepalive_expiry=1.0)},
+        {"proxy": None},
+    ],
+    ids=["http2-false", "http1-true", "limits-without-max-connections", "proxy-none"],
+)
+def test_httpx_args_the_engine_honours_are_accepted_and_used(recorder, args):
+    with sandbox_client(base_url=recorder.url, api_key="k", httpx_args=args) as client:
+        recorder.reply(404, b'{"error": "no such process"}')
+        with pytest.raises(SandboxError):
+            sandbox_process_get.sync(PID, client=client)
+    assert len(recorder.requests) == 1
+
+
+@pytest.mark.parametrize("proxy", ["http://proxy.example:3128", "http://user:pw@proxy.example:3128/"])
+def test_a_plain_http_proxy_url_is_accepted(proxy):
+    for value in (proxy, httpx.URL(proxy)):
+        sandbox_client(base_url="https://sbx.example", api_key="k", httpx_args={"proxy": value}).close()
+
+
+def test_a_sandbox_client_refuses_an_httpx_client_of_someone_elses_making():
+    """Without the engine's client, error statuses would not raise and a stdin write would never be
+    counted as delivered (it was resent without end); the generated setters are refused."""
+    client = sandbox_client(base_url="http://127.0.0.1:8500", api_key="secret-key")
+    with pytest.raises(TypeError, match="makes its own connections"):
+        client.set_httpx_client(httpx.Client())
+    with pytest.raises(TypeError, match="makes its own connections"):
+        client.set_async_httpx_client(httpx.AsyncClient())

@@ -1,53 +1,39 @@
-"""The per-sandbox client: the generated `AuthenticatedClient`, made safe to hand a key to.
-
-`sandbox_client` checks the URL, the key and the options before anything is sent; the
-client it returns has finite timeouts, follows no redirects, never shows the key, and is
-the settings object from which `_transports._factory.make_client` builds every connection.
-"""
+"""The per-sandbox client: the generated `AuthenticatedClient`, made safe to hand a key to. Its
+checks run before anything is sent; `_transports._factory.make_client` builds every connection from it."""
 
 from __future__ import annotations
 
 import asyncio
-import math
 import os
-from typing import Any
+from collections.abc import Callable
+from typing import Any, NoReturn
 
 import httpx
 from attrs import define
 
 from tensorlake_api_client.client import AuthenticatedClient
 
-from ._transports._factory import make_client
-from ._urls import DEFAULT_PROXY_HOST, normalize_base_url, sandbox_url
+from ._transports._factory import make_client, proxy_url
+from ._urls import BLANK_OR_CONTROL, DEFAULT_PROXY_HOST, normalize_base_url, sandbox_url
 
-__all__ = [
-    "API_KEY_ENV",
-    "DEFAULT_TIMEOUT",
-    "MAX_TIMEOUT",
-    "SandboxClient",
-    "check_httpx_args",
-    "check_key",
-    "check_removed",
-    "check_timeout",
-    "sandbox_client",
-]
-
-# Connect fast or fail; wait up to a minute for a reply (a stdin write waits while the
-# process is slow to read). Never None: a request must not hang forever.
+# Connect fast or fail; wait up to a minute for a reply. Never None: a request must not hang forever.
 DEFAULT_TIMEOUT = httpx.Timeout(60.0, connect=10.0)
+# The longest timeout the sandbox takes (about 68 years): the local sandbox, like the daemon's signed
+# 32-bit fields, refuses 2**31 s and more. One rule for the library and the command line.
+MAX_TIMEOUT = 2**31 - 1
+API_KEY_ENV = "TENSORLAKE_API_KEY"
 
-# The generated client caches the key and host in its httpx clients: changing them later
-# would silently keep the old ones.
-_FIXED = frozenset({"token", "prefix", "auth_header_name", "_base_url"})
+
+# Without the engine's client, error statuses would not raise and stdin writes would not be counted.
+_OWN_CONNECTIONS = (
+    "a SandboxClient makes its own connections (README, 'One engine'); pass their options as "
+    "sandbox_client(..., httpx_args={...})"
+)
 
 
 @define(repr=False)
 class SandboxClient(AuthenticatedClient):
-    """The generated `AuthenticatedClient` with the shim's safety rules; build it with `sandbox_client`.
-
-    Pass it as ``client=`` to any generated function. Every non-2xx response raises a
-    typed `SandboxError` before the generated parser sees it.
-    """
+    """The generated `AuthenticatedClient` with the shim's safety rules; build it with `sandbox_client`."""
 
     _loop: asyncio.AbstractEventLoop | None = None
 
@@ -55,12 +41,16 @@ class SandboxClient(AuthenticatedClient):
         return f"SandboxClient(base_url={self._base_url!r})"
 
     def __setattr__(self, name: str, value: Any) -> None:
-        if name in _FIXED and hasattr(self, name):
-            raise AttributeError(
-                f"a SandboxClient's {name.lstrip('_')} cannot be changed; "
-                "create a new client with sandbox_client(...)"
-            )
+        # The generated client caches these in its httpx clients: a change would silently be ignored.
+        if name in ("token", "prefix", "auth_header_name", "_base_url") and hasattr(self, name):
+            raise AttributeError(f"{name.lstrip('_')} cannot be changed: make a new sandbox_client()")
         super().__setattr__(name, value)
+
+    def set_httpx_client(self, client: httpx.Client) -> NoReturn:
+        raise TypeError(_OWN_CONNECTIONS)
+
+    def set_async_httpx_client(self, async_client: httpx.AsyncClient) -> NoReturn:
+        raise TypeError(_OWN_CONNECTIONS)
 
     def get_httpx_client(self) -> httpx.Client:
         if self._client is None or self._client.is_closed:
@@ -68,8 +58,8 @@ class SandboxClient(AuthenticatedClient):
         return self._client
 
     def get_async_httpx_client(self) -> httpx.AsyncClient:
-        # An httpx.AsyncClient is bound to the event loop that first used it: a client used
-        # under a new loop (a second asyncio.run), or after aclose(), gets a fresh one.
+        # An httpx.AsyncClient is bound to the event loop that first used it: under another loop
+        # (a second asyncio.run), or after aclose(), the client gets a fresh one.
         try:
             loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
         except RuntimeError:
@@ -78,8 +68,7 @@ class SandboxClient(AuthenticatedClient):
         if client is None or client.is_closed or (loop is not None and self._loop not in (None, loop)):
             client = self._async_client = make_client(self, is_async=True)
             self._loop = loop
-        elif self._loop is None:
-            self._loop = loop
+        self._loop = self._loop or loop
         return client
 
     def close(self) -> None:
@@ -103,123 +92,87 @@ def sandbox_client(
     httpx_args: dict[str, Any] | None = None,
     **removed: object,
 ) -> SandboxClient:
-    """A client for one sandbox's API, ready for the generated functions.
-
-    ``sandbox`` is a sandbox ID or name (``https://{sandbox}.sandbox.tensorlake.ai``);
-    ``base_url`` is used instead when given: the sandbox's ``ingress_endpoint``, or a
-    local sandbox such as ``http://127.0.0.1:8500``. The key comes from ``api_key``,
-    else from ``TENSORLAKE_API_KEY``. ``timeout`` is in seconds or an `httpx.Timeout`;
-    ``None`` waits forever and is not recommended.
-
-    Every connection goes through one HTTP/1.1 transport (README, "One engine"); the
-    ``fast_path=`` and ``async_transport=`` options of earlier versions were removed.
-    """
+    """A client for one sandbox's API, by ``sandbox`` ID or name or by ``base_url`` (README, "The
+    client"); ``timeout`` in seconds or an `httpx.Timeout` (None waits forever: not recommended)."""
     check_removed(removed)
     if (sandbox is None) == (base_url is None):
-        raise ValueError(
-            "pass exactly one of sandbox= (a sandbox ID or name) or base_url= (its ingress_endpoint)"
-        )
-    url = (
-        normalize_base_url(base_url)
-        if base_url is not None
-        else sandbox_url(sandbox or "", proxy_host=proxy_host)
-    )
-    key = check_key(api_key)
-    httpx_args = dict(httpx_args or {})
-    check_httpx_args(httpx_args)
+        raise ValueError("pass exactly one of sandbox= (an ID or name) or base_url= (an ingress_endpoint)")
+    if base_url is None:  # a URL made by sandbox_url passes normalize_base_url unchanged
+        base_url = sandbox_url(sandbox or "", proxy_host=proxy_host)
+    url, key = normalize_base_url(base_url), check_key(api_key)
+    check_httpx_args(args := dict(httpx_args or {}))
     if timeout is not None and not isinstance(timeout, httpx.Timeout):
         timeout = httpx.Timeout(check_timeout(timeout))
-    return SandboxClient(
-        base_url=url,
-        token=key,
-        timeout=timeout,
-        follow_redirects=False,
-        httpx_args=httpx_args,
-    )
-
-
-# -- checks on what sandbox_client is given --------------------------------------------------------
-# Checks on what `sandbox_client` is given, made before anything is sent: the key, the options,
-# and the one rule for timeouts (the client's and the process calls').
-
-API_KEY_ENV = "TENSORLAKE_API_KEY"
-
-# httpx_args that would replace what keeps the key safe: where it goes, how, and no redirects.
-_FIXED_ARGS = {
-    "base_url": "pass base_url= to sandbox_client instead",
-    "auth": "the client sends the API key itself; pass api_key=",
-    "follow_redirects": "a SandboxClient never follows redirects (the key must not travel to another URL)",
-}
-
-
-# The longest timeout the sandbox takes, in seconds (about 68 years). The spec says only "an
-# integer, 1 or more"; the local sandbox, like the daemon's signed 32-bit fields, refuses 2**31 and
-# more, and Python's own waits overflow near 9.2e9 s. One rule, checked before anything is sent,
-# for the library and the command line alike.
-MAX_TIMEOUT = 2**31 - 1
+    return SandboxClient(base_url=url, token=key, timeout=timeout, follow_redirects=False, httpx_args=args)
 
 
 def check_timeout(timeout: object, name: str = "timeout") -> float | None:
-    """None, or a positive finite number of seconds the sandbox can take (see MAX_TIMEOUT)."""
+    """None, or a number of seconds the sandbox can take: above 0 and at most MAX_TIMEOUT."""
     if timeout is None:
         return None
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
         raise TypeError(f"{name} must be a number of seconds or None, not {type(timeout).__name__}")
-    if not math.isfinite(timeout) or timeout <= 0:
-        raise ValueError(f"{name} must be a positive, finite number of seconds (or None), not {timeout!r}")
-    if timeout > MAX_TIMEOUT:
+    if not 0 < timeout <= MAX_TIMEOUT:  # NaN included
         raise ValueError(
-            f"{name} must be at most {MAX_TIMEOUT} seconds (about 68 years), the longest the sandbox "
-            f"takes; got {timeout!r}. Pass None for no limit"
+            f"{name} must be more than 0 and at most {MAX_TIMEOUT} seconds (about 68 years, the longest "
+            f"the sandbox takes), or None for no limit; not {timeout!r}"
         )
     return float(timeout)
 
 
 def check_key(api_key: str | None) -> str:
-    if api_key is None:
-        api_key = os.environ.get(API_KEY_ENV)
-        if not api_key:
-            raise ValueError(f"no API key: set the {API_KEY_ENV} environment variable or pass api_key=")
-    if not isinstance(api_key, str):
-        raise TypeError(f"api_key must be a str, not {type(api_key).__name__}")
-    if not api_key:
+    """The API key, from ``api_key`` or else the environment, once checked."""
+    key = os.environ.get(API_KEY_ENV) if api_key is None else api_key
+    if api_key is None and not key:
+        raise ValueError(f"no API key: set the {API_KEY_ENV} environment variable or pass api_key=")
+    if not isinstance(key, str):
+        raise TypeError(f"api_key must be a str, not {type(key).__name__}")
+    if not key:
         raise ValueError("api_key is empty: pass your Tensorlake API key")
-    if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in api_key):
-        raise ValueError(
-            "the API key contains whitespace or control characters (a stray newline from a "
-            f"file?); strip it before use (checked {API_KEY_ENV} or api_key=)"
-        )
-    if not api_key.isascii():
+    if BLANK_OR_CONTROL.search(key):
+        raise ValueError("the API key has whitespace or control characters (a stray newline?): strip it")
+    if not key.isascii():
         raise ValueError("the API key contains non-ASCII characters; check that it was copied whole")
-    return api_key
-
-
-_REMOVED = {
-    "fast_path": "small requests no longer take a separate path",
-    "async_transport": "async calls no longer choose a transport",
-}
+    return key
 
 
 def check_removed(options: dict[str, object]) -> None:
     """Refuse options of earlier versions by name, and any other unknown keyword."""
     for name in options:
-        why = _REMOVED.get(name)
-        if why is not None:
+        if name in ("fast_path", "async_transport"):
             raise TypeError(
-                f"sandbox_client(): {name}= was removed: {why}; every request of a client goes "
-                "through one HTTP/1.1 transport (README, 'One engine'). Drop the argument."
+                f"sandbox_client(): {name}= was removed: every request of a client goes through one "
+                "HTTP/1.1 transport (README, 'One engine'). Drop the argument."
             )
         raise TypeError(f"sandbox_client() got an unexpected keyword argument {name!r}")
 
 
+_ENGINE = "every request goes through the engine's transport (README, 'One engine')"
+# httpx_args refused: (when, given the value; why). They would send the key elsewhere, or ask for
+# what the engine's one HTTP/1.1 transport does not do.
+_REFUSED: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "base_url": (lambda _: True, "pass base_url= to sandbox_client instead"),
+    "auth": (lambda _: True, "the client sends the API key itself; pass api_key="),
+    "follow_redirects": (lambda _: True, "redirects are never followed (the key must not go to another URL)"),
+    "transport": (lambda _: True, f"{_ENGINE}; for a fake sandbox, run `python -m tensorlake_sandbox.local`"),
+    "mounts": (lambda _: True, f"{_ENGINE}; for a fake sandbox, run `python -m tensorlake_sandbox.local`"),
+    "http2": (bool, "the engine speaks HTTP/1.1 only; drop it"),
+    "http1": (lambda v: not v, "the engine speaks HTTP/1.1 only; drop it"),
+    "limits": (
+        lambda v: v is not None and not (isinstance(v, httpx.Limits) and v.max_connections is None),
+        "the engine cannot cap open connections: pass httpx.Limits(max_connections=None, ...)",
+    ),
+    "event_hooks": (
+        lambda v: v is not None and not (isinstance(v, dict) and set(v) <= {"request", "response"}),
+        'pass a dict of "request" and/or "response" lists (they run after the client\'s own error mapping)',
+    ),
+}
+
+
 def check_httpx_args(httpx_args: dict[str, Any]) -> None:
-    """Refuse httpx_args that would replace the base URL, the auth or the redirect rule."""
-    for key, why in _FIXED_ARGS.items():
-        if key in httpx_args:
-            raise ValueError(f"httpx_args[{key!r}] is not allowed: {why}")
-    hooks = httpx_args.get("event_hooks")
-    if hooks is not None and not (isinstance(hooks, dict) and set(hooks) <= {"request", "response"}):
-        raise ValueError(
-            'httpx_args["event_hooks"] must be a dict with "request" and/or "response" lists; '
-            "they run after the client's own error mapping"
-        )
+    """Refuse httpx_args that would send the key elsewhere or that the engine's transport cannot honour."""
+    for key, (refused, why) in _REFUSED.items():
+        if key in httpx_args and refused(httpx_args[key]):
+            raise ValueError(f"httpx_args[{key!r}] refused: {why}")
+    if httpx_args.get("proxy") is not None:
+        proxy_url(httpx_args["proxy"])  # the one rule for a proxy (the environment's too)

@@ -6,101 +6,68 @@ import ipaddress
 import re
 from urllib.parse import urlsplit
 
-__all__ = ["DEFAULT_PROXY_HOST", "is_loopback_host", "normalize_base_url", "sandbox_url"]
-
 DEFAULT_PROXY_HOST = "sandbox.tensorlake.ai"
-
-# One DNS label: letters, digits and hyphens, 1-63 characters, no hyphen at either end.
-_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+# Refused in a URL or a key (str.isspace's whitespace is re's \s).
+BLANK_OR_CONTROL = re.compile(r"[\s\x00-\x1f\x7f]")
+# What breaks a DNS label: a character but ASCII letters, digits and '-', or a '-' at either end.
+_NOT_LABEL = re.compile(r"[^A-Za-z0-9-]|\A-|-\Z")
 
 
 def _label_problem(label: str) -> str | None:
     """Why `label` is not one DNS label, or None when it is."""
-    if not label:
-        return "it is empty"
-    if len(label) > 63:
-        return f"it is {len(label)} characters long; a DNS label has at most 63"
-    if _LABEL.fullmatch(label):
-        return None
-    bad = next(
-        (c for c in label if not (c.isascii() and (c.isalnum() or c == "-"))),
-        None,
-    )
-    if bad is not None:
-        return f"it contains {bad!r}; only ASCII letters, digits and '-' are allowed"
-    return "it starts or ends with '-'"
+    if not 0 < len(label) <= 63:
+        return f"it is {len(label)} characters long; a DNS label has at most 63" if label else "it is empty"
+    bad = _NOT_LABEL.search(label)
+    if bad is None or bad[0] == "-":
+        return None if bad is None else "it starts or ends with '-'"
+    return f"it contains {bad[0]!r}; only ASCII letters, digits and '-' are allowed"
 
 
 def sandbox_url(sandbox: str, *, proxy_host: str = DEFAULT_PROXY_HOST) -> str:
-    """The base URL of one sandbox's API: ``https://{sandbox}.{proxy_host}``.
-
-    ``sandbox`` is a sandbox ID or name and must be exactly one DNS label, so that no
-    input can point the request (and the bearer key with it) at another host.
-
-    >>> sandbox_url("my-sandbox")
-    'https://my-sandbox.sandbox.tensorlake.ai'
-    """
+    """``https://{sandbox}.{proxy_host}``; ``sandbox`` is one DNS label: the key goes to no other host."""
     if not isinstance(sandbox, str):
         raise TypeError(f"sandbox must be a str (a sandbox ID or name), not {type(sandbox).__name__}")
-    problem = _label_problem(sandbox)
-    if problem is not None:
+    if problem := _label_problem(sandbox):
         raise ValueError(
             f"invalid sandbox ID or name {sandbox!r}: {problem}. "
             "Pass the sandbox's ID or name alone, or pass base_url= with its ingress_endpoint."
         )
-    labels = proxy_host.split(".") if isinstance(proxy_host, str) else [""]
-    for label in labels:
-        problem = _label_problem(label)
-        if problem is not None:
+    for label in proxy_host.split(".") if isinstance(proxy_host, str) else [""]:
+        if problem := _label_problem(label):
             raise ValueError(f"invalid proxy_host {proxy_host!r}: label {label!r} is not valid ({problem})")
     return f"https://{sandbox}.{proxy_host}"
 
 
 def is_loopback_host(host: str) -> bool:
-    """True for ``localhost`` and loopback addresses (127.0.0.0/8, ::1), brackets and a final dot allowed.
-
-    Other names under ``.localhost`` are not trusted: a resolver may send them elsewhere.
-    """
+    """True for ``localhost``, ``127.0.0.0/8`` and ``[::1]`` (no other name: not even ``*.localhost``)."""
     host = host.strip("[]").lower().rstrip(".")
-    if host == "localhost":
-        return True
     try:
-        return ipaddress.ip_address(host).is_loopback
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
 
 
 def normalize_base_url(base_url: str) -> str:
-    """Check a base URL before any key is sent to it, and return it without a trailing slash.
-
-    It must be ``https://host[:port][/path]``, or ``http://`` to a loopback host only (a
-    local sandbox): the bearer key is never sent in clear text over a network.
-    """
+    """``base_url`` without a trailing slash, once checked: https, or http to a loopback host."""
     if not isinstance(base_url, str):
         raise TypeError(f"base_url must be a str, not {type(base_url).__name__}")
-    if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in base_url):
-        raise ValueError(f"invalid base_url {base_url!r}: it contains whitespace or control characters")
     try:
         parts = urlsplit(base_url)
-        port = parts.port
+        _ = parts.port  # read only to refuse an invalid port
     except ValueError as exc:
         raise ValueError(f"invalid base_url {base_url!r}: {exc}") from None
-    if parts.scheme not in ("http", "https"):
-        raise ValueError(
-            f"invalid base_url {base_url!r}: it must start with https:// "
-            "(or http:// for a sandbox on this machine)"
-        )
-    if not parts.hostname:
-        raise ValueError(f"invalid base_url {base_url!r}: it has no host")
-    if "@" in parts.netloc:
-        raise ValueError(f"invalid base_url {base_url!r}: it must not contain user info ('@')")
-    if parts.query or parts.fragment or base_url.endswith(("?", "#")):
-        raise ValueError(f"invalid base_url {base_url!r}: it must not contain a query or fragment")
-    if parts.scheme == "http" and not is_loopback_host(parts.hostname):
-        raise ValueError(
-            f"refusing to send the API key over plain http:// to {parts.hostname!r}: "
-            "use https://, or http:// only for a sandbox on this machine, named by its address "
-            "(http://127.0.0.1:PORT; also localhost or [::1], but no other name)"
-        )
-    del port  # parsed above only to reject an invalid port
+    for bad, why in (
+        (BLANK_OR_CONTROL.search(base_url), "it contains whitespace or control characters"),
+        (parts.scheme not in ("http", "https"), "it must start with https:// (or http:// for this machine)"),
+        (not parts.hostname, "it has no host"),
+        ("@" in parts.netloc, "it must not contain user info ('@')"),
+        ("?" in base_url or "#" in base_url, "it must not contain a query or fragment"),
+        (
+            parts.scheme == "http" and not is_loopback_host(parts.hostname or ""),
+            "refusing to send the API key over plain http:// to another machine: use https://, or http:// "
+            "only for this machine (http://127.0.0.1:PORT; also localhost or [::1], but no other name)",
+        ),
+    ):
+        if bad:
+            raise ValueError(f"invalid base_url {base_url!r}: {why}")
     return base_url.rstrip("/")

@@ -50,10 +50,9 @@ def make_client(
     context = httpx.create_ssl_context(
         verify=opts.get("verify", True), cert=opts.get("cert"), trust_env=trust_env
     )
-    proxy = None if is_loopback_host(base.host) else opts.get("proxy", _env_proxy(base, trust_env))
-    limits = opts.get("limits", LIMITS)
+    proxy = proxy_url(opts["proxy"]) if opts.get("proxy") else _env_proxy(base, trust_env)
     transport: Any = (_async.AsyncTransport if is_async else _sync.Transport)(
-        context, limits, None if proxy is None else proxy_url(proxy)
+        context, opts.get("limits", LIMITS), None if is_loopback_host(base.host) else proxy
     )
     user_hooks = kwargs.pop("event_hooks", None) or {}
     if websocket:
@@ -69,23 +68,29 @@ def make_client(
     return cls(**kwargs, transport=transport, mounts={}, trust_env=False, event_hooks=hooks)
 
 
-def _env_proxy(base: httpx.URL, trust_env: bool) -> str | None:
-    if not trust_env:
-        return None
-    proxies = getproxies()
+def _env_proxy(base: httpx.URL, trust_env: bool) -> httpx.URL | None:
+    """The environment's proxy for ``base`` (``host:port`` alone taken as http://, as httpx and curl do)."""
+    proxies = getproxies() if trust_env else {}
     url = proxies.get(base.scheme) or proxies.get("all")
-    return url if url and not proxy_bypass(base.host) else None
+    if not url or proxy_bypass(base.host):
+        return None
+    where = f"the environment's proxy ({base.scheme.upper()}_PROXY or ALL_PROXY)"
+    return proxy_url(url if "://" in url else f"http://{url}", where)
 
 
-def proxy_url(proxy: str | httpx.URL) -> httpx.URL:
-    """A proxy the engine can use: ``http://[user:password@]host[:port]`` (``host:port`` alone is
-    taken as http://, as curl does); a ValueError that says why for any other."""
-    text = str(proxy)
-    url = httpx.URL(text if "://" in text else f"http://{text}")
-    if url.scheme != "http" or not url.host or url.path not in ("", "/") or url.query:
+def proxy_url(proxy: object, where: str = "httpx_args['proxy']") -> httpx.URL:
+    """The one rule for a proxy, from ``httpx_args`` or the environment: ``http://[user:pw@]host[:port]``
+    with no path or query; any other is a ValueError that says why (never showing a password)."""
+    try:
+        url: httpx.URL | None = httpx.URL(proxy)  # type: ignore[arg-type]  # a TypeError unless str or URL
+    except (TypeError, httpx.InvalidURL):
+        url = None
+    if url is None or url.scheme != "http" or not url.host or url.raw_path not in (b"", b"/") or url.fragment:
+        shown = (
+            "" if url is None else f", not {url.scheme}://{url.host}{url.raw_path.decode('ascii', 'replace')}"
+        )
         raise ValueError(
-            f"proxy {url.copy_with(username=None, password=None)} is not supported: the engine tunnels "
-            "through http://host:port proxies only (no https:// or socks5:// proxy, no path). "
-            "Set HTTPS_PROXY / httpx_args['proxy'] to an http:// proxy, or NO_PROXY to skip it."
+            f"{where} refused: pass an http:// proxy URL with no path or query (https:// and socks5:// "
+            f"proxies are not supported; NO_PROXY skips the proxy for a host){shown}"
         )
     return url
