@@ -63,48 +63,6 @@ def fail(exc: BaseException, phase: str, request: httpx.Request) -> NoReturn:
     raise transport_error(mapped) from mapped
 
 
-def out_of_step(what: str) -> httpx.RemoteProtocolError:
-    return httpx.RemoteProtocolError(f"{what}: the connection was out of step and is closed")
-
-
-class Idle:
-    """Idle connections by origin, for one process (a forked child starts empty)."""
-
-    def __init__(self, limits: httpx.Limits) -> None:
-        self._max, self._expiry = limits.max_keepalive_connections, limits.keepalive_expiry
-        self._lock, self._pid = threading.Lock(), os.getpid()
-        self._idle: dict[Origin, list[tuple[float, Any]]] = {}
-
-    def take(self, key: Origin) -> Any:
-        """The newest idle connection to ``key`` fit for a request, or None; one idle too long,
-        or with anything to read (a close, bytes nobody asked for), is closed."""
-        while True:
-            with self._lock:
-                if self._pid != os.getpid():  # forked: the parent's sockets are not ours
-                    self._pid, self._idle = os.getpid(), {}
-                if not self._idle.get(key):
-                    return None
-                since, conn = self._idle[key].pop()
-            if (self._expiry is None or time.monotonic() - since < self._expiry) and not conn.stale():
-                return conn
-            conn.close()
-
-    def put(self, key: Origin, conn: Any) -> bool:
-        with self._lock:
-            held = self._idle.setdefault(key, [])
-            if self._pid != os.getpid() or (self._max is not None and len(held) >= self._max):
-                return False
-            held.append((time.monotonic(), conn))
-            return True
-
-    def close(self) -> None:
-        with self._lock:
-            found, self._idle = self._idle, {}
-        for held in found.values():
-            for _, conn in held:
-                conn.close()
-
-
 class _Conn:
     """One connection: the socket, its h11 state, TLS through `ssl.SSLObject` on memory buffers.
     Closing it needs no event loop (one left from an earlier ``asyncio.run`` closes like any)."""
@@ -208,10 +166,28 @@ def _next_event(conn: _Conn, timeout: float | None) -> Any:
 
 
 class Transport(httpx.BaseTransport):
-    """HTTP/1.1 over h11; through ``proxy`` (an ``http://`` URL) by a CONNECT tunnel."""
+    """HTTP/1.1 over h11; through ``proxy`` (an ``http://`` URL) by a CONNECT tunnel. Its idle
+    connections are kept by origin, for one process (a forked child starts with none)."""
 
     def __init__(self, context: ssl.SSLContext, limits: httpx.Limits, proxy: httpx.URL | None = None):
-        self._ssl, self._proxy, self._idle = context, proxy, Idle(limits)
+        self._ssl, self._proxy, self._limits = context, proxy, limits
+        self._lock, self._pid = threading.Lock(), os.getpid()
+        self._idle: dict[Origin, list[tuple[float, Any]]] = {}
+
+    def _take(self, key: Origin) -> Any:
+        """The newest idle connection to ``key`` fit for a request, or None; one idle too long, or
+        with anything to read (a close, bytes nobody asked for), is closed."""
+        while True:
+            with self._lock:
+                if self._pid != os.getpid():  # forked: the parent's sockets are not ours
+                    self._pid, self._idle = os.getpid(), {}
+                if not self._idle.get(key):
+                    return None
+                since, conn = self._idle[key].pop()
+            expiry = self._limits.keepalive_expiry
+            if (expiry is None or time.monotonic() - since < expiry) and not conn.stale():
+                return conn
+            conn.close()
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         timeouts: dict[str, float | None] = request.extensions.get("timeout", {})
@@ -224,7 +200,7 @@ class Transport(httpx.BaseTransport):
                 head = h11.Request(method=request.method, target=url.raw_path, headers=request.headers.raw)
             except h11.LocalProtocolError as exc:  # a head HTTP cannot carry: refused, not sent
                 raise httpx.LocalProtocolError(str(exc)) from exc
-            conn = self._idle.take(key) or _Conn.open(key, self._proxy, self._ssl, timeouts.get("connect"))
+            conn = self._take(key) or _Conn.open(key, self._proxy, self._ssl, timeouts.get("connect"))
             phase, timeout = "write", timeouts.get("write")
             held = bytearray(conn.h11.send(head) or b"")  # small pieces joined: one write
             for chunk in request.stream:  # type: ignore[union-attr]
@@ -255,7 +231,7 @@ class Transport(httpx.BaseTransport):
                 declared = dict(event.headers.raw_items())
                 length = declared.get(b"content-length", b"0").strip()
                 if event.status_code == 204 and (length != b"0" or b"transfer-encoding" in declared):
-                    raise out_of_step("HTTP 204 with a body")
+                    raise httpx.RemoteProtocolError("HTTP 204 with a body: the connection was out of step")
                 stream = httpx.ByteStream(b"".join([chunk for chunk in stream]))  # checked now
             return httpx.Response(
                 event.status_code, headers=event.headers.raw_items(), stream=stream, extensions=extensions
@@ -268,21 +244,30 @@ class Transport(httpx.BaseTransport):
     def release(self, conn: _Conn, key: Origin) -> None:
         """Back to the pool, unless bytes follow the complete answer (raised) or it cannot be reused."""
         if conn.h11.trailing_data[0]:
-            raise out_of_step("bytes after a complete response")
-        if conn.h11.our_state is not h11.DONE or conn.h11.their_state is not h11.DONE:
-            conn.close()
-            return
-        conn.h11.start_next_cycle()
-        if not self._idle.put(key, conn):
-            conn.close()
+            raise httpx.RemoteProtocolError("bytes after a complete answer: the connection was out of step")
+        most = self._limits.max_keepalive_connections
+        done = conn.h11.our_state is h11.DONE and conn.h11.their_state is h11.DONE
+        with self._lock:
+            held = self._idle.setdefault(key, [])
+            if done and self._pid == os.getpid() and (most is None or len(held) < most):
+                conn.h11.start_next_cycle()
+                held.append((time.monotonic(), conn))
+                return
+        conn.close()
+
+    def _drop(self) -> None:
+        with self._lock:
+            found, self._idle = self._idle, {}
+        for held in found.values():
+            for _, conn in held:
+                conn.close()
 
     def close(self) -> None:
-        self._idle.close()
+        self._drop()
 
-    def __del__(self) -> None:
-        # A client left by an earlier event loop is dropped, not closed: its idle sockets are
-        # closed here (no event loop needed) instead of warning when collected.
-        self._idle.close()
+    # A client left by an earlier event loop is dropped, not closed: its idle sockets are closed
+    # then (no event loop needed) instead of warning when collected.
+    __del__ = _drop
 
 
 class _Body(httpx.SyncByteStream):
