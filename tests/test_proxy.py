@@ -1,0 +1,215 @@
+"""A sandbox reached through an HTTP proxy: every connection kind tunnels, and the proxy learns nothing.
+
+A real sandbox is ``https://<id>.sandbox.tensorlake.ai``; behind a corporate proxy the client
+must open a tunnel with ``CONNECT host:443`` and speak TLS inside it, so the proxy never sees
+the bearer key. Here the sandbox is the full local sandbox app served over TLS on 127.0.0.1,
+under the name ``sandbox.test`` (a reserved name that resolves nowhere): only the proxy
+(tests/servers/proxy.py) maps it to 127.0.0.1, so a request reaches the sandbox through the
+proxy or not at all. Every connection kind is checked this way: REST (generated calls and
+stdin writes, small and multi-MiB), SSE (`run`, a started process's output) and the
+terminal's websocket, sync and async; then proxy authentication, a proxy that refuses the
+tunnel, and ``NO_PROXY``.
+
+Name resolution is guarded for the whole module: ``sandbox.test`` must never be looked up
+(the machine's resolver is not on loopback, and the network rule is loopback only), so
+``socket.getaddrinfo`` refuses it here and records that it was asked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import ssl
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+
+from tensorlake_api_client.api.sandbox_processes import sandbox_process_list
+from tensorlake_sandbox import (
+    AsyncTerminal,
+    SandboxClient,
+    SandboxConnectionError,
+    SandboxError,
+    SandboxStatusError,
+    Terminal,
+    arun,
+    astart,
+    awrite_stdin,
+    run,
+    sandbox_client,
+    start,
+    write_stdin,
+)
+from tensorlake_sandbox.local import create_app
+from tensorlake_sandbox.local._runner import ServerThread, bind
+from tests.closing import close_after_test
+from tests.servers.proxy import ConnectProxy
+
+NAME = "sandbox.test"
+KEY = "proxy-test-key-5b1c0e7a9d"
+PROXY_VARS = ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")
+NO_PROXY_VARS = ("NO_PROXY", "no_proxy")
+BIG = 3 << 20  # a multi-MiB stdin body: more than one 2 MiB request
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def _certificates(where: Path) -> tuple[Path, Path, Path]:
+    """A CA (its PEM) and a server certificate and key for ``sandbox.test``, signed by it (openssl CLI)."""
+    if shutil.which("openssl") is None:
+        pytest.skip("the openssl command is not installed")
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=where, check=True, capture_output=True)
+
+    key = ("-newkey", "rsa:2048", "-nodes")
+    openssl("req", "-x509", *key, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=test CA")
+    openssl("req", *key, "-keyout", "srv.key", "-out", "srv.csr", "-subj", f"/CN={NAME}")
+    (where / "san.ext").write_text(f"subjectAltName=DNS:{NAME}\n")
+    openssl(
+        *("x509", "-req", "-in", "srv.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial"),
+        *("-out", "srv.pem", "-days", "2", "-extfile", "san.ext"),
+    )
+    return where / "ca.pem", where / "srv.pem", where / "srv.key"
+
+
+class TLSSandbox:
+    """The local sandbox app (`create_app`, public) served by uvicorn over TLS on 127.0.0.1."""
+
+    def __init__(self, where: Path) -> None:
+        self.ca, cert, key = _certificates(where)
+        app = create_app(token=KEY, allowed_hosts=frozenset({NAME}), stop_grace=0.5, pty_kill_grace=0.2)
+        config = uvicorn.Config(
+            app,
+            ssl_certfile=str(cert),
+            ssl_keyfile=str(key),
+            ws="wsproto",
+            log_level="warning",
+            timeout_graceful_shutdown=1,
+        )
+        self.sock = bind("127.0.0.1", 0)
+        self.port: int = self.sock.getsockname()[1]
+        self.server = ServerThread(config, self.sock, name="tls-sandbox")
+        self.server.start()
+
+    @property
+    def base_url(self) -> str:
+        return f"https://{NAME}:{self.port}"
+
+    def trust(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=str(self.ca))
+
+
+@pytest.fixture(scope="module")
+def tls_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TLSSandbox]:
+    sandbox = TLSSandbox(tmp_path_factory.mktemp("tls"))
+    yield sandbox
+    sandbox.server.stop(15)
+
+
+@pytest.fixture(autouse=True)
+def lookups(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Refuse to resolve ``sandbox.test`` (no DNS query may leave the machine); record each attempt."""
+    asked: list[str] = []
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
+        name = host.decode() if isinstance(host, bytes) else str(host)
+        if name.lower().rstrip(".").endswith(".test"):
+            asked.append(name)
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    return asked
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    for name in (*PROXY_VARS, *NO_PROXY_VARS):
+        monkeypatch.delenv(name, raising=False)
+    return monkeypatch
+
+
+@pytest.fixture
+def make_proxy() -> Iterator[Callable[..., ConnectProxy]]:
+    proxies: list[ConnectProxy] = []
+
+    def make(**kwargs: Any) -> ConnectProxy:
+        proxy = ConnectProxy(names={NAME: "127.0.0.1"}, **kwargs).start()
+        proxies.append(proxy)
+        return proxy
+
+    yield make
+    from tests.closing import close_all
+
+    close_all()
+    for p in proxies:
+        p.stop()
+
+
+Via = Callable[..., SandboxClient]
+
+
+@pytest.fixture(params=["env", "httpx_args"])
+def via(request: pytest.FixtureRequest, clean_env: pytest.MonkeyPatch, tls_sandbox: TLSSandbox) -> Via:
+    """A client for the TLS sandbox through ``proxy``: from HTTPS_PROXY and SSL_CERT_FILE, or
+    from ``httpx_args`` (``proxy=``, ``verify=``)."""
+
+    def make(proxy_url: str, **kwargs: Any) -> SandboxClient:
+        if request.param == "env":
+            clean_env.setenv("HTTPS_PROXY", proxy_url)
+            clean_env.setenv("SSL_CERT_FILE", str(tls_sandbox.ca))
+            client = sandbox_client(base_url=tls_sandbox.base_url, api_key=KEY, timeout=10, **kwargs)
+        else:
+            args = {"proxy": proxy_url, "verify": tls_sandbox.trust()}
+            client = sandbox_client(base_url=tls_sandbox.base_url, api_key=KEY, timeout=10, httpx_args=args)
+        close_after_test(client)
+        return client
+
+    return make
+
+
+def _assert_tunnelled_only(proxy: ConnectProxy, port: int) -> None:
+    """Every connection to the proxy was one CONNECT to sandbox.test, answered 200, and the proxy
+    saw neither the key nor an Authorization header."""
+    assert proxy.tunnels, "nothing went through the proxy"
+    for tunnel in proxy.tunnels:
+        assert tunnel.request_line == f"CONNECT {NAME}:{port} HTTP/1.1"
+        assert tunnel.status == 200
+        assert tunnel.header("Authorization") == []
+        assert KEY.encode() not in tunnel.seen
+        assert b"Bearer" not in tunnel.seen
+
+
+def test_rest_calls_and_stdin_writes_tunnel_through_the_proxy(via, make_proxy, tls_sandbox, lookups):
+    proxy = make_proxy()
+    client = via(proxy.url)
+    assert isinstance(sandbox_process_list.sync(client=client).processes, list)
+    proc = start(client, ["sh", "-c", "wc -c"], stdin=True)
+    data = os.urandom(BIG)
+    assert write_stdin(client, proc.pid, b"small\n") == 6
+    assert write_stdin(client, proc.pid, data, close=True) == BIG
+    assert [line.strip() for line in proc.stdout] == [str(BIG + 6)]
+    assert proc.wait(10) == 0
+
+    async def main() -> None:
+        try:
+            aproc = await astart(client, ["sh", "-c", "wc -c"], stdin=True)
+            assert await awrite_stdin(client, aproc.pid, b"small\n") == 6
+            assert await awrite_stdin(client, aproc.pid, data, close=True) == BIG
+            assert [line.strip() async for line in aproc.stdout] == [str(BIG + 6)]
+            assert await aproc.wait(10) == 0
+        finally:
+            await client.aclose()
+
+    asyncio.run(main())
+    _assert_tunnelled_only(proxy, tls_sandbox.port)
+    assert sum(len(t.upstream) for t in proxy.tunnels) > 2 * BIG  # the bodies went through it
+    assert lookups == []
