@@ -33,10 +33,11 @@ import uvicorn
 from tensorlake_api_client.api.sandbox_processes import sandbox_process_list
 from tensorlake_sandbox import (
     AsyncTerminal,
+    DeliveryUnknownError,
+    RetryPolicy,
     SandboxClient,
     SandboxConnectionError,
     SandboxError,
-    SandboxStatusError,
     Terminal,
     arun,
     astart,
@@ -56,6 +57,7 @@ KEY = "proxy-test-key-5b1c0e7a9d"
 PROXY_VARS = ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")
 NO_PROXY_VARS = ("NO_PROXY", "no_proxy")
 BIG = 3 << 20  # a multi-MiB stdin body: more than one 2 MiB request
+FAST = RetryPolicy(attempts=2, base_delay=0.01, max_delay=0.02)
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -212,4 +214,67 @@ def test_rest_calls_and_stdin_writes_tunnel_through_the_proxy(via, make_proxy, t
     asyncio.run(main())
     _assert_tunnelled_only(proxy, tls_sandbox.port)
     assert sum(len(t.upstream) for t in proxy.tunnels) > 2 * BIG  # the bodies went through it
+    assert lookups == []
+
+
+def test_sse_output_streams_tunnel_through_the_proxy(via, make_proxy, tls_sandbox, lookups):
+    """`run` (POST /processes/run, streamed) and a started process's followed output, sync and async."""
+    proxy = make_proxy()
+    client = via(proxy.url)
+    done = run(client, ["sh", "-c", "echo out; echo err >&2; exit 3"])
+    assert (done.returncode, done.stdout, done.stderr) == (3, "out\n", "err\n")
+    proc = start(client, ["sh", "-c", "for i in 1 2 3; do echo line-$i; done"], stdin=False)
+    assert list(proc.stdout) == ["line-1\n", "line-2\n", "line-3\n"]
+    assert proc.wait(10) == 0
+
+    async def main() -> None:
+        try:
+            adone = await arun(client, ["echo", "async run"])
+            assert (adone.returncode, adone.stdout) == (0, "async run\n")
+            aproc = await astart(client, ["sh", "-c", "echo a; echo b"], stdin=False)
+            assert [line async for line in aproc.stdout] == ["a\n", "b\n"]
+            assert await aproc.wait(10) == 0
+        finally:
+            await client.aclose()
+
+    asyncio.run(main())
+    _assert_tunnelled_only(proxy, tls_sandbox.port)
+    assert lookups == []
+
+
+def _read_all(term: Terminal) -> bytes:
+    out = b""
+    for chunk in term:
+        out += chunk
+    return out
+
+
+def test_a_terminal_websocket_tunnels_through_the_proxy(via, make_proxy, tls_sandbox, lookups):
+    """The terminal's websocket (sync and async): input goes in, output and exit status come back,
+    and the proxy sees neither the key nor the session's token."""
+    proxy = make_proxy()
+    client = via(proxy.url)
+    script = ["-c", "read x; echo got-$x; exit 5"]
+    tokens: list[str] = []
+    with Terminal.open(client, "sh", script) as term:
+        tokens.append(term.token)
+        term.write(b"sync\n")
+        assert b"got-sync" in _read_all(term)
+        assert term.wait(10) == 5
+
+    async def main() -> None:
+        try:
+            async with await AsyncTerminal.open(client, "sh", script) as aterm:
+                tokens.append(aterm.token)
+                await aterm.write(b"async\n")
+                out = b"".join([chunk async for chunk in aterm])
+                assert b"got-async" in out
+                assert await aterm.wait(10) == 5
+        finally:
+            await client.aclose()
+
+    asyncio.run(main())
+    _assert_tunnelled_only(proxy, tls_sandbox.port)
+    for token in tokens:
+        assert token and all(token.encode() not in t.seen for t in proxy.tunnels)
     assert lookups == []
