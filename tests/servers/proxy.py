@@ -24,7 +24,12 @@ from dataclasses import dataclass, field
 __all__ = ["ConnectProxy", "Tunnel"]
 
 MAX_HEAD = 64 * 1024
-REASONS = {403: "Forbidden", 405: "Method Not Allowed", 407: "Proxy Authentication Required", 502: "Bad Gateway"}
+REASONS = {
+    403: "Forbidden",
+    405: "Method Not Allowed",
+    407: "Proxy Authentication Required",
+    502: "Bad Gateway",
+}
 
 
 @dataclass
