@@ -425,3 +425,17 @@ def test_no_proxy_naming_the_sandbox_bypasses_the_proxy(clean_env, make_proxy, t
         assert error.may_have_been_sent is False, kind
     assert proxy.tunnels == []
     assert set(lookups) == {NAME}
+
+
+def test_the_cli_tunnels_through_the_proxy(clean_env, make_proxy, tls_sandbox, lookups, cli_main):
+    """`tensorlake-sandbox exec` and `ps` (the same main() as the installed command) through
+    HTTPS_PROXY: stdin in, output and exit status back, nothing readable by the proxy."""
+    proxy = make_proxy()
+    clean_env.setenv("HTTPS_PROXY", proxy.url)
+    clean_env.setenv("SSL_CERT_FILE", str(tls_sandbox.ca))
+    env = {"TENSORLAKE_API_KEY": KEY}
+    done = cli_main(["exec", tls_sandbox.base_url, "--", "sh", "-c", "cat; exit 3"], env, input=b"piped\n")
+    assert (done.returncode, done.stdout, done.stderr) == (3, b"piped\n", b"")
+    assert cli_main(["ps", tls_sandbox.base_url], env).returncode == 0
+    _assert_tunnelled_only(proxy, tls_sandbox.port)
+    assert lookups == []
