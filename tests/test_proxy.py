@@ -143,8 +143,8 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
 def make_proxy() -> Iterator[Callable[..., ConnectProxy]]:
     proxies: list[ConnectProxy] = []
 
-    def make(**kwargs: Any) -> ConnectProxy:
-        proxy = ConnectProxy(names={NAME: "127.0.0.1"}, **kwargs).start()
+    def make(names: dict[str, str] | None = None, **kwargs: Any) -> ConnectProxy:
+        proxy = ConnectProxy(names={NAME: "127.0.0.1", **(names or {})}, **kwargs).start()
         proxies.append(proxy)
         return proxy
 
@@ -438,4 +438,32 @@ def test_the_cli_tunnels_through_the_proxy(clean_env, make_proxy, tls_sandbox, l
     assert (done.returncode, done.stdout, done.stderr) == (3, b"piped\n", b"")
     assert cli_main(["ps", tls_sandbox.base_url], env).returncode == 0
     _assert_tunnelled_only(proxy, tls_sandbox.port)
+    assert lookups == []
+
+
+@pytest.mark.parametrize("case", ["untrusted CA", "another name"])
+def test_inside_the_tunnel_the_sandbox_certificate_is_still_verified(make_proxy, tls_sandbox, lookups, case):
+    """A tunnel does not weaken TLS: a certificate from a CA the client does not trust, or one
+    for another name than the sandbox's, fails every kind before anything is sent."""
+    proxy = make_proxy(
+        names={"other.test": "127.0.0.1"}
+    )  # the same server, under a name its certificate lacks
+    if case == "untrusted CA":
+        host, verify = NAME, ssl.create_default_context()  # the system's store, without the test CA
+    else:
+        host, verify = "other.test", tls_sandbox.trust()
+    client = sandbox_client(
+        base_url=f"https://{host}:{tls_sandbox.port}",
+        api_key=KEY,
+        timeout=10,
+        httpx_args={"proxy": proxy.url, "verify": verify},
+    )
+    close_after_test(client)
+    outcome = _each_kind(client, f"unverified-{case}")
+    for kind, error in outcome.items():
+        assert isinstance(error, SandboxConnectionError), (kind, error)
+        assert "certificate" in str(error).lower(), (kind, str(error))
+        assert error.may_have_been_sent is False, kind
+    assert {t.request_line for t in proxy.tunnels} == {f"CONNECT {host}:{tls_sandbox.port} HTTP/1.1"}
+    assert all(KEY.encode() not in t.seen for t in proxy.tunnels)
     assert lookups == []

@@ -183,7 +183,7 @@ class ConnectProxy:
             return None
         host, _, port = target.rpartition(":")
         address = self.names.get(host.lower())
-        if address is None or not port.isdigit():
+        if address != "127.0.0.1" or not port.isdigit():  # loopback only, whatever `names` became
             self._answer(tunnel, conn, 403)
             return None
         try:
