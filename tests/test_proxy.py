@@ -81,14 +81,22 @@ def _certificates(where: Path) -> tuple[Path, Path, Path]:
     return where / "ca.pem", where / "srv.pem", where / "srv.key"
 
 
+Headers = list[tuple[str, str]]
+
+
 class TLSSandbox:
-    """The local sandbox app (`create_app`, public) served by uvicorn over TLS on 127.0.0.1."""
+    """The local sandbox app (`create_app`, public) served by uvicorn over TLS on 127.0.0.1.
+
+    ``requests`` records the path and headers of every request (and websocket) that reached it.
+    """
 
     def __init__(self, where: Path) -> None:
         self.ca, cert, key = _certificates(where)
-        app = create_app(token=KEY, allowed_hosts=frozenset({NAME}), stop_grace=0.5, pty_kill_grace=0.2)
+        self.app = create_app(token=KEY, allowed_hosts=frozenset({NAME}), stop_grace=0.5, pty_kill_grace=0.2)
+        self.requests: list[tuple[str, Headers]] = []
         config = uvicorn.Config(
-            app,
+            self._recording,
+            interface="asgi3",
             ssl_certfile=str(cert),
             ssl_keyfile=str(key),
             ws="wsproto",
@@ -100,6 +108,12 @@ class TLSSandbox:
         self.server = ServerThread(config, self.sock, name="tls-sandbox")
         self.server.start()
 
+    async def _recording(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] in ("http", "websocket"):
+            headers = [(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in scope["headers"]]
+            self.requests.append((scope["path"], headers))
+        await self.app(scope, receive, send)
+
     @property
     def base_url(self) -> str:
         return f"https://{NAME}:{self.port}"
@@ -109,10 +123,17 @@ class TLSSandbox:
 
 
 @pytest.fixture(scope="module")
-def tls_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TLSSandbox]:
+def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TLSSandbox]:
     sandbox = TLSSandbox(tmp_path_factory.mktemp("tls"))
     yield sandbox
     sandbox.server.stop(15)
+
+
+@pytest.fixture
+def tls_sandbox(tls_server: TLSSandbox) -> TLSSandbox:
+    """The module's TLS sandbox, its record of requests emptied for this test."""
+    tls_server.requests.clear()
+    return tls_server
 
 
 @pytest.fixture(autouse=True)
@@ -178,16 +199,22 @@ def via(request: pytest.FixtureRequest, clean_env: pytest.MonkeyPatch, tls_sandb
     return make
 
 
-def _assert_tunnelled_only(proxy: ConnectProxy, port: int) -> None:
-    """Every connection to the proxy was one CONNECT to sandbox.test, answered 200, and the proxy
-    saw neither the key nor an Authorization header."""
+def _assert_tunnelled_only(proxy: ConnectProxy, sandbox: TLSSandbox) -> None:
+    """Every connection to the proxy was one CONNECT to sandbox.test, answered 200; the proxy saw
+    neither the key nor an Authorization header, and the sandbox no proxy credentials."""
     assert proxy.tunnels, "nothing went through the proxy"
     for tunnel in proxy.tunnels:
-        assert tunnel.request_line == f"CONNECT {NAME}:{port} HTTP/1.1"
+        assert tunnel.request_line == f"CONNECT {NAME}:{sandbox.port} HTTP/1.1"
         assert tunnel.status == 200
         assert tunnel.header("Authorization") == []
         assert KEY.encode() not in tunnel.seen
         assert b"Bearer" not in tunnel.seen
+    assert sandbox.requests, "nothing reached the sandbox"
+    for path, headers in sandbox.requests:
+        names = [k for k, _ in headers]
+        assert "proxy-authorization" not in names, path
+        assert [v for k, v in headers if k == "host"] == [f"{NAME}:{sandbox.port}"], path
+    assert any(("authorization", f"Bearer {KEY}") in headers for _, headers in sandbox.requests)
 
 
 def test_rest_calls_and_stdin_writes_tunnel_through_the_proxy(via, make_proxy, tls_sandbox, lookups):
@@ -212,7 +239,7 @@ def test_rest_calls_and_stdin_writes_tunnel_through_the_proxy(via, make_proxy, t
             await client.aclose()
 
     asyncio.run(main())
-    _assert_tunnelled_only(proxy, tls_sandbox.port)
+    _assert_tunnelled_only(proxy, tls_sandbox)
     assert sum(len(t.upstream) for t in proxy.tunnels) > 2 * BIG  # the bodies went through it
     assert lookups == []
 
@@ -238,7 +265,7 @@ def test_sse_output_streams_tunnel_through_the_proxy(via, make_proxy, tls_sandbo
             await client.aclose()
 
     asyncio.run(main())
-    _assert_tunnelled_only(proxy, tls_sandbox.port)
+    _assert_tunnelled_only(proxy, tls_sandbox)
     assert lookups == []
 
 
@@ -274,7 +301,7 @@ def test_a_terminal_websocket_tunnels_through_the_proxy(via, make_proxy, tls_san
             await client.aclose()
 
     asyncio.run(main())
-    _assert_tunnelled_only(proxy, tls_sandbox.port)
+    _assert_tunnelled_only(proxy, tls_sandbox)
     for token in tokens:
         assert token and all(token.encode() not in t.seen for t in proxy.tunnels)
     assert lookups == []
@@ -323,19 +350,6 @@ def _each_kind(client: SandboxClient, marker: str) -> dict[str, BaseException | 
     return outcome
 
 
-def _started(tls_sandbox: TLSSandbox, make_proxy: Callable[..., ConnectProxy], marker: str) -> list[str]:
-    """The commands of the sandbox's processes that mention ``marker`` (asked through a proxy that works)."""
-    client = sandbox_client(
-        base_url=tls_sandbox.base_url,
-        api_key=KEY,
-        timeout=10,
-        httpx_args={"proxy": make_proxy().url, "verify": tls_sandbox.trust()},
-    )
-    close_after_test(client)
-    listed = sandbox_process_list.sync(client=client).processes
-    return [" ".join([p.command, *p.args]) for p in listed if marker in p.args]
-
-
 def test_proxy_credentials_in_the_proxy_url_go_on_every_connect(via, make_proxy, tls_sandbox, lookups):
     """``http://user:pass@proxy`` sends ``Proxy-Authorization: Basic`` on each CONNECT, for every kind."""
     proxy = make_proxy(auth="proxy-user:proxy-pass")
@@ -347,7 +361,7 @@ def test_proxy_credentials_in_the_proxy_url_go_on_every_connect(via, make_proxy,
         "write": "ProcessNotFoundError",
         "awrite": "ProcessNotFoundError",
     }
-    _assert_tunnelled_only(proxy, tls_sandbox.port)
+    _assert_tunnelled_only(proxy, tls_sandbox)
     assert [t.header("Proxy-Authorization") for t in proxy.tunnels] == [
         ["Basic cHJveHktdXNlcjpwcm94eS1wYXNz"]
     ] * len(proxy.tunnels)
@@ -369,7 +383,7 @@ def test_without_proxy_credentials_the_407_is_a_connection_error_and_nothing_is_
         assert "407" in str(error), (kind, str(error))
     assert {t.status for t in proxy.tunnels} == {407}
     assert all(not t.upstream and not t.downstream for t in proxy.tunnels)
-    assert _started(tls_sandbox, make_proxy, marker) == []
+    assert tls_sandbox.requests == []
     assert lookups == []
 
 
@@ -388,7 +402,7 @@ def test_a_proxy_that_refuses_the_tunnel_is_an_error_and_nothing_is_delivered(
     assert {t.status for t in proxy.tunnels} == {status}
     assert all(t.request_line == f"CONNECT {NAME}:{tls_sandbox.port} HTTP/1.1" for t in proxy.tunnels)
     assert all(not t.upstream and not t.downstream for t in proxy.tunnels)
-    assert _started(tls_sandbox, make_proxy, marker) == []
+    assert tls_sandbox.requests == []
     assert lookups == []
 
 
@@ -424,6 +438,7 @@ def test_no_proxy_naming_the_sandbox_bypasses_the_proxy(clean_env, make_proxy, t
         assert isinstance(error, SandboxConnectionError), (kind, error)
         assert error.may_have_been_sent is False, kind
     assert proxy.tunnels == []
+    assert tls_sandbox.requests == []
     assert set(lookups) == {NAME}
 
 
@@ -437,7 +452,7 @@ def test_the_cli_tunnels_through_the_proxy(clean_env, make_proxy, tls_sandbox, l
     done = cli_main(["exec", tls_sandbox.base_url, "--", "sh", "-c", "cat; exit 3"], env, input=b"piped\n")
     assert (done.returncode, done.stdout, done.stderr) == (3, b"piped\n", b"")
     assert cli_main(["ps", tls_sandbox.base_url], env).returncode == 0
-    _assert_tunnelled_only(proxy, tls_sandbox.port)
+    _assert_tunnelled_only(proxy, tls_sandbox)
     assert lookups == []
 
 
@@ -466,4 +481,5 @@ def test_inside_the_tunnel_the_sandbox_certificate_is_still_verified(make_proxy,
         assert error.may_have_been_sent is False, kind
     assert {t.request_line for t in proxy.tunnels} == {f"CONNECT {host}:{tls_sandbox.port} HTTP/1.1"}
     assert all(KEY.encode() not in t.seen for t in proxy.tunnels)
+    assert tls_sandbox.requests == []
     assert lookups == []
