@@ -483,3 +483,45 @@ def test_inside_the_tunnel_the_sandbox_certificate_is_still_verified(make_proxy,
     assert all(KEY.encode() not in t.seen for t in proxy.tunnels)
     assert tls_sandbox.requests == []
     assert lookups == []
+
+
+@pytest.mark.parametrize("variable", ["HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy", "HTTP_PROXY"])
+def test_https_proxy_and_all_proxy_route_an_https_sandbox_and_http_proxy_does_not(
+    clean_env, make_proxy, tls_sandbox, lookups, variable
+):
+    """HTTPS_PROXY and ALL_PROXY (either case) send an https sandbox through the proxy; HTTP_PROXY
+    is for http:// URLs only (as in curl, requests, httpx), so the client connects directly."""
+    proxy = make_proxy()
+    clean_env.setenv(variable, proxy.url)
+    clean_env.setenv("SSL_CERT_FILE", str(tls_sandbox.ca))
+    client = sandbox_client(base_url=tls_sandbox.base_url, api_key=KEY, timeout=10)
+    close_after_test(client)
+    if variable == "HTTP_PROXY":
+        with pytest.raises(SandboxConnectionError):
+            sandbox_process_list.sync(client=client)
+        assert (proxy.tunnels, lookups) == ([], [NAME])
+    else:
+        assert isinstance(sandbox_process_list.sync(client=client).processes, list)
+        _assert_tunnelled_only(proxy, tls_sandbox)
+        assert lookups == []
+
+
+def test_a_tunnel_is_kept_alive_for_the_next_requests(via, make_proxy, tls_sandbox):
+    """Sequential calls reuse their tunnel: one CONNECT (and one TLS handshake) for the sync
+    calls and one for the async ones, not one per request."""
+    proxy = make_proxy()
+    client = via(proxy.url)
+    for _ in range(5):
+        sandbox_process_list.sync(client=client)
+
+    async def main() -> None:
+        try:
+            for _ in range(5):
+                await sandbox_process_list.asyncio(client=client)
+        finally:
+            await client.aclose()
+
+    asyncio.run(main())
+    assert len(tls_sandbox.requests) == 10
+    assert len(proxy.tunnels) == 2
+    _assert_tunnelled_only(proxy, tls_sandbox)
