@@ -6,13 +6,19 @@ the bearer key. Here the sandbox is the full local sandbox app served over TLS o
 under the name ``sandbox.test`` (a reserved name that resolves nowhere): only the proxy
 (tests/servers/proxy.py) maps it to 127.0.0.1, so a request reaches the sandbox through the
 proxy or not at all. Every connection kind is checked this way: REST (generated calls and
-stdin writes, small and multi-MiB), SSE (`run`, a started process's output) and the
-terminal's websocket, sync and async; then proxy authentication, a proxy that refuses the
-tunnel, and ``NO_PROXY``.
+stdin writes, small and multi-MiB), SSE (`run`, a started process's output), the terminal's
+websocket, sync and async, and the CLI; then proxy credentials, a proxy that refuses the
+tunnel (407, 403, 502), certificate checks inside the tunnel, which variables apply
+(``HTTPS_PROXY``, ``ALL_PROXY``, ``NO_PROXY``; not ``HTTP_PROXY``) and keep-alive of a tunnel.
+The proxy records what it could read; the sandbox records what reached it.
 
-Name resolution is guarded for the whole module: ``sandbox.test`` must never be looked up
-(the machine's resolver is not on loopback, and the network rule is loopback only), so
-``socket.getaddrinfo`` refuses it here and records that it was asked.
+The client is configured both ways a user can: from the environment (``HTTPS_PROXY``,
+``SSL_CERT_FILE``) and from ``httpx_args`` (``proxy=``, ``verify=``).
+
+Name resolution is guarded for the whole module: names under ``.test`` must never be looked
+up (the machine's resolver is not on loopback, and the network rule is loopback only), so
+``socket.getaddrinfo`` refuses them here and records that it was asked: a client that
+resolved the sandbox's name itself did not go through the proxy.
 """
 
 from __future__ import annotations
@@ -49,7 +55,7 @@ from tensorlake_sandbox import (
 )
 from tensorlake_sandbox.local import create_app
 from tensorlake_sandbox.local._runner import ServerThread, bind
-from tests.closing import close_after_test
+from tests.closing import close_after_test, close_all
 from tests.servers.proxy import ConnectProxy
 
 NAME = "sandbox.test"
@@ -94,6 +100,7 @@ class TLSSandbox:
         self.ca, cert, key = _certificates(where)
         self.app = create_app(token=KEY, allowed_hosts=frozenset({NAME}), stop_grace=0.5, pty_kill_grace=0.2)
         self.requests: list[tuple[str, Headers]] = []
+        self.websockets: list[str] = []  # the paths of the websockets among them
         config = uvicorn.Config(
             self._recording,
             interface="asgi3",
@@ -112,6 +119,8 @@ class TLSSandbox:
         if scope["type"] in ("http", "websocket"):
             headers = [(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in scope["headers"]]
             self.requests.append((scope["path"], headers))
+            if scope["type"] == "websocket":
+                self.websockets.append(scope["path"])
         await self.app(scope, receive, send)
 
     @property
@@ -133,6 +142,7 @@ def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TLSSandbox]
 def tls_sandbox(tls_server: TLSSandbox) -> TLSSandbox:
     """The module's TLS sandbox, its record of requests emptied for this test."""
     tls_server.requests.clear()
+    tls_server.websockets.clear()
     return tls_server
 
 
@@ -170,14 +180,12 @@ def make_proxy() -> Iterator[Callable[..., ConnectProxy]]:
         return proxy
 
     yield make
-    from tests.closing import close_all
-
-    close_all()
+    close_all()  # the test's clients first, then their proxies
     for p in proxies:
         p.stop()
 
 
-Via = Callable[..., SandboxClient]
+Via = Callable[[str], SandboxClient]
 
 
 @pytest.fixture(params=["env", "httpx_args"])
@@ -185,11 +193,11 @@ def via(request: pytest.FixtureRequest, clean_env: pytest.MonkeyPatch, tls_sandb
     """A client for the TLS sandbox through ``proxy``: from HTTPS_PROXY and SSL_CERT_FILE, or
     from ``httpx_args`` (``proxy=``, ``verify=``)."""
 
-    def make(proxy_url: str, **kwargs: Any) -> SandboxClient:
+    def make(proxy_url: str) -> SandboxClient:
         if request.param == "env":
             clean_env.setenv("HTTPS_PROXY", proxy_url)
             clean_env.setenv("SSL_CERT_FILE", str(tls_sandbox.ca))
-            client = sandbox_client(base_url=tls_sandbox.base_url, api_key=KEY, timeout=10, **kwargs)
+            client = sandbox_client(base_url=tls_sandbox.base_url, api_key=KEY, timeout=10)
         else:
             args = {"proxy": proxy_url, "verify": tls_sandbox.trust()}
             client = sandbox_client(base_url=tls_sandbox.base_url, api_key=KEY, timeout=10, httpx_args=args)
@@ -301,6 +309,7 @@ def test_a_terminal_websocket_tunnels_through_the_proxy(via, make_proxy, tls_san
             await client.aclose()
 
     asyncio.run(main())
+    assert len(tls_sandbox.websockets) == 2
     _assert_tunnelled_only(proxy, tls_sandbox)
     for token in tokens:
         assert token and all(token.encode() not in t.seen for t in proxy.tunnels)
