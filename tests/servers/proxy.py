@@ -9,8 +9,11 @@ after the CONNECT head is ciphertext.
 What it saw is recorded per connection (`Tunnel`): the request line, the headers, and every
 byte it relayed in each direction, so a test can assert what a proxy could read. ``auth``
 (``"user:pass"``) requires ``Proxy-Authorization: Basic ...`` and answers 407 without it;
-``refuse`` (a status, e.g. 502) answers every CONNECT with that status and connects nowhere.
-Anything but CONNECT (a plain forward-proxy request) is recorded and answered 405.
+``refuse`` (a status, e.g. 502) answers every CONNECT with that status and an HTML page, as
+real proxies do, and connects nowhere; ``refuse="close"`` closes the connection without an
+answer, ``refuse="silence"`` never answers. ``established`` is the answer that opens a tunnel
+(``HTTP/1.0``, or with headers, as some proxies send it); ``trickle=True`` sends it one byte at
+a time. Anything but CONNECT (a plain forward-proxy request) is recorded and answered 405.
 """
 
 from __future__ import annotations
@@ -20,10 +23,12 @@ import contextlib
 import socket
 import threading
 from dataclasses import dataclass, field
+from typing import Literal
 
 __all__ = ["ConnectProxy", "Tunnel"]
 
 MAX_HEAD = 64 * 1024
+ESTABLISHED = b"HTTP/1.1 200 Connection established\r\n\r\n"
 REASONS = {
     403: "Forbidden",
     405: "Method Not Allowed",
@@ -60,7 +65,9 @@ class ConnectProxy:
         *,
         names: dict[str, str] | None = None,
         auth: str | None = None,
-        refuse: int | None = None,
+        refuse: int | Literal["close", "silence"] | None = None,
+        established: bytes = ESTABLISHED,
+        trickle: bool = False,
     ) -> None:
         self.names = {k.lower(): v for k, v in (names or {}).items()}
         for address in self.names.values():
@@ -68,6 +75,8 @@ class ConnectProxy:
                 raise ValueError("the proxy connects to 127.0.0.1 only")
         self.expected_auth = None if auth is None else "Basic " + base64.b64encode(auth.encode()).decode()
         self.refuse = refuse
+        self.established = established
+        self.trickle = trickle
         self.tunnels: list[Tunnel] = []
         self._lock = threading.Lock()
         self._socks: set[socket.socket] = set()
@@ -164,8 +173,10 @@ class ConnectProxy:
     def _answer(self, tunnel: Tunnel, conn: socket.socket, status: int, extra: str = "") -> None:
         tunnel.status = status
         reason = REASONS.get(status, "Refused")
+        page = f"<html><body><h1>{status} {reason}</h1>The proxy did not open the tunnel.</body></html>\n"
         conn.sendall(
-            f"HTTP/1.1 {status} {reason}\r\n{extra}Content-Length: 0\r\nConnection: close\r\n\r\n".encode()
+            f"HTTP/1.1 {status} {reason}\r\n{extra}Content-Type: text/html\r\n"
+            f"Content-Length: {len(page)}\r\nConnection: close\r\n\r\n{page}".encode()
         )
 
     def _open(self, tunnel: Tunnel, conn: socket.socket) -> socket.socket | None:
@@ -177,6 +188,12 @@ class ConnectProxy:
             return None
         if self.expected_auth is not None and tunnel.header("Proxy-Authorization") != [self.expected_auth]:
             self._answer(tunnel, conn, 407, 'Proxy-Authenticate: Basic realm="test"\r\n')
+            return None
+        if self.refuse == "silence":
+            while conn.recv(65536):  # until the client gives up (or `stop`)
+                pass
+            return None
+        if self.refuse == "close":
             return None
         if self.refuse is not None:
             self._answer(tunnel, conn, self.refuse)
@@ -193,7 +210,12 @@ class ConnectProxy:
             return None
         upstream.settimeout(None)
         tunnel.status = 200
-        conn.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        if self.trickle:
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            for i in range(len(self.established)):
+                conn.sendall(self.established[i : i + 1])
+        else:
+            conn.sendall(self.established)
         return upstream
 
     @staticmethod
