@@ -8,9 +8,16 @@ under the name ``sandbox.test`` (a reserved name that resolves nowhere): only th
 proxy or not at all. Every connection kind is checked this way: REST (generated calls and
 stdin writes, small and multi-MiB), SSE (`run`, a started process's output), the terminal's
 websocket, sync and async, and the CLI; then proxy credentials, a proxy that refuses the
-tunnel (407, 403, 502), certificate checks inside the tunnel, which variables apply
-(``HTTPS_PROXY``, ``ALL_PROXY``, ``NO_PROXY``; not ``HTTP_PROXY``) and keep-alive of a tunnel.
-The proxy records what it could read; the sandbox records what reached it.
+tunnel (407, 403, 502, a closed or silent connection), the forms of the 200 that opens one,
+certificate checks inside the tunnel, which variables apply (``HTTPS_PROXY``, ``ALL_PROXY``,
+``NO_PROXY``; not ``HTTP_PROXY``) and keep-alive of a tunnel. The proxy records what it could
+read; the sandbox records what reached it. Every call is bounded (`_bounded`): one that hangs
+is reported as such instead of hanging the test.
+
+Two promises fail on main and are strict xfails, to be unmarked when the engine keeps them: a
+refused tunnel says nothing was sent (main: ``may_have_been_sent`` True, and a stdin write
+becomes `DeliveryUnknownError`), and `run` / `arun` give up on a proxy that never answers the
+CONNECT (main: they wait forever).
 
 The client is configured both ways a user can: from the environment (``HTTPS_PROXY``,
 ``SSL_CERT_FILE``) and from ``httpx_args`` (``proxy=``, ``verify=``).
@@ -462,10 +469,9 @@ def test_a_refused_tunnel_says_nothing_was_sent(via, make_proxy, refusal):
     else:
         proxy = make_proxy(refuse=502 if refusal == "502" else "close")
     outcome = _each_kind(via(proxy.url), f"refused-{refusal}")
-    assert {k: type(v) for k, v in outcome.items()} == dict.fromkeys(KINDS, SandboxConnectionError)
-    assert {k: getattr(v, "may_have_been_sent", None) for k, v in outcome.items()} == dict.fromkeys(
-        KINDS, False
-    )
+    assert {
+        k: (type(v), getattr(v, "may_have_been_sent", None)) for k, v in outcome.items()
+    } == dict.fromkeys(KINDS, (SandboxConnectionError, False))
 
 
 def test_no_proxy_naming_the_sandbox_bypasses_the_proxy(clean_env, make_proxy, tls_sandbox, lookups):
