@@ -254,6 +254,33 @@ MUTANTS = [
         ((SRC, "None if is_loopback_host(base.host) else proxy", "proxy"),),
         ENGINE_TESTS,
     ),
+    Mutant(
+        "proxy-credentials-dropped",
+        "the proxy URL's user and password are not sent on CONNECT (a 407 for every request)",
+        (
+            (ASYNC, "        if proxy.username:\n", "        if False:\n"),
+            (SYNC, "        if proxy.username:\n", "        if False:\n"),
+        ),
+        ("tests/test_proxy.py", "-k", "credentials"),
+    ),
+    Mutant(
+        "proxy-refusal-taken-for-a-tunnel",
+        "a proxy's refusal of the CONNECT is taken for an open tunnel",
+        (
+            (ASYNC, "        if status // 100 != 2 or self.h11.trailing_data[0]:", "        if False:"),
+            (SYNC, "        if status // 100 != 2 or self.h11.trailing_data[0]:", "        if False:"),
+        ),
+        ("tests/test_proxy.py", "-k", "refused"),
+    ),
+    Mutant(
+        "proxy-tunnel-in-clear",
+        "requests through the proxy's tunnel are sent without TLS (the key in clear to the proxy)",
+        (
+            (ASYNC, '                if scheme == "https":\n', "                if False:\n"),
+            (SYNC, '                if scheme == "https":\n', "                if False:\n"),
+        ),
+        ("tests/test_proxy.py",),
+    ),
     # -- the local sandbox's Host check and loopback bind -------------------------------------
     Mutant(
         "host-check-off",

@@ -14,10 +14,10 @@ certificate checks inside the tunnel, which variables apply (``HTTPS_PROXY``, ``
 read; the sandbox records what reached it. Every call is bounded (`_bounded`): one that hangs
 is reported as such instead of hanging the test.
 
-Two promises fail on main and are strict xfails, to be unmarked when the engine keeps them: a
-refused tunnel says nothing was sent (main: ``may_have_been_sent`` True, and a stdin write
-becomes `DeliveryUnknownError`), and `run` / `arun` give up on a proxy that never answers the
-CONNECT (main: they wait forever).
+Two of these failed while httpx's own transport carried proxied requests, and pass since the
+engine opens the tunnel itself: a refused tunnel says nothing was sent (it was
+``may_have_been_sent=True``, and a stdin write became `DeliveryUnknownError`), and `run` /
+`arun` give up on a proxy that never answers the CONNECT (they waited forever).
 
 The client is configured both ways a user can: from the environment (``HTTPS_PROXY``,
 ``SSL_CERT_FILE``) and from ``httpx_args`` (``proxy=``, ``verify=``).
@@ -453,17 +453,11 @@ def test_a_proxy_that_refuses_the_tunnel_is_an_error_and_nothing_is_delivered(
     assert lookups == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="on main (httpx's transport behind a proxy), a refused CONNECT is mapped as 'may have "
-    "been sent' and a stdin write becomes DeliveryUnknownError; issue 20's engine should say "
-    "nothing was sent (remove this mark when it does)",
-)
 @pytest.mark.parametrize("refusal", ["407", "502", "close"])
 def test_a_refused_tunnel_says_nothing_was_sent(via, make_proxy, refusal):
     """Nothing reaches the sandbox before its tunnel is open: a refused CONNECT is a
     `SandboxConnectionError` with ``may_have_been_sent`` False, and a stdin write says so too
-    (not `DeliveryUnknownError`)."""
+    (not `DeliveryUnknownError`); the message gives the proxy's answer."""
     if refusal == "407":
         proxy = make_proxy(auth="proxy-user:proxy-pass")
     else:
@@ -472,6 +466,9 @@ def test_a_refused_tunnel_says_nothing_was_sent(via, make_proxy, refusal):
     assert {
         k: (type(v), getattr(v, "may_have_been_sent", None)) for k, v in outcome.items()
     } == dict.fromkeys(KINDS, (SandboxConnectionError, False))
+    if refusal != "close":  # the proxy's own answer is in the message, not a TLS error after it
+        assert all(f"proxy refused a tunnel to {NAME}:" in str(v) for v in outcome.values()), outcome
+        assert all(refusal in str(v) for v in outcome.values()), outcome
 
 
 def test_no_proxy_naming_the_sandbox_bypasses_the_proxy(clean_env, make_proxy, tls_sandbox, lookups):
@@ -579,22 +576,7 @@ def test_a_tunnel_is_kept_alive_for_the_next_requests(via, make_proxy, tls_sandb
     _assert_tunnelled_only(proxy, tls_sandbox)
 
 
-@pytest.mark.parametrize(
-    "kind",
-    [
-        pytest.param(
-            kind,
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="on main, run/arun through httpx's proxy transport read the CONNECT answer "
-                "with the run stream's read timeout, which is None: they wait forever",
-            ),
-        )
-        if kind in ("run", "arun")
-        else kind
-        for kind in KINDS
-    ],
-)
+@pytest.mark.parametrize("kind", KINDS)
 def test_a_proxy_that_never_answers_the_connect_times_out(make_proxy, tls_sandbox, kind):
     """Every kind gives up on a silent proxy within the client's timeout (0.3 s here; a 2 s
     deadline), with a `SandboxTimeoutError`: none waits forever for the tunnel."""
