@@ -19,7 +19,13 @@ import httpx
 from tensorlake_api_client.types import UNSET, Unset
 
 from ._client import SandboxClient
-from ._errors import DeliveryUnknownError, SandboxConnectionError, SandboxError, SandboxTimeoutError
+from ._errors import (
+    DeliveryUnknownError,
+    SandboxConnectionError,
+    SandboxError,
+    SandboxTimeoutError,
+    transport_error,
+)
 from ._transports._io import on_response
 
 __all__ = [
@@ -322,9 +328,6 @@ class WriterBase:
 # Codes the sandbox proxy sends with a 503 when it did not forward the request to the sandbox.
 NOT_FORWARDED_CODES = frozenset({"SANDBOX_NOT_READY", "SANDBOX_UNREACHABLE", "AUTH_SERVICE_UNAVAILABLE"})
 
-# Failures raised before a single byte of the request was sent.
-_NOT_SENT_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
-
 
 class Outcome(enum.Enum):
     """What a failed stdin write means for the bytes it carried."""
@@ -346,6 +349,8 @@ def classify_failure(error: BaseException) -> Outcome | None:
     None when ``error`` is not a failure of the request at all (a programming error,
     ``KeyboardInterrupt``): the caller lets it propagate untouched.
     """
+    if isinstance(error, httpx.TransportError):  # raw, as a caller may pass it: the one table says
+        error = transport_error(error)
     if isinstance(error, (SandboxConnectionError, SandboxTimeoutError)):
         return Outcome.UNKNOWN if error.may_have_been_sent else Outcome.NOT_SENT
     if isinstance(error, SandboxError):
@@ -359,10 +364,7 @@ def classify_failure(error: BaseException) -> Outcome | None:
         if 400 <= status < 500:
             return Outcome.REJECTED
         return Outcome.UNKNOWN
-    if isinstance(error, _NOT_SENT_ERRORS):
-        return Outcome.NOT_SENT
-    if isinstance(error, httpx.HTTPError):
-        # ReadTimeout, WriteTimeout, ReadError, WriteError, RemoteProtocolError, ...
+    if isinstance(error, httpx.HTTPError):  # an answer that could not be decoded, say
         return Outcome.UNKNOWN
     return None
 
