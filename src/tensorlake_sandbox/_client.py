@@ -114,8 +114,8 @@ def check_timeout(timeout: object, name: str = "timeout") -> float | None:
         raise TypeError(f"{name} must be a number of seconds or None, not {type(timeout).__name__}")
     if not 0 < timeout <= MAX_TIMEOUT:  # NaN included
         raise ValueError(
-            f"{name} must be more than 0 and at most {MAX_TIMEOUT} seconds (about 68 years, the longest "
-            f"the sandbox takes), or None for no limit; not {timeout!r}"
+            f"{name} must be a positive, finite number: at most {MAX_TIMEOUT} seconds (about 68 years, "
+            f"the longest the sandbox takes), or None for no limit; not {timeout!r}"
         )
     return float(timeout)
 
