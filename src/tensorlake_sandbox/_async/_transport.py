@@ -203,24 +203,38 @@ class AsyncTransport(httpx.AsyncBaseTransport):
                 key, self._proxy, self._ssl, timeouts.get("connect")
             )
             phase, timeout = "write", timeouts.get("write")
-            held = bytearray(conn.h11.send(head) or b"")  # small pieces joined: one write
-            async for chunk in request.stream:  # type: ignore[union-attr]
-                for piece in conn.h11.send_with_data_passthrough(h11.Data(data=chunk)) or ():
-                    if len(piece) >= READ:  # a large piece goes alone: never copied
-                        if held:
-                            await conn.write(held, timeout)
-                        await conn.write(piece, timeout)
-                        held = bytearray()
-                    elif len(held) + len(piece) >= READ:
-                        await conn.write(held + piece, timeout)
-                        held = bytearray()
-                    else:
-                        held += piece
-            await conn.write(held + (conn.h11.send(h11.EndOfMessage()) or b""), timeout)
+            cut: OSError | None = None  # the server closed while the request was sent
+            try:
+                held = bytearray(conn.h11.send(head) or b"")  # small pieces joined: one write
+                async for chunk in request.stream:  # type: ignore[union-attr]
+                    for piece in conn.h11.send_with_data_passthrough(h11.Data(data=chunk)) or ():
+                        if len(piece) >= READ:  # a large piece goes alone: never copied
+                            if held:
+                                await conn.write(held, timeout)
+                            await conn.write(piece, timeout)
+                            held = bytearray()
+                        elif len(held) + len(piece) >= READ:
+                            await conn.write(held + piece, timeout)
+                            held = bytearray()
+                        else:
+                            held += piece
+                await conn.write(held + (conn.h11.send(h11.EndOfMessage()) or b""), timeout)
+            except OSError as exc:
+                if isinstance(exc, TimeoutError):
+                    raise
+                cut = exc
             phase, timeout = "read", timeouts.get("read")
-            event = await _anext_event(conn, timeout)
-            while isinstance(event, h11.InformationalResponse) and event.status_code != 101:
+            try:
                 event = await _anext_event(conn, timeout)
+                while isinstance(event, h11.InformationalResponse) and event.status_code != 101:
+                    event = await _anext_event(conn, timeout)
+            except (OSError, h11.ProtocolError):
+                if cut is None:
+                    raise
+                event = None
+            if cut is not None and not (isinstance(event, h11.Response) and event.status_code >= 400):
+                phase = "write"  # only an error answered early (a 413 before the body was read) counts
+                raise cut
             if not isinstance(event, (h11.Response, h11.InformationalResponse)):
                 raise httpx.RemoteProtocolError("the server closed the connection without an answer")
             extensions: dict[str, Any] = {"http_version": b"HTTP/1.1", "reason_phrase": event.reason}
