@@ -71,6 +71,7 @@ class _AsyncConn:
         self.tls: ssl.SSLObject | None = None
         self._in, self._out = ssl.MemoryBIO(), ssl.MemoryBIO()
         self._sending = AsyncLock()  # a websocket's pings and its input: one send at a time
+        self._openssl = threading.Lock()  # one thread at a time in the TLS object and its buffers
 
     @classmethod
     async def open(
@@ -107,23 +108,37 @@ class _AsyncConn:
         self.h11 = h11.Connection(h11.CLIENT)
 
     async def _atls(self, step: Any) -> Any:
-        """Run one TLS step, moving its records to and from the socket until it is done."""
+        """Run one TLS step, moving its records to and from the socket until it is done.
+
+        A websocket is read and written at once (threads, on a sync client): OpenSSL and its
+        buffers are used under `_openssl` only (never held while waiting), and each step sends the
+        records it made itself (records a writer's step made are sent by it, in order)."""
         while True:
-            try:
-                result = step()
-            except ssl.SSLWantReadError:
-                pass
-            else:
-                if self._out.pending:
-                    await self._asend(self._out.read())
+            with self._openssl:
+                before = self._out.pending
+                try:
+                    result, done = step(), True
+                except ssl.SSLWantReadError:
+                    result, done = None, False
+                made = self._out.pending > before
+            if made:
+                await self._aflush()
+            if done:
                 return result
-            if self._out.pending:
-                await self._asend(self._out.read())
             data = await _io.arecv(self.sock, READ)
+            with self._openssl:
+                if data:
+                    self._in.write(data)
+                else:
+                    self._in.write_eof()
+
+    async def _aflush(self) -> None:
+        """Send the TLS records made so far, taken in the order they were made."""
+        async with self._sending:
+            with self._openssl:
+                data = self._out.read()
             if data:
-                self._in.write(data)
-            else:
-                self._in.write_eof()
+                await _io.asendall(self.sock, data)
 
     async def _asend(self, data: bytes | bytearray) -> None:
         async with self._sending:

@@ -72,6 +72,7 @@ class _Conn:
         self.tls: ssl.SSLObject | None = None
         self._in, self._out = ssl.MemoryBIO(), ssl.MemoryBIO()
         self._sending = Lock()  # a websocket's pings and its input: one send at a time
+        self._openssl = threading.Lock()  # one thread at a time in the TLS object and its buffers
 
     @classmethod
     def open(
@@ -108,23 +109,37 @@ class _Conn:
         self.h11 = h11.Connection(h11.CLIENT)
 
     def _tls(self, step: Any) -> Any:
-        """Run one TLS step, moving its records to and from the socket until it is done."""
+        """Run one TLS step, moving its records to and from the socket until it is done.
+
+        A websocket is read and written at once (threads, on a sync client): OpenSSL and its
+        buffers are used under `_openssl` only (never held while waiting), and each step sends the
+        records it made itself (records a writer's step made are sent by it, in order)."""
         while True:
-            try:
-                result = step()
-            except ssl.SSLWantReadError:
-                pass
-            else:
-                if self._out.pending:
-                    self._send(self._out.read())
+            with self._openssl:
+                before = self._out.pending
+                try:
+                    result, done = step(), True
+                except ssl.SSLWantReadError:
+                    result, done = None, False
+                made = self._out.pending > before
+            if made:
+                self._flush()
+            if done:
                 return result
-            if self._out.pending:
-                self._send(self._out.read())
             data = _io.recv(self.sock, READ)
+            with self._openssl:
+                if data:
+                    self._in.write(data)
+                else:
+                    self._in.write_eof()
+
+    def _flush(self) -> None:
+        """Send the TLS records made so far, taken in the order they were made."""
+        with self._sending:
+            with self._openssl:
+                data = self._out.read()
             if data:
-                self._in.write(data)
-            else:
-                self._in.write_eof()
+                _io.sendall(self.sock, data)
 
     def _send(self, data: bytes | bytearray) -> None:
         with self._sending:
