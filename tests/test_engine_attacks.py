@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import os
 import socket
+import ssl
 import struct
 import subprocess
 import sys
@@ -21,13 +23,18 @@ import httpx
 import pytest
 
 from tensorlake_sandbox import (
+    DeliveryUnknownError,
     PayloadTooLargeError,
+    RetryPolicy,
     SandboxConnectionError,
+    awrite_stdin,
     sandbox_client,
+    write_stdin,
 )
 from tests.closing import close_after_test
 
 PID = 7
+FAST = RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.02)
 Handler = Callable[[socket.socket], None]
 
 
@@ -262,3 +269,105 @@ def test_a_tls_connection_read_and_written_by_two_threads_at_once_stays_intact(t
     )
     assert proc.returncode == 0, (proc.returncode, proc.stderr[-2000:])
     assert "intact 40 of 40" in proc.stdout, (proc.stdout, proc.stderr[-2000:])
+
+
+# -- TLS records after a complete answer ----------------------------------------------------------
+
+
+@pytest.fixture
+def tls_server(tmp_path, monkeypatch, raw_server) -> Callable[[Handler], RawServer]:
+    """``raw_server`` with TLS (a certificate for 127.0.0.1 from a CA that SSL_CERT_FILE names)."""
+    from tests.test_engine import _certificates
+
+    ca, cert, key = _certificates(tmp_path)
+    monkeypatch.setenv("SSL_CERT_FILE", str(ca))
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+
+    def make(handler: Handler) -> RawServer:
+        def tls(conn: socket.socket) -> None:
+            with context.wrap_socket(conn, server_side=True) as wrapped:
+                handler(wrapped)
+
+        server = raw_server(tls)
+        server.url = server.url.replace("http://", "https://")
+        return server
+
+    return make
+
+
+def read_request(conn: socket.socket) -> bytes:
+    """One whole request (head and Content-Length body); its body."""
+    head, body = read_head(conn)
+    while len(body) < content_length(head):
+        body += conn.recv(65536)
+    return body
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_an_answer_smuggled_in_a_tls_record_of_its_own_closes_the_connection(tls_server, mode):
+    """The second write's 204 is followed by a second 204 in a TLS record of its own (one TCP
+    read brings both): the write is DeliveryUnknownError, and the next write goes on a fresh
+    connection, answered by the server, not by the smuggled 204 (README, "One engine")."""
+    accepted = bytearray()
+
+    def handler(conn: socket.socket) -> None:
+        for n in itertools.count():
+            accepted.extend(read_request(conn))
+            if n == 0:
+                conn.sendall(b"HTTP/1.1 204 No Content\r\n\r\n")
+            elif n == 1:  # two writes: two records, sent at once
+                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
+                conn.sendall(b"HTTP/1.1 204 No Content\r\n\r\n")
+                conn.sendall(b"HTTP/1.1 204 No Content\r\nx-smuggled: 1\r\n\r\n")
+                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 0)
+            else:
+                conn.sendall(b"HTTP/1.1 500 Out Of Step\r\ncontent-length: 0\r\n\r\n")
+
+    server = tls_server(handler)
+    client = close_after_test(sandbox_client(base_url=server.url, api_key="k", timeout=10))
+    data = os.urandom(3000)
+
+    async def awrites() -> tuple[DeliveryUnknownError, int]:
+        try:
+            with pytest.raises(DeliveryUnknownError) as info:
+                await awrite_stdin(client, PID, data, chunk_size=1000, retry=FAST)
+            return info.value, await awrite_stdin(client, PID, b"next")
+        finally:
+            await client.aclose()
+
+    if mode == "sync":
+        with pytest.raises(DeliveryUnknownError) as info:
+            write_stdin(client, PID, data, chunk_size=1000, retry=FAST)
+        error, written = info.value, write_stdin(client, PID, b"next")
+    else:
+        error, written = asyncio.run(awrites())
+    assert (error.bytes_delivered, error.request_bytes) == (1000, 1000)
+    assert "out of step" in str(error.__cause__)
+    assert written == 4
+    assert bytes(accepted) == data[:2000] + b"next"
+    assert server.connections == 2
+
+
+def test_a_tls_close_notify_after_an_answer_is_never_written_to(tls_server):
+    """A server ends its answer with a close_notify (no ``Connection: close``), in the same TCP
+    segment, and leaves the socket open: the next request goes on a fresh connection instead of
+    failing on the closed one (where it may count as sent)."""
+
+    def handler(conn: socket.socket) -> None:
+        read_request(conn)
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
+        conn.sendall(b"HTTP/1.1 204 No Content\r\n\r\n")
+        conn.setblocking(False)
+        with contextlib.suppress(ssl.SSLWantReadError):
+            conn.unwrap()  # type: ignore[attr-defined]  # the close_notify, corked with the answer
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 0)
+        conn.setblocking(True)
+        with contextlib.suppress(OSError):
+            while conn.recv(65536):  # open until the client closes
+                pass
+
+    server = tls_server(handler)
+    client = close_after_test(sandbox_client(base_url=server.url, api_key="k", timeout=10))
+    assert [write_stdin(client, PID, b"x" * n) for n in (1, 2, 3)] == [1, 2, 3]
+    assert server.connections == 3

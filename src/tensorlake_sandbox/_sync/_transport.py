@@ -169,6 +169,16 @@ class _Conn:
         except (OSError, ValueError):
             return True
 
+    def late_records(self) -> bytes | None:
+        """TLS records received after a complete answer (in the same read): None for none; their
+        bytes, b"" for records that carry none (a close_notify, a ticket, part of a record)."""
+        if self.tls is None or not self._in.pending:
+            return None
+        try:
+            return self.tls.read(READ)
+        except ssl.SSLError:
+            return b""
+
     def close(self) -> None:
         self.sock.close()
 
@@ -272,10 +282,11 @@ class Transport(httpx.BaseTransport):
 
     def release(self, conn: _Conn, key: Origin) -> None:
         """Back to the pool, unless bytes follow the complete answer (raised) or it cannot be reused."""
-        if conn.h11.trailing_data[0]:
+        late = conn.late_records()  # over TLS, a smuggled answer may sit in a record of its own
+        if conn.h11.trailing_data[0] or late:
             raise httpx.RemoteProtocolError("bytes after a complete answer: the connection was out of step")
         most = self._limits.max_keepalive_connections
-        done = conn.h11.our_state is h11.DONE and conn.h11.their_state is h11.DONE
+        done = conn.h11.our_state is h11.DONE and conn.h11.their_state is h11.DONE and late is None
         with self._lock:
             held = self._idle.setdefault(key, [])
             if done and self._pid == os.getpid() and (most is None or len(held) < most):
