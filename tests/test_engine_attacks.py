@@ -371,3 +371,16 @@ def test_a_tls_close_notify_after_an_answer_is_never_written_to(tls_server):
     client = close_after_test(sandbox_client(base_url=server.url, api_key="k", timeout=10))
     assert [write_stdin(client, PID, b"x" * n) for n in (1, 2, 3)] == [1, 2, 3]
     assert server.connections == 3
+
+
+def test_a_body_shorter_than_its_content_length_is_not_blamed_on_the_server(raw_server):
+    """A body that ends before its declared length (a file truncated while it is sent) fails the
+    call as the request's fault, saying it may have been sent, never "the server broke" it."""
+    server = raw_server(lambda conn: read_head(conn) and conn.recv(65536))
+    client = close_after_test(sandbox_client(base_url=server.url, api_key="k", timeout=10))
+    with pytest.raises(SandboxConnectionError) as info:
+        client.get_httpx_client().post(
+            f"/api/v1/processes/{PID}/stdin", content=iter([b"abc"]), headers={"Content-Length": "10"}
+        )
+    assert info.value.may_have_been_sent
+    assert "the request's body broke the HTTP exchange" in str(info.value), str(info.value)

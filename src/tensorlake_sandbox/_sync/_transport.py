@@ -54,7 +54,8 @@ def fail(exc: BaseException, phase: str, request: httpx.Request) -> NoReturn:
     elif isinstance(exc, OSError):  # ssl.SSLError, ConnectionError, gaierror
         mapped = error_cls(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
     elif isinstance(exc, h11.ProtocolError):  # a malformed answer, or a close before its end
-        mapped = protocol_cls(f"the server broke the HTTP exchange: {exc}")
+        who = "the request's body" if isinstance(exc, h11.LocalProtocolError) else "the server"
+        mapped = protocol_cls(f"{who} broke the HTTP exchange: {exc}")  # (a body not its length)
     else:
         raise exc
     mapped.request = request
