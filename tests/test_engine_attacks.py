@@ -16,6 +16,7 @@ import struct
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from tensorlake_sandbox import (
     PayloadTooLargeError,
     RetryPolicy,
     SandboxConnectionError,
+    SandboxTimeoutError,
     awrite_stdin,
     sandbox_client,
     write_stdin,
@@ -384,3 +386,57 @@ def test_a_body_shorter_than_its_content_length_is_not_blamed_on_the_server(raw_
         )
     assert info.value.may_have_been_sent
     assert "the request's body broke the HTTP exchange" in str(info.value), str(info.value)
+
+
+# -- a proxy that trickles its answer -------------------------------------------------------------
+
+
+def trickle_a_tunnel(conn: socket.socket) -> None:
+    """Take a CONNECT, then answer 200 one byte every 0.05 s (a head of 80 bytes: 4 s)."""
+    read_head(conn)
+    for byte in b"HTTP/1.1 200 Connection established\r\nx-padding: " + b"a" * 40 + b"\r\n\r\n":
+        conn.sendall(bytes([byte]))
+        threading.Event().wait(0.05)  # the trickle itself, not a synchronisation
+
+
+@pytest.mark.parametrize(
+    "mode",
+    [
+        pytest.param(
+            "sync",
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="the sync connect timeout bounds each socket call of the open (connect, the "
+                "proxy's answer, each TLS read), not the whole open as the async one does: a proxy "
+                "or TLS server that trickles holds a sync call far past it (httpx's sync transport "
+                "behaves the same; a fix needs a deadline in _io's sync calls)",
+            ),
+        ),
+        "async",
+    ],
+)
+def test_a_proxy_that_trickles_its_answer_is_bounded_by_the_connect_timeout(raw_server, monkeypatch, mode):
+    proxy = raw_server(trickle_a_tunnel)
+    for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTPS_PROXY", proxy.url)
+    client = close_after_test(
+        sandbox_client(
+            base_url="https://sandbox.invalid", api_key="k", timeout=httpx.Timeout(10, connect=0.5)
+        )
+    )
+
+    async def awrite() -> int:
+        try:
+            return await awrite_stdin(client, PID, b"x", retry=RetryPolicy(attempts=1))
+        finally:
+            await client.aclose()
+
+    started = time.monotonic()
+    with pytest.raises(SandboxTimeoutError) as info:
+        if mode == "sync":
+            write_stdin(client, PID, b"x", retry=RetryPolicy(attempts=1))
+        else:
+            asyncio.run(awrite())
+    assert time.monotonic() - started < 2
+    assert info.value.may_have_been_sent is False
