@@ -440,3 +440,47 @@ def test_a_proxy_that_trickles_its_answer_is_bounded_by_the_connect_timeout(raw_
             asyncio.run(awrite())
     assert time.monotonic() - started < 2
     assert info.value.may_have_been_sent is False
+
+
+# -- a process with many open files ---------------------------------------------------------------
+
+MANY_FILES = """
+import asyncio, os, resource
+from tensorlake_sandbox import awrite_stdin, sandbox_client, write_stdin
+from tests.servers.fault import FaultServer
+
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+if hard != resource.RLIM_INFINITY and hard < 2048:
+    print("skip: the hard limit on open files is", hard, flush=True)
+    raise SystemExit(0)
+resource.setrlimit(resource.RLIMIT_NOFILE, (2048, hard))
+server = FaultServer().start()
+held = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]  # sockets from now on: above 1023
+client = sandbox_client(base_url=server.base_url, api_key="k")
+sizes = [write_stdin(client, 1, b"x") for _ in range(5)]
+
+async def main():
+    try:
+        return [await awrite_stdin(client, 1, b"y") for _ in range(5)]
+    finally:
+        await client.aclose()
+
+sizes += asyncio.run(main())
+client.close()
+print("writes", sum(sizes), "connections", server.connections_accepted, flush=True)
+"""
+
+
+def test_idle_connections_are_reused_in_a_process_with_more_than_1024_open_files():
+    """A socket numbered above 1023 (a busy process) cannot go to select(): every idle
+    connection was taken for stale and each request opened a new one (a TLS handshake per write)."""
+    proc = subprocess.run(
+        [sys.executable, "-c", MANY_FILES],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    if proc.stdout.startswith("skip:"):
+        pytest.skip(proc.stdout.strip())
+    assert "writes 10 connections 2" in proc.stdout, (proc.stdout, proc.stderr[-2000:])
