@@ -484,3 +484,41 @@ def test_idle_connections_are_reused_in_a_process_with_more_than_1024_open_files
     if proc.stdout.startswith("skip:"):
         pytest.skip(proc.stdout.strip())
     assert "writes 10 connections 2" in proc.stdout, (proc.stdout, proc.stderr[-2000:])
+
+
+# -- fork --------------------------------------------------------------------------------------------
+
+FORKED = """
+import gc, os
+from tensorlake_sandbox import sandbox_client, write_stdin
+from tests.servers.fault import FaultServer
+
+server = FaultServer().start()
+client = sandbox_client(base_url=server.base_url, api_key="k")
+assert write_stdin(client, 1, b"a") == 1  # one idle connection, the parent's
+pid = os.fork()
+if pid == 0:
+    written = write_stdin(client, 1, b"b")  # a connection of its own
+    client.close()
+    gc.collect()
+    os._exit(0 if written == 1 else 3)
+_, status = os.waitpid(pid, 0)
+assert write_stdin(client, 1, b"c") == 1  # the parent's idle connection, still fine
+client.close()
+print("child", os.waitstatus_to_exitcode(status), "connections", server.connections_accepted,
+      "accepted", bytes(server.accepted), flush=True)
+"""
+
+
+def test_a_forked_child_closes_its_copies_of_the_parents_idle_sockets_and_never_uses_them():
+    """The child writes on a connection of its own and closes its copies of the parent's idle
+    sockets (no ResourceWarning); the parent goes on with its idle connection."""
+    proc = subprocess.run(
+        [sys.executable, "-X", "dev", "-W", "error::ResourceWarning", "-c", FORKED],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    assert "child 0 connections 2 accepted b'abc'" in proc.stdout, (proc.stdout, proc.stderr[-2000:])
+    assert "ResourceWarning" not in proc.stderr, proc.stderr[-2000:]

@@ -211,7 +211,10 @@ class AsyncTransport(httpx.AsyncBaseTransport):
         while True:
             with self._lock:
                 if self._pid != os.getpid():  # forked: the parent's sockets are not ours
-                    self._pid, self._idle = os.getpid(), {}
+                    self._pid, parents, self._idle = os.getpid(), self._idle, {}
+                    for held in parents.values():
+                        for _, gone in held:
+                            gone.close()  # this process's copy only: the parent's connection lives on
                 if not self._idle.get(key):
                     return None
                 since, conn = self._idle[key].pop()
