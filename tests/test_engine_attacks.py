@@ -522,3 +522,28 @@ def test_a_forked_child_closes_its_copies_of_the_parents_idle_sockets_and_never_
     )
     assert "child 0 connections 2 accepted b'abc'" in proc.stdout, (proc.stdout, proc.stderr[-2000:])
     assert "ResourceWarning" not in proc.stderr, proc.stderr[-2000:]
+
+
+def test_a_request_body_that_fails_mid_way_fails_the_call_at_once(raw_server):
+    """A body whose source fails (an I/O error reading a file) ends the call at once, saying it
+    may have been sent; the engine does not wait out the read timeout for an early answer that
+    only a server that closed the connection could have sent."""
+
+    def drain(conn: socket.socket) -> None:
+        while conn.recv(65536):
+            pass
+
+    server = raw_server(drain)
+    client = close_after_test(sandbox_client(base_url=server.url, api_key="k", timeout=5))
+
+    def body() -> Iterator[bytes]:
+        yield os.urandom(1 << 20)
+        raise OSError(5, "Input/output error")
+
+    started = time.monotonic()
+    with pytest.raises(SandboxConnectionError) as info:
+        client.get_httpx_client().post(
+            f"/api/v1/processes/{PID}/stdin", content=body(), headers={"Content-Length": str(2 << 20)}
+        )
+    assert time.monotonic() - started < 2.5
+    assert info.value.may_have_been_sent and "Input/output error" in str(info.value)

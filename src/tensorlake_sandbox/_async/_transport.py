@@ -72,6 +72,7 @@ class _AsyncConn:
         self.tls: ssl.SSLObject | None = None
         self._in, self._out = ssl.MemoryBIO(), ssl.MemoryBIO()
         self._sending = AsyncLock()  # a websocket's pings and its input: one send at a time
+        self.cut: OSError | None = None  # why a write failed
         self._openssl = threading.Lock()  # one thread at a time in the TLS object and its buffers
 
     @classmethod
@@ -146,11 +147,15 @@ class _AsyncConn:
             await _io.asendall(self.sock, data)
 
     async def write(self, data: bytes | bytearray, timeout: float | None) -> None:
-        async with _io.atimed(self.sock, timeout):
-            if self.tls is None:
-                await self._asend(data)
-            else:
-                await self._atls(lambda: self.tls.write(data))
+        try:
+            async with _io.atimed(self.sock, timeout):
+                if self.tls is None:
+                    await self._asend(data)
+                else:
+                    await self._atls(lambda: self.tls.write(data))
+        except OSError as exc:
+            self.cut = exc  # the socket failed (not the body being sent): an answer may be waiting
+            raise
 
     async def recv(self, max_bytes: int, timeout: float | None = None) -> bytes:
         async with _io.atimed(self.sock, timeout):
@@ -255,7 +260,7 @@ class AsyncTransport(httpx.AsyncBaseTransport):
                             held += piece
                 await conn.write(held + (conn.h11.send(h11.EndOfMessage()) or b""), timeout)
             except OSError as exc:
-                if isinstance(exc, TimeoutError):
+                if isinstance(exc, TimeoutError) or exc is not conn.cut:
                     raise
                 cut = exc
             phase, timeout = "read", timeouts.get("read")

@@ -73,6 +73,7 @@ class _Conn:
         self.tls: ssl.SSLObject | None = None
         self._in, self._out = ssl.MemoryBIO(), ssl.MemoryBIO()
         self._sending = Lock()  # a websocket's pings and its input: one send at a time
+        self.cut: OSError | None = None  # why a write failed
         self._openssl = threading.Lock()  # one thread at a time in the TLS object and its buffers
 
     @classmethod
@@ -147,11 +148,15 @@ class _Conn:
             _io.sendall(self.sock, data)
 
     def write(self, data: bytes | bytearray, timeout: float | None) -> None:
-        with _io.timed(self.sock, timeout):
-            if self.tls is None:
-                self._send(data)
-            else:
-                self._tls(lambda: self.tls.write(data))
+        try:
+            with _io.timed(self.sock, timeout):
+                if self.tls is None:
+                    self._send(data)
+                else:
+                    self._tls(lambda: self.tls.write(data))
+        except OSError as exc:
+            self.cut = exc  # the socket failed (not the body being sent): an answer may be waiting
+            raise
 
     def recv(self, max_bytes: int, timeout: float | None = None) -> bytes:
         with _io.timed(self.sock, timeout):
@@ -254,7 +259,7 @@ class Transport(httpx.BaseTransport):
                             held += piece
                 conn.write(held + (conn.h11.send(h11.EndOfMessage()) or b""), timeout)
             except OSError as exc:
-                if isinstance(exc, TimeoutError):
+                if isinstance(exc, TimeoutError) or exc is not conn.cut:
                     raise
                 cut = exc
             phase, timeout = "read", timeouts.get("read")
