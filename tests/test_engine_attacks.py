@@ -547,3 +547,28 @@ def test_a_request_body_that_fails_mid_way_fails_the_call_at_once(raw_server):
         )
     assert time.monotonic() - started < 2.5
     assert info.value.may_have_been_sent and "Input/output error" in str(info.value)
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_certificate_for_another_host_is_refused_before_anything_is_sent(tls_server, mode):
+    """The server's certificate names 127.0.0.1 only, from a trusted CA: reached as localhost,
+    the handshake fails, nothing of the request leaves, and the server reads no request."""
+    requests: list[bytes] = []
+    server = tls_server(lambda conn: requests.append(read_request(conn)))
+    url = server.url.replace("127.0.0.1", "localhost")
+    client = close_after_test(sandbox_client(base_url=url, api_key="k", timeout=10))
+
+    async def awrite() -> int:
+        try:
+            return await awrite_stdin(client, PID, b"x", retry=RetryPolicy(attempts=1))
+        finally:
+            await client.aclose()
+
+    with pytest.raises(SandboxConnectionError) as info:
+        if mode == "sync":
+            write_stdin(client, PID, b"x", retry=RetryPolicy(attempts=1))
+        else:
+            asyncio.run(awrite())
+    assert info.value.may_have_been_sent is False
+    assert isinstance(info.value.__cause__, httpx.ConnectError)
+    assert "CERTIFICATE_VERIFY_FAILED" in str(info.value) and requests == []
