@@ -203,8 +203,8 @@ MUTANTS = [
         "engine-smuggled-response-trusted",
         "bytes after a complete response are left for the next request's answer",
         (
-            (ASYNC, "        if conn.h11.trailing_data[0]:\n", "        if False:\n"),
-            (SYNC, "        if conn.h11.trailing_data[0]:\n", "        if False:\n"),
+            (ASYNC, "        if conn.h11.trailing_data[0] or late:\n", "        if False:\n"),
+            (SYNC, "        if conn.h11.trailing_data[0] or late:\n", "        if False:\n"),
         ),
         ENGINE_TESTS,
     ),

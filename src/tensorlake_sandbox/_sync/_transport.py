@@ -54,7 +54,8 @@ def fail(exc: BaseException, phase: str, request: httpx.Request) -> NoReturn:
     elif isinstance(exc, OSError):  # ssl.SSLError, ConnectionError, gaierror
         mapped = error_cls(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
     elif isinstance(exc, h11.ProtocolError):  # a malformed answer, or a close before its end
-        mapped = protocol_cls(f"the server broke the HTTP exchange: {exc}")
+        who = "the request's body" if isinstance(exc, h11.LocalProtocolError) else "the server"
+        mapped = protocol_cls(f"{who} broke the HTTP exchange: {exc}")  # (a body not its length)
     else:
         raise exc
     mapped.request = request
@@ -72,6 +73,8 @@ class _Conn:
         self.tls: ssl.SSLObject | None = None
         self._in, self._out = ssl.MemoryBIO(), ssl.MemoryBIO()
         self._sending = Lock()  # a websocket's pings and its input: one send at a time
+        self.cut: OSError | None = None  # why a write failed
+        self._openssl = threading.Lock()  # one thread at a time in the TLS object and its buffers
 
     @classmethod
     def open(
@@ -108,34 +111,52 @@ class _Conn:
         self.h11 = h11.Connection(h11.CLIENT)
 
     def _tls(self, step: Any) -> Any:
-        """Run one TLS step, moving its records to and from the socket until it is done."""
+        """Run one TLS step, moving its records to and from the socket until it is done.
+
+        A websocket is read and written at once (threads, on a sync client): OpenSSL and its
+        buffers are used under `_openssl` only (never held while waiting), and each step sends the
+        records it made itself (records a writer's step made are sent by it, in order)."""
         while True:
-            try:
-                result = step()
-            except ssl.SSLWantReadError:
-                pass
-            else:
-                if self._out.pending:
-                    self._send(self._out.read())
+            with self._openssl:
+                before = self._out.pending
+                try:
+                    result, done = step(), True
+                except ssl.SSLWantReadError:
+                    result, done = None, False
+                made = self._out.pending > before
+            if made:
+                self._flush()
+            if done:
                 return result
-            if self._out.pending:
-                self._send(self._out.read())
             data = _io.recv(self.sock, READ)
+            with self._openssl:
+                if data:
+                    self._in.write(data)
+                else:
+                    self._in.write_eof()
+
+    def _flush(self) -> None:
+        """Send the TLS records made so far, taken in the order they were made."""
+        with self._sending:
+            with self._openssl:
+                data = self._out.read()
             if data:
-                self._in.write(data)
-            else:
-                self._in.write_eof()
+                _io.sendall(self.sock, data)
 
     def _send(self, data: bytes | bytearray) -> None:
         with self._sending:
             _io.sendall(self.sock, data)
 
     def write(self, data: bytes | bytearray, timeout: float | None) -> None:
-        with _io.timed(self.sock, timeout):
-            if self.tls is None:
-                self._send(data)
-            else:
-                self._tls(lambda: self.tls.write(data))
+        try:
+            with _io.timed(self.sock, timeout):
+                if self.tls is None:
+                    self._send(data)
+                else:
+                    self._tls(lambda: self.tls.write(data))
+        except OSError as exc:
+            self.cut = exc  # the socket failed (not the body being sent): an answer may be waiting
+            raise
 
     def recv(self, max_bytes: int, timeout: float | None = None) -> bytes:
         with _io.timed(self.sock, timeout):
@@ -150,9 +171,25 @@ class _Conn:
     def stale(self) -> bool:
         """Anything to read while idle (a close, or bytes nobody asked for): not reusable."""
         try:
-            return bool(select.select([self.sock], [], [], 0)[0] or (self.tls and self.tls.pending()))
+            if hasattr(select, "poll"):  # select() refuses a descriptor above 1023: all would be stale
+                poller = select.poll()
+                poller.register(self.sock, select.POLLIN)
+                readable = bool(poller.poll(0))
+            else:
+                readable = bool(select.select([self.sock], [], [], 0)[0])
+            return readable or bool(self.tls and self.tls.pending())
         except (OSError, ValueError):
             return True
+
+    def late_records(self) -> bytes | None:
+        """TLS records received after a complete answer (in the same read): None for none; their
+        bytes, b"" for records that carry none (a close_notify, a ticket, part of a record)."""
+        if self.tls is None or not self._in.pending:
+            return None
+        try:
+            return self.tls.read(READ)
+        except ssl.SSLError:
+            return b""
 
     def close(self) -> None:
         self.sock.close()
@@ -180,7 +217,10 @@ class Transport(httpx.BaseTransport):
         while True:
             with self._lock:
                 if self._pid != os.getpid():  # forked: the parent's sockets are not ours
-                    self._pid, self._idle = os.getpid(), {}
+                    self._pid, parents, self._idle = os.getpid(), self._idle, {}
+                    for held in parents.values():
+                        for _, gone in held:
+                            gone.close()  # this process's copy only: the parent's connection lives on
                 if not self._idle.get(key):
                     return None
                 since, conn = self._idle[key].pop()
@@ -202,24 +242,38 @@ class Transport(httpx.BaseTransport):
                 raise httpx.LocalProtocolError(str(exc)) from exc
             conn = self._take(key) or _Conn.open(key, self._proxy, self._ssl, timeouts.get("connect"))
             phase, timeout = "write", timeouts.get("write")
-            held = bytearray(conn.h11.send(head) or b"")  # small pieces joined: one write
-            for chunk in request.stream:  # type: ignore[union-attr]
-                for piece in conn.h11.send_with_data_passthrough(h11.Data(data=chunk)) or ():
-                    if len(piece) >= READ:  # a large piece goes alone: never copied
-                        if held:
-                            conn.write(held, timeout)
-                        conn.write(piece, timeout)
-                        held = bytearray()
-                    elif len(held) + len(piece) >= READ:
-                        conn.write(held + piece, timeout)
-                        held = bytearray()
-                    else:
-                        held += piece
-            conn.write(held + (conn.h11.send(h11.EndOfMessage()) or b""), timeout)
+            cut: OSError | None = None  # the server closed while the request was sent
+            try:
+                held = bytearray(conn.h11.send(head) or b"")  # small pieces joined: one write
+                for chunk in request.stream:  # type: ignore[union-attr]
+                    for piece in conn.h11.send_with_data_passthrough(h11.Data(data=chunk)) or ():
+                        if len(piece) >= READ:  # a large piece goes alone: never copied
+                            if held:
+                                conn.write(held, timeout)
+                            conn.write(piece, timeout)
+                            held = bytearray()
+                        elif len(held) + len(piece) >= READ:
+                            conn.write(held + piece, timeout)
+                            held = bytearray()
+                        else:
+                            held += piece
+                conn.write(held + (conn.h11.send(h11.EndOfMessage()) or b""), timeout)
+            except OSError as exc:
+                if isinstance(exc, TimeoutError) or exc is not conn.cut:
+                    raise
+                cut = exc
             phase, timeout = "read", timeouts.get("read")
-            event = _next_event(conn, timeout)
-            while isinstance(event, h11.InformationalResponse) and event.status_code != 101:
+            try:
                 event = _next_event(conn, timeout)
+                while isinstance(event, h11.InformationalResponse) and event.status_code != 101:
+                    event = _next_event(conn, timeout)
+            except (OSError, h11.ProtocolError):
+                if cut is None:
+                    raise
+                event = None
+            if cut is not None and not (isinstance(event, h11.Response) and event.status_code >= 400):
+                phase = "write"  # only an error answered early (a 413 before the body was read) counts
+                raise cut
             if not isinstance(event, (h11.Response, h11.InformationalResponse)):
                 raise httpx.RemoteProtocolError("the server closed the connection without an answer")
             extensions: dict[str, Any] = {"http_version": b"HTTP/1.1", "reason_phrase": event.reason}
@@ -243,10 +297,11 @@ class Transport(httpx.BaseTransport):
 
     def release(self, conn: _Conn, key: Origin) -> None:
         """Back to the pool, unless bytes follow the complete answer (raised) or it cannot be reused."""
-        if conn.h11.trailing_data[0]:
+        late = conn.late_records()  # over TLS, a smuggled answer may sit in a record of its own
+        if conn.h11.trailing_data[0] or late:
             raise httpx.RemoteProtocolError("bytes after a complete answer: the connection was out of step")
         most = self._limits.max_keepalive_connections
-        done = conn.h11.our_state is h11.DONE and conn.h11.their_state is h11.DONE
+        done = conn.h11.our_state is h11.DONE and conn.h11.their_state is h11.DONE and late is None
         with self._lock:
             held = self._idle.setdefault(key, [])
             if done and self._pid == os.getpid() and (most is None or len(held) < most):
