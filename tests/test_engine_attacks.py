@@ -399,22 +399,7 @@ def trickle_a_tunnel(conn: socket.socket) -> None:
         threading.Event().wait(0.05)  # the trickle itself, not a synchronisation
 
 
-@pytest.mark.parametrize(
-    "mode",
-    [
-        pytest.param(
-            "sync",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="the sync connect timeout bounds each socket call of the open (connect, the "
-                "proxy's answer, each TLS read), not the whole open as the async one does: a proxy "
-                "or TLS server that trickles holds a sync call far past it (httpx's sync transport "
-                "behaves the same; a fix needs a deadline in _io's sync calls)",
-            ),
-        ),
-        "async",
-    ],
-)
+@pytest.mark.parametrize("mode", ["sync", "async"])
 def test_a_proxy_that_trickles_its_answer_is_bounded_by_the_connect_timeout(raw_server, monkeypatch, mode):
     proxy = raw_server(trickle_a_tunnel)
     for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"):

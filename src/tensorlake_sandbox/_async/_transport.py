@@ -80,7 +80,7 @@ class _AsyncConn:
         cls, key: Origin, proxy: httpx.URL | None, context: ssl.SSLContext, timeout: float | None
     ) -> _AsyncConn:
         scheme, host, port = key
-        async with _io.atimed(None, timeout):
+        async with _io.atimed(timeout):
             where = (proxy.raw_host.decode("ascii"), proxy.port or 80) if proxy else (host, port)
             conn = cls(await _io.aopen_tcp(*where, timeout))
             try:
@@ -148,7 +148,7 @@ class _AsyncConn:
 
     async def write(self, data: bytes | bytearray, timeout: float | None) -> None:
         try:
-            async with _io.atimed(self.sock, timeout):
+            async with _io.atimed(timeout):
                 if self.tls is None:
                     await self._asend(data)
                 else:
@@ -158,7 +158,7 @@ class _AsyncConn:
             raise
 
     async def recv(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        async with _io.atimed(self.sock, timeout):
+        async with _io.atimed(timeout):
             if self.tls is None:
                 return await _io.arecv(self.sock, max_bytes)
             try:

@@ -81,7 +81,7 @@ class _Conn:
         cls, key: Origin, proxy: httpx.URL | None, context: ssl.SSLContext, timeout: float | None
     ) -> _Conn:
         scheme, host, port = key
-        with _io.timed(None, timeout):
+        with _io.timed(timeout):
             where = (proxy.raw_host.decode("ascii"), proxy.port or 80) if proxy else (host, port)
             conn = cls(_io.open_tcp(*where, timeout))
             try:
@@ -149,7 +149,7 @@ class _Conn:
 
     def write(self, data: bytes | bytearray, timeout: float | None) -> None:
         try:
-            with _io.timed(self.sock, timeout):
+            with _io.timed(timeout):
                 if self.tls is None:
                     self._send(data)
                 else:
@@ -159,7 +159,7 @@ class _Conn:
             raise
 
     def recv(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        with _io.timed(self.sock, timeout):
+        with _io.timed(timeout):
             if self.tls is None:
                 return _io.recv(self.sock, max_bytes)
             try:

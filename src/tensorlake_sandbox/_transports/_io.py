@@ -9,7 +9,8 @@ import asyncio
 import contextlib
 import contextvars
 import socket
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 
 # Told the status of each answer of the current call (a stdin write counts its bytes here, the
 # moment the sandbox confirms them: nothing that follows can lose the count).
@@ -48,6 +49,7 @@ async def arecv(sock: socket.socket, max_bytes: int) -> bytes:
 
 
 def recv(sock: socket.socket, max_bytes: int) -> bytes:
+    _left(sock)
     return sock.recv(max_bytes)
 
 
@@ -56,14 +58,32 @@ async def asendall(sock: socket.socket, data: bytes | bytearray) -> None:
 
 
 def sendall(sock: socket.socket, data: bytes | bytearray) -> None:
+    _left(sock)
     sock.sendall(data)
 
 
-def atimed(sock: socket.socket | None, timeout: float | None) -> asyncio.Timeout:
+def atimed(timeout: float | None) -> asyncio.Timeout:
     return asyncio.timeout(timeout)
 
 
-def timed(sock: socket.socket | None, timeout: float | None) -> contextlib.nullcontext[None]:
-    if sock is not None:  # None: the open, whose calls keep create_connection's timeout
-        sock.settimeout(timeout)
-    return contextlib.nullcontext()
+# Sync: the end of the innermost `timed` block; each socket call gets the time left until it.
+_deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar("tensorlake_deadline", default=None)
+
+
+@contextlib.contextmanager
+def timed(timeout: float | None) -> Iterator[None]:
+    outer = _deadline.get()
+    end = None if timeout is None else time.monotonic() + timeout
+    token = _deadline.set(end if outer is None else outer if end is None else min(outer, end))
+    try:
+        yield
+    finally:
+        _deadline.reset(token)
+
+
+def _left(sock: socket.socket) -> None:
+    end = _deadline.get()
+    left = None if end is None else end - time.monotonic()
+    if left is not None and left <= 0:
+        raise TimeoutError("timed out")
+    sock.settimeout(left)
