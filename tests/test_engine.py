@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import socket
 import ssl
 import subprocess
@@ -40,6 +39,7 @@ from tensorlake_sandbox._async._transport import AsyncTransport
 from tensorlake_sandbox._sync._terminal import open_terminal
 from tensorlake_sandbox._sync._transport import Transport
 from tests.closing import close_after_test
+from tests.servers.certs import certificates
 from tests.servers.fault import OK, Slow, Smuggled
 
 PID = 7
@@ -200,29 +200,10 @@ def test_a_connection_reset_while_the_body_is_sent_may_have_been_sent():
     assert [e.may_have_been_sent for e in errors] == [True, True]  # type: ignore[attr-defined]
 
 
-def _certificates(where: Path) -> tuple[Path, Path, Path]:
-    """A CA (its PEM) and a server certificate and key for 127.0.0.1, signed by it (openssl CLI)."""
-    if shutil.which("openssl") is None:
-        pytest.skip("the openssl command is not installed")
-
-    def openssl(*args: str) -> None:
-        subprocess.run(["openssl", *args], cwd=where, check=True, capture_output=True)
-
-    key = ("-newkey", "rsa:2048", "-nodes")
-    openssl("req", "-x509", *key, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=test CA")
-    openssl("req", *key, "-keyout", "srv.key", "-out", "srv.csr", "-subj", "/CN=127.0.0.1")
-    (where / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
-    openssl(
-        *("x509", "-req", "-in", "srv.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial"),
-        *("-out", "srv.pem", "-days", "2", "-extfile", "san.ext"),
-    )
-    return where / "ca.pem", where / "srv.pem", where / "srv.key"
-
-
 def test_one_trust_store_whatever_the_size_of_the_request(tmp_path, monkeypatch, make_server):
     """A CA named by SSL_CERT_FILE is trusted for a 16 B write and a 3 MiB one, sync and async;
     without it, neither is sent."""
-    ca, cert, key = _certificates(tmp_path)
+    ca, cert, key = certificates(tmp_path)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
     server = make_server(ssl_context=context)

@@ -259,9 +259,9 @@ def test_a_tls_connection_read_and_written_by_two_threads_at_once_stays_intact(t
     """A sync terminal's websocket is read by httpx-ws's thread while another thread writes; over
     TLS both go through one `ssl.SSLObject` and its memory buffers. Every record of 64 KiB pastes
     arrives intact and in order (no "bad record mac", no heap corruption killing the interpreter)."""
-    from tests.test_engine import _certificates
+    from tests.servers.certs import certificates
 
-    ca, cert, key = _certificates(tmp_path)
+    ca, cert, key = certificates(tmp_path)
     proc = subprocess.run(
         [sys.executable, "-c", TWO_THREADS, str(ca), str(cert), str(key)],
         capture_output=True,
@@ -279,9 +279,9 @@ def test_a_tls_connection_read_and_written_by_two_threads_at_once_stays_intact(t
 @pytest.fixture
 def tls_server(tmp_path, monkeypatch, raw_server) -> Callable[[Handler], RawServer]:
     """``raw_server`` with TLS (a certificate for 127.0.0.1 from a CA that SSL_CERT_FILE names)."""
-    from tests.test_engine import _certificates
+    from tests.servers.certs import certificates
 
-    ca, cert, key = _certificates(tmp_path)
+    ca, cert, key = certificates(tmp_path)
     monkeypatch.setenv("SSL_CERT_FILE", str(ca))
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)

@@ -32,10 +32,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import socket
 import ssl
-import subprocess
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -64,6 +62,7 @@ from tensorlake_sandbox import (
 from tensorlake_sandbox.local import create_app
 from tensorlake_sandbox.local._runner import ServerThread, bind
 from tests.closing import close_after_test, close_all
+from tests.servers.certs import certificates
 from tests.servers.proxy import ConnectProxy
 
 NAME = "sandbox.test"
@@ -76,25 +75,6 @@ FAST = RetryPolicy(attempts=2, base_delay=0.01, max_delay=0.02)
 pytestmark = pytest.mark.timeout(60)
 
 
-def _certificates(where: Path) -> tuple[Path, Path, Path]:
-    """A CA (its PEM) and a server certificate and key for ``sandbox.test``, signed by it (openssl CLI)."""
-    if shutil.which("openssl") is None:
-        pytest.skip("the openssl command is not installed")
-
-    def openssl(*args: str) -> None:
-        subprocess.run(["openssl", *args], cwd=where, check=True, capture_output=True)
-
-    key = ("-newkey", "rsa:2048", "-nodes")
-    openssl("req", "-x509", *key, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=test CA")
-    openssl("req", *key, "-keyout", "srv.key", "-out", "srv.csr", "-subj", f"/CN={NAME}")
-    (where / "san.ext").write_text(f"subjectAltName=DNS:{NAME}\n")
-    openssl(
-        *("x509", "-req", "-in", "srv.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial"),
-        *("-out", "srv.pem", "-days", "2", "-extfile", "san.ext"),
-    )
-    return where / "ca.pem", where / "srv.pem", where / "srv.key"
-
-
 Headers = list[tuple[str, str]]
 
 
@@ -105,7 +85,7 @@ class TLSSandbox:
     """
 
     def __init__(self, where: Path) -> None:
-        self.ca, cert, key = _certificates(where)
+        self.ca, cert, key = certificates(where, f"DNS:{NAME}")
         self.app = create_app(token=KEY, allowed_hosts=frozenset({NAME}), stop_grace=0.5, pty_kill_grace=0.2)
         self.requests: list[tuple[str, Headers]] = []
         self.websockets: list[str] = []  # the paths of the websockets among them
