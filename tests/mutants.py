@@ -281,6 +281,78 @@ MUTANTS = [
         ),
         ("tests/test_proxy.py",),
     ),
+    Mutant(
+        "tls-records-unlocked",
+        "two threads on one TLS connection (a sync terminal) use OpenSSL at once",
+        (
+            (
+                ASYNC,
+                "        self._openssl = threading.Lock()",
+                "        self._openssl = __import__('contextlib').nullcontext()",
+            ),
+            (
+                SYNC,
+                "        self._openssl = threading.Lock()",
+                "        self._openssl = __import__('contextlib').nullcontext()",
+            ),
+        ),
+        ("tests/test_engine_attacks.py", "-k", "two_threads"),
+    ),
+    Mutant(
+        "tls-late-records-ignored",
+        "a smuggled answer in a TLS record of its own is left for the next request",
+        (
+            (ASYNC, "        late = conn.late_records()", "        late = None"),
+            (SYNC, "        late = conn.late_records()", "        late = None"),
+        ),
+        ("tests/test_engine_attacks.py", "-k", "tls"),
+    ),
+    Mutant(
+        "early-error-answer-lost",
+        "an error answered before the body was read is lost to the failed write",
+        (
+            (
+                ASYNC,
+                "            if cut is not None and not (isinstance(event, h11.Response)",
+                "            if cut is not None and (True or isinstance(event, h11.Response)",
+            ),
+            (
+                SYNC,
+                "            if cut is not None and not (isinstance(event, h11.Response)",
+                "            if cut is not None and (True or isinstance(event, h11.Response)",
+            ),
+        ),
+        ("tests/test_engine_attacks.py", "-k", "before_the_body"),
+    ),
+    Mutant(
+        "forked-child-reuses-parent-sockets",
+        "a forked child takes the parent's idle connections",
+        (
+            (
+                ASYNC,
+                "                if self._pid != os.getpid():  # forked: the parent's sockets are not ours",
+                "                if False:  # forked: the parent's sockets are not ours",
+            ),
+            (
+                SYNC,
+                "                if self._pid != os.getpid():  # forked: the parent's sockets are not ours",
+                "                if False:  # forked: the parent's sockets are not ours",
+            ),
+        ),
+        ("tests/test_engine_attacks.py", "-k", "forked"),
+    ),
+    Mutant(
+        "sync-timeout-per-call",
+        "a sync timeout bounds each socket call, not its whole block",
+        (
+            (
+                SRC,
+                "    token = _deadline.set(end if outer is None else outer if end is None else ",
+                "    token = _deadline.set(end if True else outer if end is None else ",
+            ),
+        ),
+        ("tests/test_engine_attacks.py", "-k", "trickles"),
+    ),
     # -- the local sandbox's Host check and loopback bind -------------------------------------
     Mutant(
         "host-check-off",
