@@ -427,6 +427,27 @@ def test_a_proxy_that_trickles_its_answer_is_bounded_by_the_connect_timeout(raw_
     assert info.value.may_have_been_sent is False
 
 
+def test_a_proxy_that_writes_into_the_tunnel_before_tls_is_refused_and_nothing_is_sent(
+    raw_server, monkeypatch
+):
+    """Bytes after the proxy's 200 and before our TLS hello are the proxy's own, not the sandbox's:
+    the tunnel is refused with a message that says so (not "refused: 200"), and nothing was sent."""
+
+    def chatty(conn: socket.socket) -> None:
+        read_head(conn)
+        conn.sendall(b"HTTP/1.1 200 Connection established\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n")
+
+    proxy = raw_server(chatty)
+    for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTPS_PROXY", proxy.url)
+    client = close_after_test(sandbox_client(base_url="https://sandbox.invalid", api_key="k", timeout=5))
+    with pytest.raises(SandboxConnectionError) as info:
+        write_stdin(client, PID, b"x", retry=RetryPolicy(attempts=1))
+    assert info.value.may_have_been_sent is False
+    assert "the proxy sent bytes of its own into the tunnel" in str(info.value), str(info.value)
+
+
 # -- a process with many open files ---------------------------------------------------------------
 
 MANY_FILES = """

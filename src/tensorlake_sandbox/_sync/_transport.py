@@ -105,9 +105,11 @@ class _Conn:
         self.write((ask or b"") + (self.h11.send(h11.EndOfMessage()) or b""), timeout)
         answer = _next_event(self, timeout)
         status, reason = getattr(answer, "status_code", 0), getattr(answer, "reason", b"no answer")
-        if status // 100 != 2 or self.h11.trailing_data[0]:
+        if status // 100 != 2:
             said = f"{status or ''} {reason.decode('latin-1')}".strip()
             raise httpx.ConnectError(f"the proxy refused a tunnel to {target}: {said}")
+        if self.h11.trailing_data[0]:  # before our TLS hello: not the sandbox's
+            raise httpx.ConnectError(f"the proxy sent bytes of its own into the tunnel to {target}")
         self.h11 = h11.Connection(h11.CLIENT)
 
     def _tls(self, step: Any) -> Any:
