@@ -325,21 +325,13 @@ MUTANTS = [
         ("tests/test_engine_attacks.py", "-k", "before_the_body"),
     ),
     Mutant(
-        "forked-child-reuses-parent-sockets",
-        "a forked child takes the parent's idle connections",
+        "forked-child-keeps-the-parents-pool",
+        "a forked child keeps the parent's idle sockets and lock (reuses them, or deadlocks)",
         (
-            (
-                ASYNC,
-                "                if self._pid != os.getpid():  # forked: the parent's sockets are not ours",
-                "                if False:  # forked: the parent's sockets are not ours",
-            ),
-            (
-                SYNC,
-                "                if self._pid != os.getpid():  # forked: the parent's sockets are not ours",
-                "                if False:  # forked: the parent's sockets are not ours",
-            ),
+            (ASYNC, "after_in_child=lambda: [t.forked() for t in list(_TRANSPORTS)]", "after_in_child=list"),
+            (SYNC, "after_in_child=lambda: [t.forked() for t in list(_TRANSPORTS)]", "after_in_child=list"),
         ),
-        ("tests/test_engine_attacks.py", "-k", "forked"),
+        ("tests/test_engine_attacks.py", "-k", "fork"),
     ),
     Mutant(
         "sync-timeout-per-call",

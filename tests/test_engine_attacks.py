@@ -530,6 +530,47 @@ def test_a_forked_child_closes_its_copies_of_the_parents_idle_sockets_and_never_
     assert "ResourceWarning" not in proc.stderr, proc.stderr[-2000:]
 
 
+FORKED_WHILE_LOCKED = """
+import os, signal, threading, httpx
+from tensorlake_sandbox._sync._transport import Transport
+from tests.servers.fault import FaultServer
+
+server = FaultServer().start()
+transport = Transport(httpx.create_ssl_context(), httpx.Limits())
+held, release = threading.Event(), threading.Event()
+
+def hold():  # another thread inside the pool at the moment of the fork
+    with transport._lock:
+        held.set()
+        release.wait()
+
+threading.Thread(target=hold, daemon=True).start()
+held.wait()
+pid = os.fork()
+if pid == 0:
+    signal.alarm(10)  # a deadlocked child is killed, and says so by its exit status
+    with httpx.Client(transport=transport, timeout=5) as client:
+        status = client.post(server.base_url + "/api/v1/processes/1/stdin", content=b"x").status_code
+    os._exit(0 if status == 204 else 3)
+release.set()
+_, status = os.waitpid(pid, 0)
+print("child", os.waitstatus_to_exitcode(status), flush=True)
+"""
+
+
+def test_a_child_forked_while_another_thread_held_the_pool_does_not_deadlock():
+    """A lock held by a thread that does not exist in the child would never be released: the
+    child's transport starts with a fresh one."""
+    proc = subprocess.run(
+        [sys.executable, "-c", FORKED_WHILE_LOCKED],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    assert "child 0" in proc.stdout, (proc.stdout, proc.stderr[-2000:])
+
+
 def test_a_request_body_that_fails_mid_way_fails_the_call_at_once(raw_server):
     """A body whose source fails (an I/O error reading a file) ends the call at once, saying it
     may have been sent; the engine does not wait out the read timeout for an early answer that

@@ -18,6 +18,7 @@ import ssl
 import stat
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 from typing import Any, BinaryIO, NoReturn
 
@@ -204,25 +205,28 @@ def _next_event(conn: _Conn, timeout: float | None) -> Any:
     return event
 
 
+# Every transport of this process: in a forked child each starts again with a fresh lock (one that
+# another thread held at the fork would never be released) and none of the parent's connections.
+_TRANSPORTS: weakref.WeakSet[Any] = weakref.WeakSet()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=lambda: [t.forked() for t in list(_TRANSPORTS)])
+
+
 class Transport(httpx.BaseTransport):
     """HTTP/1.1 over h11; through ``proxy`` (an ``http://`` URL) by a CONNECT tunnel. Its idle
     connections are kept by origin, for one process (a forked child starts with none)."""
 
     def __init__(self, context: ssl.SSLContext, limits: httpx.Limits, proxy: httpx.URL | None = None):
         self._ssl, self._proxy, self._limits = context, proxy, limits
-        self._lock, self._pid = threading.Lock(), os.getpid()
+        self._lock = threading.Lock()
         self._idle: dict[Origin, list[tuple[float, Any]]] = {}
+        _TRANSPORTS.add(self)
 
     def _take(self, key: Origin) -> Any:
         """The newest idle connection to ``key`` fit for a request, or None; one idle too long, or
         with anything to read (a close, bytes nobody asked for), is closed."""
         while True:
             with self._lock:
-                if self._pid != os.getpid():  # forked: the parent's sockets are not ours
-                    self._pid, parents, self._idle = os.getpid(), self._idle, {}
-                    for held in parents.values():
-                        for _, gone in held:
-                            gone.close()  # this process's copy only: the parent's connection lives on
                 if not self._idle.get(key):
                     return None
                 since, conn = self._idle[key].pop()
@@ -306,7 +310,7 @@ class Transport(httpx.BaseTransport):
         done = conn.h11.our_state is h11.DONE and conn.h11.their_state is h11.DONE and late is None
         with self._lock:
             held = self._idle.setdefault(key, [])
-            if done and self._pid == os.getpid() and (most is None or len(held) < most):
+            if done and (most is None or len(held) < most):
                 conn.h11.start_next_cycle()
                 held.append((time.monotonic(), conn))
                 return
@@ -320,6 +324,12 @@ class Transport(httpx.BaseTransport):
                 conn.close()
 
     def close(self) -> None:
+        self._drop()
+
+    def forked(self) -> None:
+        """In a forked child: closes this process's copies of the parent's sockets (its connections
+        live on)."""
+        self._lock = threading.Lock()
         self._drop()
 
     # A client left by an earlier event loop is dropped, not closed: its idle sockets are closed
