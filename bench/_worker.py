@@ -57,7 +57,7 @@ def _pool_limits() -> Any:
     try:
         from tensorlake_sandbox._transports._factory import LIMITS
     except ImportError:
-        return httpx.Limits(max_connections=None, max_keepalive_connections=100, keepalive_expiry=5.0)
+        return httpx.Limits(max_connections=None, max_keepalive_connections=100, keepalive_expiry=4.0)
     return LIMITS
 
 

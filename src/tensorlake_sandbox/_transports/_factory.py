@@ -19,8 +19,9 @@ from .._async import _transport as _async
 from .._sync import _transport as _sync
 from .._urls import is_loopback_host
 
-# Keep every connection that concurrent calls open alive (32 writers: 32 connections, no churn).
-LIMITS = httpx.Limits(max_connections=None, max_keepalive_connections=100, keepalive_expiry=5.0)
+# Keep every connection that concurrent calls open alive (32 writers: 32 connections, no churn), for
+# less time than a server keeps it (the local sandbox: 5 s), so that a write never meets its close.
+LIMITS = httpx.Limits(max_connections=None, max_keepalive_connections=100, keepalive_expiry=4.0)
 
 
 @overload
