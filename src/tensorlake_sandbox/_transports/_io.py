@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import select
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -41,6 +42,7 @@ async def aopen_tcp(host: str, port: int, timeout: float | None) -> socket.socke
 def open_tcp(host: str, port: int, timeout: float | None) -> socket.socket:
     sock = socket.create_connection((host, port), timeout)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.settimeout(None)  # blocking: each call waits in `_wait` (a websocket's two threads share it)
     return sock
 
 
@@ -49,7 +51,7 @@ async def arecv(sock: socket.socket, max_bytes: int) -> bytes:
 
 
 def recv(sock: socket.socket, max_bytes: int) -> bytes:
-    _left(sock)
+    _wait(sock, select.POLLIN)
     return sock.recv(max_bytes)
 
 
@@ -58,15 +60,18 @@ async def asendall(sock: socket.socket, data: bytes | bytearray) -> None:
 
 
 def sendall(sock: socket.socket, data: bytes | bytearray) -> None:
-    _left(sock)
-    sock.sendall(data)
+    view = memoryview(data)
+    while view:
+        _wait(sock, select.POLLOUT)
+        view = view[sock.send(view) :]
 
 
 def atimed(timeout: float | None) -> asyncio.Timeout:
     return asyncio.timeout(timeout)
 
 
-# Sync: the end of the innermost `timed` block; each socket call gets the time left until it.
+# Sync: the end of the innermost `timed` block, in this thread; each socket call waits for what is
+# left of it (not `socket.settimeout`: a sync websocket's reader and writer threads share a socket).
 _deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar("tensorlake_deadline", default=None)
 
 
@@ -81,9 +86,11 @@ def timed(timeout: float | None) -> Iterator[None]:
         _deadline.reset(token)
 
 
-def _left(sock: socket.socket) -> None:
+def _wait(sock: socket.socket, event: int) -> None:
     end = _deadline.get()
-    left = None if end is None else end - time.monotonic()
-    if left is not None and left <= 0:
+    if end is None:
+        return
+    poller = select.poll()  # not select(): it refuses a descriptor above 1023
+    poller.register(sock, event)
+    if not poller.poll(max(0.0, end - time.monotonic()) * 1000):
         raise TimeoutError("timed out")
-    sock.settimeout(left)
