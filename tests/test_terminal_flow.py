@@ -29,7 +29,9 @@ from tensorlake_sandbox.local._runner import ServerThread, bind, make_config
 def quick_pings() -> Iterator[SandboxClient]:
     app = create_app(token="t")
     sock = bind("127.0.0.1", 0)
-    server = ServerThread(make_config(app, ws_ping_interval=0.3, ws_ping_timeout=0.3), sock)
+    # Pings every 0.3 s; a pong may take up to 1 s (a loaded machine schedules the client's reader
+    # late), far less than the pause below: a reader that stopped answering would be dropped.
+    server = ServerThread(make_config(app, ws_ping_interval=0.3, ws_ping_timeout=1.0), sock)
     server.start()
     client = sandbox_client(base_url=f"http://127.0.0.1:{sock.getsockname()[1]}", api_key="t")
     try:
@@ -48,7 +50,7 @@ def test_a_paused_reader_keeps_its_connection_and_loses_nothing(
     monkeypatch.setattr(_pty_session, "STALL_TIMEOUT", 0.5)
     script = "yes 0123456789 | head -c 12000000; echo; echo DONE; exit 7"
     with open_terminal(quick_pings, "sh", ["-c", script]) as term:
-        time.sleep(2.0)  # the pause under test (not a synchronisation): many ping rounds
+        time.sleep(3.0)  # the pause under test (not a synchronisation): many ping rounds
         output = b"".join(term)
         assert term.returncode == 7
     assert output.count(b"0123456789") == 12000000 // 11
