@@ -90,12 +90,12 @@ MUTANTS = [
     ),
     Mutant(
         "retry-raw-httpx-error-resent",
-        "the pure rule takes an httpx read/write failure for 'not sent'",
+        "the pure rule takes a read/write failure (raw httpx, or mapped) for 'not sent'",
         (
             (
                 RETRY,
-                "        return Outcome.UNKNOWN\n    return None\n",
-                "        return Outcome.NOT_SENT\n    return None\n",
+                "        return Outcome.UNKNOWN if error.may_have_been_sent else Outcome.NOT_SENT",
+                "        return Outcome.NOT_SENT",
             ),
         ),
         ("tests/test_stdin_inputs.py",),
