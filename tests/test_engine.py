@@ -25,6 +25,7 @@ import pytest
 from tensorlake_sandbox import (
     DeliveryUnknownError,
     RetryPolicy,
+    SandboxClient,
     SandboxConnectionError,
     SandboxTimeoutError,
     arun,
@@ -84,12 +85,9 @@ def test_no_connection_kind_sends_a_loopback_sandbox_to_the_proxy(local_sandbox,
     assert proxied_env.requests == []
 
 
-@pytest.mark.parametrize("mode", ["sync", "async"])
-def test_a_smuggled_response_closes_the_connection_and_the_write_is_delivery_unknown(make_server, mode):
-    server = make_server(plan=[OK, Smuggled()])
-    client = sandbox_client(base_url=server.base_url, api_key="k", timeout=10)
-    close_after_test(client)
-    data = os.urandom(3000)
+def out_of_step_then_next(client: SandboxClient, data: bytes, mode: str) -> tuple[DeliveryUnknownError, int]:
+    """Write ``data`` in 1000-byte requests (sync or async) where the second meets a connection out
+    of step: the DeliveryUnknownError, then what a next write of b"next" delivered."""
 
     async def awrites() -> tuple[DeliveryUnknownError, int]:
         try:
@@ -102,9 +100,18 @@ def test_a_smuggled_response_closes_the_connection_and_the_write_is_delivery_unk
     if mode == "sync":
         with pytest.raises(DeliveryUnknownError) as info:
             write_stdin(client, PID, data, chunk_size=1000, retry=FAST)
-        error, written = info.value, write_stdin(client, PID, b"next")
-    else:
-        error, written = asyncio.run(awrites())
+        return info.value, write_stdin(client, PID, b"next")
+    return asyncio.run(awrites())
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_smuggled_response_closes_the_connection_and_the_write_is_delivery_unknown(make_server, mode):
+    server = make_server(plan=[OK, Smuggled()])
+    client = sandbox_client(base_url=server.base_url, api_key="k", timeout=10)
+    close_after_test(client)
+    data = os.urandom(3000)
+
+    error, written = out_of_step_then_next(client, data, mode)
     assert (error.bytes_delivered, error.request_bytes) == (1000, 1000)
     cause = error.__cause__
     assert isinstance(cause, SandboxConnectionError) and cause.may_have_been_sent

@@ -24,7 +24,6 @@ import httpx
 import pytest
 
 from tensorlake_sandbox import (
-    DeliveryUnknownError,
     PayloadTooLargeError,
     RetryPolicy,
     SandboxConnectionError,
@@ -34,6 +33,7 @@ from tensorlake_sandbox import (
     write_stdin,
 )
 from tests.closing import close_after_test
+from tests.test_engine import out_of_step_then_next
 
 PID = 7
 FAST = RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.02)
@@ -330,20 +330,7 @@ def test_an_answer_smuggled_in_a_tls_record_of_its_own_closes_the_connection(tls
     client = close_after_test(sandbox_client(base_url=server.url, api_key="k", timeout=10))
     data = os.urandom(3000)
 
-    async def awrites() -> tuple[DeliveryUnknownError, int]:
-        try:
-            with pytest.raises(DeliveryUnknownError) as info:
-                await awrite_stdin(client, PID, data, chunk_size=1000, retry=FAST)
-            return info.value, await awrite_stdin(client, PID, b"next")
-        finally:
-            await client.aclose()
-
-    if mode == "sync":
-        with pytest.raises(DeliveryUnknownError) as info:
-            write_stdin(client, PID, data, chunk_size=1000, retry=FAST)
-        error, written = info.value, write_stdin(client, PID, b"next")
-    else:
-        error, written = asyncio.run(awrites())
+    error, written = out_of_step_then_next(client, data, mode)
     assert (error.bytes_delivered, error.request_bytes) == (1000, 1000)
     assert "out of step" in str(error.__cause__)
     assert written == 4
