@@ -177,7 +177,7 @@ def test_a_success_answered_before_the_body_was_read_is_no_delivery(raw_server):
 # -- a TLS connection read and written by two threads at once (a sync terminal's websocket) ------
 
 TWO_THREADS = """
-import socket, ssl, sys, threading
+import select, socket, ssl, sys, threading
 import httpx
 from tensorlake_sandbox._sync._transport import Transport
 from tensorlake_sandbox._transports._factory import LIMITS
@@ -193,32 +193,36 @@ def piece(i):
     return (b"%015d\\n" % i) * (SIZE // 16)
 
 def serve(raw):
+    # One thread drives the server's TLS object (reads, and output all along as a busy terminal
+    # sends it): OpenSSL must not be used by two threads at once on this side either.
     with server_context.wrap_socket(raw, server_side=True) as tls:
         head = b""
         while b"\\r\\n\\r\\n" not in head:
             head += tls.recv(4096)
         tls.sendall(b"HTTP/1.1 101 Switching Protocols\\r\\nupgrade: x\\r\\nconnection: upgrade\\r\\n\\r\\n")
-        done = threading.Event()
-
-        def flood():  # output all along, as a busy terminal sends it
-            try:
-                while not done.is_set():
-                    tls.sendall(b"o" * 256)
-            except OSError:
-                pass
-
-        threading.Thread(target=flood, daemon=True).start()
+        tls.setblocking(False)
         got = b""
         try:
             while len(got) < WRITES * SIZE:
-                more = tls.recv(65536)
-                if not more:
+                readable, writable, _ = select.select([tls], [tls], [], 10)
+                if not readable and not writable:
                     break
-                got += more
+                if readable or tls.pending():
+                    try:
+                        more = tls.recv(65536)
+                    except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                        more = None
+                    if more == b"":
+                        break
+                    got += more or b""
+                if writable:
+                    try:
+                        tls.send(b"o" * 256)
+                    except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                        pass
             results.append(got == b"".join(piece(i) for i in range(WRITES)) or "short")
-        except ssl.SSLError as exc:
+        except (ssl.SSLError, OSError) as exc:
             results.append(str(exc))
-        done.set()
 
 def accept():
     while True:
