@@ -48,6 +48,7 @@ class RawServer:
         self.port = self.listener.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
         self.connections = 0
+        self._stopping = False
         self._handler = handler
         self._threads: list[threading.Thread] = []
         self._accepting = threading.Thread(target=self._accept, daemon=True)
@@ -59,6 +60,9 @@ class RawServer:
                 conn, _ = self.listener.accept()
             except OSError:
                 return
+            if self._stopping:
+                conn.close()
+                return
             self.connections += 1
             thread = threading.Thread(target=self._serve, args=(conn,), daemon=True)
             self._threads.append(thread)
@@ -69,6 +73,9 @@ class RawServer:
             self._handler(conn)
 
     def stop(self) -> None:
+        self._stopping = True  # closing the listener does not wake accept(): a connection does
+        with contextlib.suppress(OSError):
+            socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
         self.listener.close()
         self._accepting.join(5)
         for thread in self._threads:
@@ -437,6 +444,44 @@ def test_a_proxy_that_writes_into_the_tunnel_before_tls_is_refused_and_nothing_i
         write_stdin(client, PID, b"x", retry=RetryPolicy(attempts=1))
     assert info.value.may_have_been_sent is False
     assert "the proxy sent bytes of its own into the tunnel" in str(info.value), str(info.value)
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_server_that_stops_reading_the_body_times_the_write_out(raw_server, mode):
+    """A body the server stops reading fills the socket buffers; the write timeout ends the call
+    (it may have been sent) instead of a send that blocks for ever."""
+    stop = threading.Event()
+
+    def deaf(conn: socket.socket) -> None:
+        read_head(conn)
+        stop.wait(30)  # holds the connection open and reads nothing more
+
+    server = raw_server(deaf)
+    client = close_after_test(
+        sandbox_client(base_url=server.url, api_key="k", timeout=httpx.Timeout(10, write=0.5))
+    )
+
+    big = bytes(64 << 20)  # more than loopback's socket buffers hold: the send itself must wait
+    path = f"/api/v1/processes/{PID}/stdin"
+
+    async def apost() -> None:
+        try:
+            await client.get_async_httpx_client().post(path, content=big)
+        finally:
+            await client.aclose()
+
+    started = time.monotonic()
+    try:
+        with pytest.raises(SandboxTimeoutError) as info:
+            if mode == "sync":
+                client.get_httpx_client().post(path, content=big)
+            else:
+                asyncio.run(apost())
+    finally:
+        stop.set()
+    assert time.monotonic() - started < 5
+    assert info.value.may_have_been_sent
+    assert isinstance(info.value.__cause__, httpx.WriteTimeout), repr(info.value.__cause__)
 
 
 # -- a process with many open files ---------------------------------------------------------------

@@ -63,7 +63,8 @@ def sendall(sock: socket.socket, data: bytes | bytearray) -> None:
     view = memoryview(data)
     while view:
         _wait(sock, select.POLLOUT)
-        view = view[sock.send(view) :]
+        with contextlib.suppress(BlockingIOError):  # never blocks past the deadline in send itself
+            view = view[sock.send(view, socket.MSG_DONTWAIT) :]
 
 
 def atimed(timeout: float | None) -> asyncio.Timeout:
@@ -88,9 +89,7 @@ def timed(timeout: float | None) -> Iterator[None]:
 
 def _wait(sock: socket.socket, event: int) -> None:
     end = _deadline.get()
-    if end is None:
-        return
     poller = select.poll()  # not select(): it refuses a descriptor above 1023
     poller.register(sock, event)
-    if not poller.poll(max(0.0, end - time.monotonic()) * 1000):
+    if not poller.poll(None if end is None else max(0.0, end - time.monotonic()) * 1000):
         raise TimeoutError("timed out")
