@@ -85,6 +85,25 @@ def test_no_connection_kind_sends_a_loopback_sandbox_to_the_proxy(local_sandbox,
     assert proxied_env.requests == []
 
 
+def test_a_loopback_sandbox_ignores_a_proxy_variable_the_engine_could_not_use(local_sandbox, monkeypatch):
+    """A loopback sandbox never goes through a proxy, so an environment proxy the engine refuses
+    (socks5://) must not stop the client from reaching it, sync or async."""
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    for name in PROXY_VARS:
+        monkeypatch.setenv(name, "socks5://127.0.0.1:1080")
+    client = close_after_test(sandbox_client(base_url=local_sandbox.base_url, api_key=local_sandbox.token))
+    assert run(client, ["echo", "sync"]).stdout == "sync\n"
+
+    async def main() -> str:
+        try:
+            return (await arun(client, ["echo", "async"])).stdout
+        finally:
+            await client.aclose()
+
+    assert asyncio.run(main()) == "async\n"
+
+
 def out_of_step_then_next(client: SandboxClient, data: bytes, mode: str) -> tuple[DeliveryUnknownError, int]:
     """Write ``data`` in 1000-byte requests (sync or async) where the second meets a connection out
     of step: the DeliveryUnknownError, then what a next write of b"next" delivered."""

@@ -51,9 +51,11 @@ def make_client(
     context = httpx.create_ssl_context(
         verify=opts.get("verify", True), cert=opts.get("cert"), trust_env=trust_env
     )
-    proxy = proxy_url(opts["proxy"]) if opts.get("proxy") else _env_proxy(base, trust_env)
+    proxy = None
+    if not is_loopback_host(base.host):  # a loopback sandbox never goes through, nor reads, a proxy
+        proxy = proxy_url(opts["proxy"]) if opts.get("proxy") else _env_proxy(base, trust_env)
     transport: Any = (_async.AsyncTransport if is_async else _sync.Transport)(
-        context, opts.get("limits", LIMITS), None if is_loopback_host(base.host) else proxy
+        context, opts.get("limits", LIMITS), proxy
     )
     user_hooks = kwargs.pop("event_hooks", None) or {}
     if websocket:
