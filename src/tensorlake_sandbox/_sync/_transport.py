@@ -174,13 +174,7 @@ class _Conn:
     def stale(self) -> bool:
         """Anything to read while idle (a close, or bytes nobody asked for): not reusable."""
         try:
-            if hasattr(select, "poll"):  # select() refuses a descriptor above 1023: all would be stale
-                poller = select.poll()
-                poller.register(self.sock, select.POLLIN)
-                readable = bool(poller.poll(0))
-            else:
-                readable = bool(select.select([self.sock], [], [], 0)[0])
-            return readable or bool(self.tls and self.tls.pending())
+            return _io.ready(self.sock, select.POLLIN, 0) or bool(self.tls and self.tls.pending())
         except (OSError, ValueError):
             return True
 

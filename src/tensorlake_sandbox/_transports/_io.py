@@ -89,7 +89,13 @@ def timed(timeout: float | None) -> Iterator[None]:
 
 def _wait(sock: socket.socket, event: int) -> None:
     end = _deadline.get()
-    poller = select.poll()  # not select(): it refuses a descriptor above 1023
-    poller.register(sock, event)
-    if not poller.poll(None if end is None else max(0.0, end - time.monotonic()) * 1000):
+    if not ready(sock, event, None if end is None else max(0.0, end - time.monotonic())):
         raise TimeoutError("timed out")
+
+
+def ready(sock: socket.socket, event: int, seconds: float | None) -> bool:
+    """Whether ``sock`` is ready for ``event`` (``select.POLLIN``, ``POLLOUT``) within ``seconds``
+    (None: as long as it takes). poll, not select(): select refuses a descriptor above 1023."""
+    poller = select.poll()
+    poller.register(sock, event)
+    return bool(poller.poll(None if seconds is None else seconds * 1000))
