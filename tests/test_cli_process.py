@@ -74,6 +74,30 @@ def test_run_output_is_live_and_ctrl_c_kills(local_sandbox, env, local_client):
     assert running(local_client, "echo first; sleep 30") == []
 
 
+@pytest.mark.parametrize("command", ["run", "exec"])
+@pytest.mark.parametrize("signum", [signal.SIGHUP, signal.SIGTERM])
+def test_a_closed_terminal_or_sigterm_kills_the_remote_process_too(
+    local_sandbox, env, local_client, command, signum
+):
+    """SIGHUP (the terminal closed) or SIGTERM stops run and exec as Ctrl-C does: the remote
+    command is killed, not left running unseen, and the exit status is the signal's."""
+    script = f"echo first; sleep 30 # {command} {int(signum)}"
+    with subprocess.Popen(
+        [CLI, command, local_sandbox.base_url, "--", "sh", "-c", script],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    ) as proc:
+        try:
+            assert proc.stdout is not None
+            assert proc.stdout.readline() == b"first\n"
+        finally:
+            proc.send_signal(signum)
+            assert proc.wait(30) == 128 + signum
+    assert running(local_client, script) == []
+
+
 def test_run_timeout_kills_and_exits_124(local_sandbox, env, local_client):
     started = time.monotonic()
     result = run(

@@ -23,6 +23,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args, extra = parser.parse_known_args(argv)
     if extra:
         parser.error(_unrecognized(args, argv, extra))
+    import signal
+    import threading
+
     from . import _commands, _exec, _process, _shell
     from ._run import run_guarded
 
@@ -38,7 +41,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         "exec": _shell.cmd_exec_tty if getattr(args, "tty", False) else _exec.cmd_exec,
         "shell": _shell.cmd_shell,
     }
-    return run_guarded(commands[args.command], args)
+    # SIGTERM and SIGHUP (a closed terminal) leave the command as an error would, so that what it
+    # holds is let go of (the remote process of `exec` and `run` is killed, as on Ctrl-C), then
+    # exit as the signal would have. `exec -t` and `shell` set their own (they detach instead).
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = {s: signal.signal(s, _stopped) for s in (signal.SIGTERM, signal.SIGHUP)} if main_thread else {}
+    try:
+        return run_guarded(commands[args.command], args)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _stopped(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 def _unrecognized(args: object, argv: list[str], extra: list[str]) -> str:
